@@ -1,0 +1,58 @@
+import AbathurCore
+import ArgumentParser
+
+extension BackupTool {
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Report the age of the newest verified backup; exit 1 past the maximum age.")
+
+        @OptionGroup var common: CommonOptions
+
+        @Option(name: .customLong("max-age"), help: ArgumentHelp("Warn (exit 1) when the newest verified backup is older (default 26h).", valueName: "duration"))
+        var maxAge: String?
+
+        struct Output: Encodable {
+            var newest: String?
+            var created: String?
+            var ageSeconds: Int64?
+            var maxAgeSeconds: Int64
+            var fresh: Bool
+            var verifiedBackups: Int
+            var incomplete: [String]
+            var foreign: [String]
+        }
+
+        func run() throws {
+            var flags: [SettingKey: (flag: String, value: String)] = [:]
+            if let maxAge { flags[.maxAge] = ("--max-age", maxAge) }
+            let context = ToolContext(tool: "abathur-backup", command: "status", options: common)
+            try context.run(flags: flags, { context -> (ExitCode, Output?) in
+                let maxAge = try context.settings.seconds(.maxAge)
+                let directory = context.settings.string(.backupDir)
+                let catalog = try Catalog.scan(directory)
+                let incomplete = catalog.entries.filter { !$0.isComplete }.map(\.fileName)
+                for name in incomplete { context.warn("\(Paths.join(directory, name)): incomplete backup (no valid manifest or not a regular file)") }
+                var output = Output(newest: nil, created: nil, ageSeconds: nil, maxAgeSeconds: Int64(maxAge), fresh: false,
+                                    verifiedBackups: catalog.complete.count, incomplete: incomplete, foreign: catalog.foreign)
+                guard let newest = catalog.complete.first, let manifest = newest.manifest else {
+                    context.console.result("no verified backup in \(directory)")
+                    return (.warning, output)
+                }
+                let age = max(0, Clock.now() - Double(manifest.createdUnix))
+                output.newest = newest.fileName
+                output.created = manifest.created
+                output.ageSeconds = Int64(age)
+                output.fresh = age <= maxAge
+                let verdict = output.fresh ? "ok" : "TOO OLD"
+                context.console.result("\(newest.path): \(Duration.describe(age)) old (max \(Duration.describe(maxAge))): \(verdict)")
+                return (output.fresh ? .success : .warning, output)
+            }, metrics: { sink, _, output in
+                guard let output else { return }
+                if let age = output.ageSeconds {
+                    sink.gauge("abathur_backup_newest_age_seconds", "Age of the newest verified backup.", Double(age))
+                }
+                sink.gauge("abathur_backup_verified_backups", "Number of complete, verified backups.", Double(output.verifiedBackups))
+            })
+        }
+    }
+}

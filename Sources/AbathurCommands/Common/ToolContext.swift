@@ -1,0 +1,109 @@
+import AbathurCore
+import ArgumentParser
+
+/// Thrown by a command once it has reported its outcome: the process exits with `code`.
+struct ToolExit: Error {
+    var code: ExitCode
+}
+
+/// What every command run has: its console, its settings, and the one place where an
+/// outcome becomes diagnostics, a JSON document, metrics and an exit code.
+final class ToolContext {
+    let tool: String
+    let command: String
+    let console: Console
+    let options: CommonOptions
+    private(set) var settings: Settings!
+    private(set) var warnings: [String] = []
+
+    init(tool: String, command: String, options: CommonOptions) {
+        self.tool = tool
+        self.command = command
+        self.options = options
+        console = Console(tool: tool)
+        console.json = options.json
+        console.quiet = options.quiet
+        console.verbose = options.verbose
+    }
+
+    func warn(_ text: String) {
+        warnings.append(text)
+        console.warning(text)
+    }
+
+    /// Where textfile metrics go: `--prometheus FILE`, else `prometheus_dir`/TOOL.prom.
+    var prometheusPath: String? {
+        if let file = options.prometheus { return file }
+        let dir = settings?.string(.prometheusDir) ?? ""
+        return dir.isEmpty ? nil : Paths.join(dir, tool.replacingOccurrences("-", "_") + ".prom")
+    }
+
+    /// Loads settings, handles `--print-config`, runs `body`, and reports. `body` returns the
+    /// exit code and the result for `--json`; an `AbathurError` it throws is reported as one
+    /// diagnostic line and its exit code. `metrics` may add textfile metrics for any outcome.
+    func run<R: Encodable>(
+        flags: [SettingKey: (flag: String, value: String)] = [:],
+        _ body: (ToolContext) throws -> (ExitCode, R?),
+        metrics: ((inout PrometheusMetrics, ExitCode, R?) -> Void)? = nil
+    ) throws -> Never {
+        var code = ExitCode.success
+        var result: R?
+        var errors: [AbathurError] = []
+        do {
+            settings = try Settings(flags: options.settingFlags.merging(flags) { $1 }, configPath: options.config)
+            if options.printConfig {
+                printConfig()
+                throw ToolExit(code: .success)
+            }
+            (code, result) = try body(self)
+        } catch let exit as ToolExit {
+            throw exit
+        } catch let error as AbathurError {
+            errors.append(error)
+            code = error.code
+            console.error(error)
+        } catch {
+            let wrapped = AbathurError.internal("unexpected error: \(error)")
+            errors.append(wrapped)
+            code = .internalError
+            console.error(wrapped)
+        }
+        if options.json {
+            console.writeOut(JSONDocument(tool: tool, command: command, exitCode: code, errors: errors, warnings: warnings, result: result).encoded())
+        }
+        if let path = prometheusPath {
+            var sink = PrometheusMetrics()
+            let prefix = tool.replacingOccurrences("-", "_")
+            sink.gauge("\(prefix)_last_run_timestamp_seconds", "When \(tool) \(command) last ran.", Clock.now().rounded(), labels: [("command", command)])
+            sink.gauge("\(prefix)_last_exit_code", "Exit code of the last \(tool) \(command) run.", Double(code.rawValue), labels: [("command", command)])
+            metrics?(&sink, code, result)
+            do {
+                try sink.write(to: path)
+            } catch let error as AbathurError {
+                console.error(error)
+                if code == .success { code = error.code }
+            }
+        }
+        throw ToolExit(code: code)
+    }
+
+    private func printConfig() {
+        struct Row: Encodable { var key: String; var value: String; var source: String; var environment: String }
+        let rows = SettingKey.all.map { key in
+            Row(key: key.name, value: settings[key].text, source: settings[key].source.description, environment: key.environment)
+        }
+        if options.json {
+            struct Doc: Encodable { var configFile: String?; var settings: [Row] }
+            console.writeOut(JSONDocument(tool: tool, command: "print-config", exitCode: .success, errors: [], warnings: [],
+                                          result: Doc(configFile: settings.configFile, settings: rows)).encoded())
+        } else {
+            for row in rows { console.result("\(row.key)=\(row.value)\t# \(row.source)") }
+        }
+    }
+}
+
+extension String {
+    func replacingOccurrences(_ target: Character, _ replacement: Character) -> String {
+        String(map { $0 == target ? replacement : $0 })
+    }
+}

@@ -1,0 +1,58 @@
+import AbathurCore
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The multi-call entry point: the name the binary was started under picks the tool, so
+/// `/usr/sbin/abathur-backup` is a link to one binary that carries every tool. Exit codes
+/// follow SPEC.md; argument errors exit 2, not ArgumentParser's 64.
+public enum ToolMain {
+    static let tools: [String: any ParsableCommand.Type] = [
+        "abathur-backup": BackupTool.self,
+    ]
+
+    public static func main(_ argv: [String]) -> Never {
+        // EFBIG from RLIMIT_FSIZE and EPIPE from a closed pipe become errors we report,
+        // instead of signals that kill the process mid-write.
+        signal(SIGXFSZ, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
+        var arguments = Array(argv.dropFirst())
+        var name = Paths.basename(argv.first ?? "")
+        if tools[name] == nil, let first = arguments.first, tools[first] != nil {
+            name = first
+            arguments.removeFirst()
+        }
+        guard let tool = tools[name] else {
+            let known = tools.keys.sorted().joined(separator: ", ")
+            writeErr("abathur-tools: error: run as one of \(known) (a link named after the tool), or as 'abathur-tools TOOL ...'\n")
+            exit(ExitCode.usage.rawValue)
+        }
+        exit(run(tool, arguments: arguments).rawValue)
+    }
+
+    static func run(_ tool: any ParsableCommand.Type, arguments: [String]) -> ExitCode {
+        do {
+            var command = try tool.parseAsRoot(arguments)
+            try command.run()
+            return .success
+        } catch let exit as ToolExit {
+            return exit.code
+        } catch {
+            let message = tool.fullMessage(for: error)
+            if tool.exitCode(for: error) == .success {
+                print(message)
+                return .success
+            }
+            let name = tool.configuration.commandName ?? "abathur-tools"
+            writeErr("\(name): error: \(message.split(separator: "\n").first.map(String.init) ?? message)\n")
+            writeErr("\(name): see '\(name) --help'\n")
+            return .usage
+        }
+    }
+
+    static func writeErr(_ text: String) {
+        var bytes = Array(text.utf8)
+        bytes.withUnsafeMutableBytes { _ = write(2, $0.baseAddress!, $0.count) }
+    }
+}

@@ -1,0 +1,209 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One backup, start to finish (SPEC.md, `abathur-backup`):
+///
+/// lock → sweep stale temp files → free-space preflight → snapshot with the online backup API
+/// into a temp file → make it self-contained (`journal_mode=DELETE`) → checks → gzip while
+/// hashing → read the `.gz` back and compare → publish the `.gz` → manifest last →
+/// `SHA256SUMS` → retention.
+///
+/// Until the `.gz` gets its final name nothing but temp files exists, and every error path
+/// removes those; a SIGKILL leaves only temp files, which the next run sweeps.
+public final class BackupJob {
+    public struct Outcome: Sendable {
+        public var manifest: Manifest
+        /// The published `.gz`; nil with `toStdout`.
+        public var path: String?
+        public var swept: [String]
+        public var retention: [RetentionPolicy.Decision]
+        public var removed: [String]
+    }
+
+    let request: BackupRequest
+    let console: Console
+    private var temps: [String] = []
+
+    public init(request: BackupRequest, console: Console) {
+        self.request = request
+        self.console = console
+    }
+
+    deinit {
+        for path in temps { SafeFiles.removeQuietly(path) }
+    }
+
+    public func run() throws -> Outcome {
+        let started = Clock.monotonicSeconds()
+        var durations: [String: Int64] = [:]
+        func lap(_ key: String, since: Double) -> Double {
+            let now = Clock.monotonicSeconds()
+            durations[key] = Int64((now - since) * 1000)
+            return now
+        }
+        let directory = request.backupDir
+        try SafeFiles.ensureDirectory(directory)
+        let lock = try FileLock.acquire(Paths.join(directory, Catalog.lockName), wait: request.lockWait)
+        defer { lock.release() }
+        let swept = try SafeFiles.sweepTemps(in: directory)
+        if !swept.isEmpty { console.info("swept \(swept.count) stale temp file(s): \(swept.joined(separator: " "))") }
+
+        // The source: read its header raw, before SQLite opens it (FACTS.md 14).
+        let source = request.database
+        guard try FileStatus.of(source) != nil else { throw AbathurError(.ioError, source, "no such database") }
+        let (header, fileSize) = try DatabaseHeader.read(source, followSymlinks: true)
+        let walSize = try FileStatus.of(source + "-wal")?.size ?? 0
+        let estimate = max(fileSize, header.pageCountIsValid ? Int64(header.pageCount) * Int64(header.pageSize) : 0) + walSize
+        try preflight(directory: directory, estimate: estimate)
+
+        let createdAt = Clock.now()
+        var mark = Clock.monotonicSeconds()
+        let snapshot = try takeSnapshot(of: source, in: directory)
+        mark = lap("snapshot", since: mark)
+
+        let report = try DatabaseCheck.run(path: snapshot, options: request.check)
+        mark = lap("checks", since: mark)
+        if let failed = report.failure {
+            throw AbathurError(.corrupt, source, "\(failed.name) failed: \(failed.detail)")
+        }
+
+        let gzTemp = SafeFiles.tempPath(in: directory, tag: "backup.db.gz")
+        let written = try compress(snapshot, into: gzTemp, total: report.pageCount * Int64(report.pageSize))
+        mark = lap("compress", since: mark)
+        let expectedRaw = report.pageCount * Int64(report.pageSize)
+        guard written.rawBytes == expectedRaw else {
+            throw AbathurError(.internalError, snapshot, "snapshot is \(written.rawBytes) bytes, expected \(expectedRaw)")
+        }
+
+        // Read back what is on disk, not what we meant to write.
+        let readBack = try GzipFile.digest(of: gzTemp)
+        mark = lap("reverify", since: mark)
+        guard readBack == written else {
+            throw AbathurError(.verificationFailed, gzTemp, "read-back mismatch: wrote sha256 \(written.gzSHA256), read \(readBack.gzSHA256)")
+        }
+        try SafeFiles.remove(snapshot)
+        temps.removeAll { $0 == snapshot }
+
+        let catalog = try Catalog.scan(directory)
+        let name = request.toStdout
+            ? BackupName(kind: request.kind, label: request.label, time: Int64(createdAt))
+            : try catalog.freeName(kind: request.kind, label: request.label, time: Int64(createdAt))
+        durations["total"] = Int64((Clock.monotonicSeconds() - started) * 1000)
+        let manifest = Manifest(
+            format: Manifest.currentFormat, name: name.fileName, kind: request.kind, label: request.label,
+            created: Clock.iso8601(Int64(createdAt)), createdUnix: Int64(createdAt),
+            source: Paths.absolute(source), toolVersion: request.toolVersion,
+            sqliteVersion: Connection.libraryVersion, compressionLevel: request.compressionLevel,
+            gz: .init(sha256: written.gzSHA256, bytes: written.gzBytes),
+            database: .init(sha256: written.rawSHA256, bytes: written.rawBytes, pageSize: report.pageSize,
+                            pageCount: report.pageCount, freelistCount: report.freelistCount,
+                            userVersion: report.userVersion, applicationId: report.applicationId),
+            schema: report.schema, rowCounts: report.rowCounts,
+            checks: report.checks + [Manifest.Check(name: "gzip_readback", ok: true, detail: "inflated and matched sha256")],
+            verified: true, durationsMs: durations)
+
+        if request.toStdout {
+            try stream(gzTemp)
+            return Outcome(manifest: manifest, path: nil, swept: swept, retention: [], removed: [])
+        }
+
+        let final = Paths.join(directory, name.fileName)
+        try SafeFiles.publish(gzTemp, as: final, replace: false)
+        temps.removeAll { $0 == gzTemp }
+        // The manifest goes last: its presence marks the backup complete.
+        try SafeFiles.writeAtomically(try manifest.encoded(), to: Paths.join(directory, name.manifestName), replace: false)
+
+        let decisions = try request.retention.plan(Catalog.scan(directory), now: Clock.now())
+        let removed = try request.retention.apply(decisions, in: directory)
+        try Catalog.writeSums(directory)
+        return Outcome(manifest: manifest, path: final, swept: swept, retention: decisions, removed: removed)
+    }
+
+    /// Exit 6 before writing anything when the snapshot plus a worst-case `.gz` cannot fit.
+    func preflight(directory: String, estimate: Int64) throws {
+        let needed = estimate * 2 + (1 << 20)
+        let free = try SafeFiles.freeBytes(at: directory)
+        guard free >= needed else {
+            throw AbathurError(.noSpace, directory,
+                               "\(free) bytes free, a backup of this \(estimate)-byte database needs up to \(needed) (snapshot plus compressed copy)")
+        }
+    }
+
+    /// FACTS.md 2: one read transaction on the source for the whole copy gives a consistent
+    /// snapshot while the service writes; without one, a stepped copy restarts on each write.
+    func takeSnapshot(of source: String, in directory: String) throws -> String {
+        let file = try SafeFiles.createTemp(in: directory, tag: "snapshot.db")
+        temps.append(file.path)
+        temps.append(file.path + "-journal")
+        try file.close()
+        do {
+            let destination = try Connection(path: file.path, mode: .readWrite, busyTimeoutMs: request.busyTimeoutMs)
+            // The destination is a temp file that only counts once fsynced and checked, so
+            // it needs no journal of its own.
+            try destination.execute("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF")
+            try copy(source: source, to: destination)
+            // FACTS.md, header: the copy keeps bytes 18/19 = 2 (WAL). DELETE makes the backup
+            // one self-contained file.
+            try destination.execute("PRAGMA journal_mode=DELETE")
+        } catch let error as SQLiteError {
+            // Errors reading the source name the source; errors writing name the temp file.
+            if error.path != file.path || error.exitCode == .corrupt {
+                var mapped = error.asAbathurError
+                mapped.path = source
+                throw mapped
+            }
+            throw error.asAbathurError
+        }
+        let written = try FileDescriptor.openForReading(file.path)
+        try written.sync()
+        try written.close()
+        return file.path
+    }
+
+    func copy(source path: String, to destination: Connection) throws {
+        let source = try Connection(path: path, mode: .readOnly, busyTimeoutMs: request.busyTimeoutMs)
+        try source.execute("BEGIN")
+        defer { try? source.execute("COMMIT") }
+        _ = try source.integer("SELECT count(*) FROM sqlite_schema")
+        let backup = try OnlineBackup(from: source, to: destination)
+        let chunk: Int32 = console.stderrIsTerminal ? 256 : -1
+        let deadline = Clock.monotonicSeconds() + Double(max(request.busyTimeoutMs, 1000)) / 1000
+        while true {
+            do {
+                if try backup.step(pages: chunk) { break }
+                console.progress("snapshot", done: Int64(backup.pageCount - backup.remaining), total: Int64(backup.pageCount))
+            } catch let error as SQLiteError where error.exitCode == .busy {
+                guard Clock.monotonicSeconds() < deadline else { throw error }
+                Clock.sleep(seconds: 0.05)
+            }
+        }
+        console.endProgress()
+    }
+
+    func compress(_ snapshot: String, into gzTemp: String, total: Int64) throws -> GzipDigest {
+        let output = try FileDescriptor.createExclusive(gzTemp)
+        temps.append(gzTemp)
+        let input = try FileDescriptor.openForReading(snapshot)
+        let digest = try GzipFile.compress(from: input, to: output, level: request.compressionLevel) { done in
+            self.console.progress("compress", done: done, total: total)
+        }
+        console.endProgress()
+        try output.sync()
+        try output.close()
+        return digest
+    }
+
+    func stream(_ gzTemp: String) throws {
+        let input = try FileDescriptor.openForReading(gzTemp)
+        let stdout = FileDescriptor.standardOutput
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        try buffer.withUnsafeMutableBytes { buffer in
+            while true {
+                let n = try input.read(into: buffer)
+                if n == 0 { break }
+                try stdout.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+/// Re-checks stored backups: the manifest, the `.gz` (gzip CRC and SHA-256), the inflated
+/// database (hash, checks, schema, row counts) against what the manifest recorded.
+public struct BackupVerifier {
+    public struct Result: Sendable, Encodable {
+        public var name: String
+        public var ok: Bool
+        public var problems: [String]
+        public var checks: [Manifest.Check]
+    }
+
+    let directory: String
+    let options: DatabaseCheck.Options
+
+    public init(directory: String, options: DatabaseCheck.Options) {
+        self.directory = directory
+        self.options = options
+    }
+
+    /// Call under the backup directory's lock: the inflated copy is a temp file there.
+    public func verify(_ entry: Catalog.Entry) throws -> Result {
+        var result = Result(name: entry.fileName, ok: false, problems: [], checks: [])
+        guard let status = entry.status else {
+            result.problems.append("the .db.gz is missing")
+            return result
+        }
+        guard status.isRegular else {
+            result.problems.append(status.isSymlink ? "is a symlink, not a backup" : "not a regular file")
+            return result
+        }
+        guard let manifest = entry.manifest else {
+            result.problems.append(entry.manifestProblem ?? "no manifest (an incomplete backup)")
+            return result
+        }
+        if manifest.gz.bytes != status.size {
+            result.problems.append("size \(status.size) bytes, manifest says \(manifest.gz.bytes)")
+        }
+        let needed = manifest.database.bytes + (1 << 20)
+        let free = try SafeFiles.freeBytes(at: directory)
+        guard free >= needed else {
+            throw AbathurError(.noSpace, directory, "\(free) bytes free, inflating \(entry.fileName) needs \(needed)")
+        }
+
+        let temp = try SafeFiles.createTemp(in: directory, tag: "verify.db")
+        defer { SafeFiles.removeQuietly(temp.path) }
+        let digest: GzipDigest
+        do {
+            digest = try GzipFile.decompress(from: try FileDescriptor.openForReading(entry.path), to: temp)
+            try temp.close()
+        } catch let error as AbathurError where error.code == .verificationFailed {
+            result.problems.append(error.message)
+            return result
+        }
+        result.checks.append(Manifest.Check(name: "gzip", ok: true, detail: "CRC-32 and length ok"))
+        if digest.gzSHA256 != manifest.gz.sha256 {
+            result.problems.append("sha256 of the .gz is \(digest.gzSHA256), manifest says \(manifest.gz.sha256)")
+        }
+        if digest.rawSHA256 != manifest.database.sha256 {
+            result.problems.append("sha256 of the database is \(digest.rawSHA256), manifest says \(manifest.database.sha256)")
+        }
+        do {
+            let report = try DatabaseCheck.run(path: temp.path, options: options)
+            result.checks += report.checks
+            for failed in report.checks where !failed.ok { result.problems.append("\(failed.name): \(failed.detail)") }
+            if report.schema.sha256 != manifest.schema.sha256 { result.problems.append("schema differs from the manifest") }
+            if report.rowCounts != manifest.rowCounts { result.problems.append("row counts differ from the manifest") }
+        } catch let error as AbathurError where error.code == .corrupt {
+            result.problems.append(error.message)
+        }
+        result.ok = result.problems.isEmpty
+        return result
+    }
+}

@@ -1,0 +1,91 @@
+import FoundationEssentials
+
+/// `NAME.db.gz.json`: what a backup is, written last; its presence marks the backup complete.
+/// New fields may be added; none is ever removed or renamed.
+public struct Manifest: Codable, Sendable, Equatable {
+    public static let currentFormat = 1
+
+    public struct FileFacts: Codable, Sendable, Equatable {
+        public var sha256: String
+        public var bytes: Int64
+    }
+
+    public struct DatabaseFacts: Codable, Sendable, Equatable {
+        public var sha256: String
+        public var bytes: Int64
+        public var pageSize: Int
+        public var pageCount: Int64
+        public var freelistCount: Int64
+        public var userVersion: Int64
+        public var applicationId: Int64
+    }
+
+    public struct Schema: Codable, Sendable, Equatable {
+        /// SHA-256 of the `sql` lines joined by newlines.
+        public var sha256: String
+        public var tables: [String]
+        public var indexes: [String]
+        /// `type name: sql` for every schema object, sorted by type then name.
+        public var sql: [String]
+    }
+
+    public struct Check: Codable, Sendable, Equatable {
+        public var name: String
+        public var ok: Bool
+        public var detail: String
+        public init(name: String, ok: Bool, detail: String) {
+            self.name = name
+            self.ok = ok
+            self.detail = detail
+        }
+    }
+
+    public var format: Int
+    public var name: String
+    public var kind: BackupName.Kind
+    public var label: String
+    public var created: String
+    public var createdUnix: Int64
+    public var source: String
+    public var toolVersion: String
+    public var sqliteVersion: String
+    public var compressionLevel: Int
+    public var gz: FileFacts
+    public var database: DatabaseFacts
+    public var schema: Schema
+    public var rowCounts: [String: Int64]
+    public var checks: [Check]
+    /// True when every check passed and the written `.gz` was read back and matched.
+    public var verified: Bool
+    /// Milliseconds per step (snapshot, checks, compress, reverify, total).
+    public var durationsMs: [String: Int64]
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return encoder
+    }()
+
+    static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }()
+
+    public func encoded() throws -> [UInt8] {
+        Array(try Manifest.encoder.encode(self)) + [UInt8(ascii: "\n")]
+    }
+
+    public static func decode(_ bytes: [UInt8], path: String) throws -> Manifest {
+        do {
+            return try decoder.decode(Manifest.self, from: Data(bytes))
+        } catch {
+            throw AbathurError(.verificationFailed, path, "unreadable manifest: \(error)")
+        }
+    }
+
+    public static func read(_ path: String) throws -> Manifest {
+        try decode(TextFile.readBytes(path, limit: 16 << 20), path: path)
+    }
+}

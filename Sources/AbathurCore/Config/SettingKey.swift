@@ -1,0 +1,41 @@
+/// One setting: its config key, its environment variable and its default. Every tool reads
+/// the same table, so a key means the same thing wherever it appears.
+public struct SettingKey: Sendable, Hashable {
+    public let name: String
+    public let environment: String
+    public let defaultValue: String
+    public let help: String
+
+    init(_ name: String, env: String? = nil, default defaultValue: String, _ help: String) {
+        self.name = name
+        self.environment = env ?? "ABATHUR_" + name.uppercased()
+        self.defaultValue = defaultValue
+        self.help = help
+    }
+
+    public static func == (a: SettingKey, b: SettingKey) -> Bool { a.name == b.name }
+    public func hash(into hasher: inout Hasher) { hasher.combine(name) }
+
+    public static let database = SettingKey("database", env: "ABATHUR_DB", default: "/var/lib/abathur/abathur.db", "the live database")
+    public static let backupDir = SettingKey("backup_dir", default: "/var/backups/abathur", "where backups live")
+    public static let lockWait = SettingKey("lock_wait", default: "0", "seconds to wait for the lock (0: fail at once with exit 5)")
+    public static let busyTimeoutMs = SettingKey("busy_timeout_ms", default: "5000", "SQLite busy timeout in milliseconds")
+    public static let prometheusDir = SettingKey("prometheus_dir", default: "", "node_exporter textfile directory (empty: no metrics)")
+    public static let retentionDays = SettingKey("retention_days", default: "30", "keep scheduled backups this many days")
+    public static let keepMinVerified = SettingKey("keep_min_verified", default: "2", "never keep fewer verified backups than this")
+    public static let compressionLevel = SettingKey("compression_level", default: "6", "gzip level, 1 (fast) to 9 (small)")
+    public static let quickCheck = SettingKey("quick_check", default: "no", "use quick_check instead of integrity_check")
+    public static let expectTables = SettingKey(
+        "expect_tables",
+        default: "tasks,agents,audit,checkpoints,state,metrics,sessions,memory_entries,document_index",
+        "tables that must exist (comma-separated; empty: no table check)")
+    public static let expectMinIndexes = SettingKey("expect_min_indexes", default: "33", "at least this many indexes")
+    public static let expectIndexes = SettingKey("expect_indexes", default: "", "indexes that must exist (comma-separated; empty: count only)")
+    public static let maxAge = SettingKey("max_age", default: "26h", "status warns when the newest verified backup is older")
+
+    /// Every key, in the order `--print-config` lists them.
+    public static let all: [SettingKey] = [
+        .database, .backupDir, .lockWait, .busyTimeoutMs, .prometheusDir, .retentionDays, .keepMinVerified,
+        .compressionLevel, .quickCheck, .expectTables, .expectMinIndexes, .expectIndexes, .maxAge,
+    ]
+}

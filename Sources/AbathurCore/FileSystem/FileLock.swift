@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An exclusive `flock` on a lock file, held until `release()` or `deinit`.
+///
+/// flock locks belong to the open file description, not to the process, so they do not
+/// interfere with SQLite's POSIX locks (FACTS.md 14 is about fcntl locks).
+public final class FileLock {
+    public let path: String
+    private var descriptor: FileDescriptor?
+
+    private init(path: String, descriptor: FileDescriptor) {
+        self.path = path
+        self.descriptor = descriptor
+    }
+
+    /// Takes the lock at `path`. With `wait` nil or 0 a held lock fails at once with exit 5;
+    /// otherwise it retries for up to `wait` seconds.
+    public static func acquire(_ path: String, wait: Double?) throws -> FileLock {
+        if let status = try FileStatus.of(path), !status.isRegular {
+            throw AbathurError(.refused, path, "lock file is not a regular file")
+        }
+        let fd: Int32
+        do {
+            fd = try Syscall.retrying { open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode_t(0o600)) }
+        } catch {
+            throw AbathurError(error.exitCode, path, "cannot open lock file: \(error)")
+        }
+        let owned = FileDescriptor(raw: fd, path: path)
+        let deadline = Clock.monotonicSeconds() + (wait ?? 0)
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let error = Errno.current
+            if error.rawValue == EINTR { continue }
+            guard error.rawValue == EWOULDBLOCK else {
+                throw AbathurError(.ioError, path, "cannot lock: \(error)")
+            }
+            if Clock.monotonicSeconds() >= deadline {
+                let hint = (wait ?? 0) > 0 ? "still locked after \(Int(wait!))s" : "locked by another instance (use --wait SECONDS to wait)"
+                throw AbathurError(.busy, path, hint)
+            }
+            Clock.sleep(seconds: 0.05)
+        }
+        return FileLock(path: path, descriptor: owned)
+    }
+
+    public func release() {
+        descriptor = nil
+    }
+}

@@ -1,0 +1,140 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Temp file, fsync, rename, fsync the directory: how every file the tools write gets its
+/// final name, so that nothing half-written ever carries one.
+public enum SafeFiles {
+    /// Every temp file starts with this, so the next run (under the lock) can sweep leftovers.
+    public static let tempPrefix = ".abathur-tmp-"
+
+    /// A fresh temp path in `directory`; `tag` says what it is, for whoever finds it.
+    public static func tempPath(in directory: String, tag: String) -> String {
+        let hex = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        return Paths.join(directory, "\(tempPrefix)\(getpid())-\(hex)-\(tag)")
+    }
+
+    /// Creates a new temp file in `directory` (mode 0600, `O_EXCL|O_NOFOLLOW`).
+    public static func createTemp(in directory: String, tag: String) throws -> FileDescriptor {
+        try FileDescriptor.createExclusive(tempPath(in: directory, tag: tag))
+    }
+
+    /// Gives a complete, fsynced temp file its final name. With `replace: false` an existing
+    /// final name is an error (link(2) never replaces), so a backup can never overwrite another.
+    public static func publish(_ temp: String, as final: String, replace: Bool) throws {
+        do {
+            if replace {
+                try Syscall.call(.rename) { rename(temp, final) }
+            } else {
+                try Syscall.call(.rename) { link(temp, final) }
+                try Syscall.call(.unlink) { unlink(temp) }
+            }
+        } catch {
+            if error.rawValue == EEXIST {
+                throw AbathurError(.refused, final, "already exists; not replacing it")
+            }
+            throw AbathurError(error.exitCode, final, "cannot rename \(Paths.basename(temp)) into place: \(error)")
+        }
+        try syncDirectory(Paths.directory(of: final))
+    }
+
+    /// Makes a rename or an unlink in `directory` durable.
+    public static func syncDirectory(_ directory: String) throws {
+        let fd: Int32
+        do {
+            fd = try Syscall.retrying { open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        } catch {
+            throw AbathurError(error.exitCode, directory, "cannot open directory: \(error)")
+        }
+        let owned = FileDescriptor(raw: fd, path: directory)
+        try owned.sync()
+        try owned.close()
+    }
+
+    /// Writes `bytes` to `final` the safe way: temp file beside it, fsync, rename, fsync dir.
+    public static func writeAtomically(_ bytes: [UInt8], to final: String, replace: Bool) throws {
+        let directory = Paths.directory(of: final)
+        let file = try createTemp(in: directory, tag: Paths.basename(final))
+        do {
+            try file.write(bytes)
+            try file.sync()
+            try file.close()
+            try publish(file.path, as: final, replace: replace)
+        } catch {
+            removeQuietly(file.path)
+            throw error
+        }
+    }
+
+    /// Removes a file of ours; a missing file is fine.
+    public static func remove(_ path: String) throws {
+        do {
+            try Syscall.call(.unlink) { unlink(path) }
+        } catch {
+            if error.rawValue == ENOENT { return }
+            throw AbathurError(error.exitCode, path, "cannot remove: \(error)")
+        }
+    }
+
+    /// Best-effort cleanup on an error path, where the first error is the one to report.
+    public static func removeQuietly(_ path: String) {
+        _ = unlink(path)
+    }
+
+    /// Removes the temp files a killed run left in `directory`: regular files only, checked
+    /// with `lstat`; a symlink that carries our prefix is not ours and is left alone.
+    /// Call only under the directory's lock. Returns the names removed.
+    public static func sweepTemps(in directory: String) throws -> [String] {
+        var removed: [String] = []
+        for name in try listDirectory(directory) where name.hasPrefix(tempPrefix) {
+            let path = Paths.join(directory, name)
+            guard let status = try FileStatus.of(path), status.isRegular else { continue }
+            try remove(path)
+            removed.append(name)
+        }
+        if !removed.isEmpty { try syncDirectory(directory) }
+        return removed
+    }
+
+    /// The names in a directory, without `.` and `..`.
+    public static func listDirectory(_ directory: String) throws -> [String] {
+        guard let dir = opendir(directory) else {
+            let error = Errno.current
+            throw AbathurError(error.rawValue == ENOENT ? .usage : error.exitCode, directory, "cannot read directory: \(error)")
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Creates `directory` with mode 0700 when it does not exist yet (not its parents). A
+    /// symlink to a directory is accepted: the directory itself may live on another disk.
+    public static func ensureDirectory(_ directory: String) throws {
+        var st = stat()
+        if stat(directory, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFDIR else { throw AbathurError(.refused, directory, "is not a directory") }
+            return
+        }
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+            let error = Errno.current
+            throw AbathurError(error.exitCode, directory, "cannot create directory: \(error)")
+        }
+    }
+
+    /// Bytes available to an unprivileged writer on the filesystem holding `path`.
+    public static func freeBytes(at path: String) throws -> Int64 {
+        var info = statvfs()
+        do {
+            try Syscall.retrying { statvfs(path, &info) }
+        } catch {
+            throw AbathurError(error.exitCode, path, "cannot read free space: \(error)")
+        }
+        return Int64(info.f_bavail) * Int64(info.f_frsize)
+    }
+}

@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a tool's words go: results to stdout, one-line diagnostics to stderr
+/// (`abathur-backup: error: FILE: PROBLEM`), progress on stderr when it is a terminal, and
+/// nothing at all on stderr after a successful run when stdout is not a terminal (cron mails
+/// whatever is printed) unless `--verbose`.
+public final class Console: @unchecked Sendable {
+    public let tool: String
+    public var json = false
+    public var quiet = false
+    public var verbose = false
+    public let stdoutIsTerminal: Bool
+    public let stderrIsTerminal: Bool
+    /// stderr is connected to the journal: prefix lines with their syslog priority.
+    let journal: Bool
+    private var progressShown = false
+
+    public init(tool: String) {
+        self.tool = tool
+        stdoutIsTerminal = isatty(1) == 1
+        stderrIsTerminal = isatty(2) == 1
+        journal = Console.stderrIsJournal()
+    }
+
+    /// systemd sets `JOURNAL_STREAM=DEV:INODE` for a service whose stderr goes to the journal.
+    static func stderrIsJournal() -> Bool {
+        guard let value = getenv("JOURNAL_STREAM") else { return false }
+        let parts = String(cString: value).split(separator: ":")
+        var st = stat()
+        guard parts.count == 2, fstat(2, &st) == 0 else { return false }
+        return UInt64(parts[0]) == UInt64(st.st_dev) && UInt64(parts[1]) == UInt64(st.st_ino)
+    }
+
+    /// A result line on stdout (not in `--json` mode, where the document says it all).
+    public func result(_ line: String) {
+        guard !json else { return }
+        writeOut(line + "\n")
+    }
+
+    /// Raw text on stdout, whatever the mode (used for the JSON document itself).
+    public func writeOut(_ text: String) {
+        var bytes = Array(text.utf8)
+        bytes.withUnsafeMutableBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let n = write(1, buffer.baseAddress! + offset, buffer.count - offset)
+                if n < 0 { if errno == EINTR { continue }; return }
+                offset += n
+            }
+        }
+    }
+
+    public func error(_ error: AbathurError) {
+        emit(priority: 3, "error: \(error.description)")
+    }
+
+    public func warning(_ text: String) {
+        guard !quiet else { return }
+        emit(priority: 4, "warning: \(text)")
+    }
+
+    /// What a person watching would like to know; shown with `--verbose`, or on a terminal.
+    public func info(_ text: String) {
+        guard !quiet, verbose || (stderrIsTerminal && !json) else { return }
+        emit(priority: 6, text)
+    }
+
+    /// A progress bar on stderr, only when stderr is a terminal.
+    public func progress(_ label: String, done: Int64, total: Int64) {
+        guard stderrIsTerminal, !quiet, total > 0 else { return }
+        let fraction = min(1.0, Double(done) / Double(total))
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        writeErr("\r\(tool): \(label) [\(bar)] \(Int(fraction * 100))%")
+        progressShown = true
+    }
+
+    public func endProgress() {
+        guard progressShown else { return }
+        writeErr("\r\u{1b}[K")
+        progressShown = false
+    }
+
+    private func emit(priority: Int, _ text: String) {
+        endProgress()
+        writeErr((journal ? "<\(priority)>" : "") + "\(tool): \(text)\n")
+    }
+
+    private func writeErr(_ text: String) {
+        var bytes = Array(text.utf8)
+        bytes.withUnsafeMutableBytes { _ = write(2, $0.baseAddress!, $0.count) }
+    }
+}

@@ -1,0 +1,39 @@
+/// The exit-code table shared by every abathur tool (SPEC.md, "Exit codes").
+public enum ExitCode: Int32, Sendable, CaseIterable {
+    /// Success, or healthy.
+    case success = 0
+    /// Healthy enough to run, but something needs attention.
+    case warning = 1
+    /// The command line or the configuration is wrong.
+    case usage = 2
+    /// A backup or a restore candidate failed verification.
+    case verificationFailed = 3
+    /// The database itself is corrupt (or empty, or not an SQLite database).
+    case corrupt = 4
+    /// Another instance holds the lock, or the database stayed busy past the timeout.
+    case busy = 5
+    /// Not enough space, detected before writing anything (or the filesystem filled up).
+    case noSpace = 6
+    /// A precondition was refused: unsafe path, running service, hot WAL, foreign database.
+    case refused = 7
+    /// An I/O error during the operation.
+    case ioError = 8
+    /// A bug: something that should not happen did.
+    case internalError = 9
+
+    /// One line per code, as printed in the man pages and the README.
+    public var meaning: String {
+        switch self {
+        case .success: return "success / healthy"
+        case .warning: return "warning (healthy enough to run, but something needs attention)"
+        case .usage: return "usage error"
+        case .verificationFailed: return "verification failed (a backup or a candidate is bad)"
+        case .corrupt: return "the database is corrupt"
+        case .busy: return "locked or busy (another instance, or the database is busy past the timeout)"
+        case .noSpace: return "not enough space (detected before writing anything)"
+        case .refused: return "precondition refused (unsafe path, foreign database, running service)"
+        case .ioError: return "I/O error during the operation"
+        case .internalError: return "internal error"
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import CSQLite
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One SQLite connection, closed in `deinit`. The `sqlite3*` never leaves this type.
+public final class Connection {
+    public enum Mode: Sendable {
+        /// `SQLITE_OPEN_READONLY` without create: a missing path is an error, never a new
+        /// empty database (FACTS.md 4).
+        case readOnly
+        /// Read-write, still without create.
+        case readWrite
+    }
+
+    let handle: OpaquePointer
+    public let path: String
+
+    public init(path: String, mode: Mode, busyTimeoutMs: Int = 5000) throws(SQLiteError) {
+        var db: OpaquePointer?
+        var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI
+        flags |= mode == .readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE
+        // A URI keeps a path with '?' or '#' literal: escape it rather than hand it to the parser.
+        let rc = sqlite3_open_v2(Connection.uri(for: path), &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            let errnoValue = db.map { sqlite3_system_errno($0) } ?? 0
+            if let db { sqlite3_close_v2(db) }
+            throw SQLiteError(code: ResultCode(rawValue: rc), message: message, sql: nil, systemErrno: errnoValue, path: path)
+        }
+        handle = db
+        self.path = path
+        sqlite3_extended_result_codes(db, 1)
+        sqlite3_busy_timeout(db, Int32(clamping: busyTimeoutMs))
+    }
+
+    deinit {
+        // "If sqlite3_close_v2() is called with unfinalized prepared statements ... the
+        // database connection becomes an unusable zombie which will automatically be
+        // deallocated when the last prepared statement is finalized": safe in any order.
+        sqlite3_close_v2(handle)
+    }
+
+    static func uri(for path: String) -> String {
+        var escaped = ""
+        for byte in Paths.absolute(path).utf8 {
+            switch byte {
+            case UInt8(ascii: "%"), UInt8(ascii: "?"), UInt8(ascii: "#"):
+                escaped += "%" + String(byte, radix: 16, uppercase: true)
+            default:
+                escaped.unicodeScalars.append(Unicode.Scalar(byte))
+            }
+        }
+        return "file:" + escaped
+    }
+
+    func error(_ rc: Int32, sql: String?) -> SQLiteError {
+        SQLiteError(code: ResultCode(rawValue: sqlite3_extended_errcode(handle)),
+                    message: String(cString: sqlite3_errmsg(handle)), sql: sql,
+                    systemErrno: sqlite3_system_errno(handle), path: path)
+    }
+
+    /// Runs SQL that returns no rows (or whose rows are not wanted).
+    public func execute(_ sql: String) throws(SQLiteError) {
+        let rc = sqlite3_exec(handle, sql, nil, nil, nil)
+        guard rc == SQLITE_OK else { throw error(rc, sql: sql) }
+    }
+
+    public func prepare(_ sql: String) throws(SQLiteError) -> Statement {
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v2(handle, sql, -1, &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else { throw error(rc, sql: sql) }
+        return Statement(stmt, connection: self, sql: sql)
+    }
+
+    /// Every row of a query, each as its columns' text (NULL as nil).
+    public func rows(_ sql: String, _ bindings: [String] = []) throws(SQLiteError) -> [[String?]] {
+        let statement = try prepare(sql)
+        for (index, value) in bindings.enumerated() { try statement.bind(value, at: index + 1) }
+        var result: [[String?]] = []
+        while try statement.step() {
+            result.append((0..<statement.columnCount).map { statement.text(at: $0) })
+        }
+        return result
+    }
+
+    /// The first column of the first row as an integer (e.g. a PRAGMA value).
+    public func integer(_ sql: String) throws(SQLiteError) -> Int64 {
+        let statement = try prepare(sql)
+        guard try statement.step() else { return 0 }
+        return statement.int64(at: 0)
+    }
+
+    public static var libraryVersion: String { String(cString: sqlite3_libversion()) }
+}

@@ -1,0 +1,3 @@
+import AbathurCommands
+
+ToolMain.main(CommandLine.arguments)
