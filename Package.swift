@@ -1,10 +1,6 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Fault injection (ENOSPC, EIO, "crash after the N-th write") exists only in debug builds,
-// which is what the tests run; release builds, the ones that ship, cannot be told to fail.
-let faultInjection: [SwiftSetting] = [.define("ABATHUR_FAULT_INJECTION", .when(configuration: .debug))]
-
 let package = Package(
     name: "abathur-tools",
     platforms: [.macOS(.v13)],
@@ -17,12 +13,20 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "AbathurCore", dependencies: ["CSQLite", "CZlib"], swiftSettings: faultInjection),
+        // Fault injection (ENOSPC, EIO, "crash after the N-th write") and a settable clock
+        // exist only when built with -DABATHUR_FAULT_INJECTION, as `make check` builds the
+        // tests; the build that ships cannot be told to fail.
+        .target(name: "AbathurCore", dependencies: ["CSQLite", "CZlib"]),
         .target(
             name: "AbathurCommands",
             dependencies: ["AbathurCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // One multi-call binary; each tool is a link to it named after the tool.
         .executableTarget(name: "abathur-tools", dependencies: ["AbathurCommands"]),
+        // Demo databases and a writer with invariants, for `make demo`, tests and benchmarks.
+        // Not shipped.
+        .executableTarget(name: "abathur-demo", dependencies: ["AbathurCore"]),
+        // Runs the built binaries and checks stdout, stderr, exit status and files together.
+        .testTarget(name: "AbathurToolsTests"),
     ]
 )

@@ -7,6 +7,7 @@ public struct FileStatus: Sendable, Equatable {
     public var mode: UInt32
     public var size: Int64
     public var modified: Int64
+    public var modifiedNanoseconds: Int64
     public var device: UInt64
     public var inode: UInt64
 
@@ -14,6 +15,7 @@ public struct FileStatus: Sendable, Equatable {
         mode = st.st_mode
         size = Int64(st.st_size)
         modified = Int64(st.st_mtim.tv_sec)
+        modifiedNanoseconds = Int64(st.st_mtim.tv_nsec)
         device = UInt64(st.st_dev)
         inode = UInt64(st.st_ino)
     }

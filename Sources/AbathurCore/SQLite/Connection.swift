@@ -9,6 +9,12 @@ public final class Connection {
         /// `SQLITE_OPEN_READONLY` without create: a missing path is an error, never a new
         /// empty database (FACTS.md 4).
         case readOnly
+        /// Read-only, and the `-shm` opened read-only too (`readonly_shm=1`): reads a hot WAL
+        /// without writing a byte to any live file. Needs an existing `-wal` and `-shm`.
+        case readOnlySharedMemory
+        /// `immutable=1`: reads the main file alone and creates nothing, not even a `-wal`.
+        /// Only correct while nothing writes; the caller must prove that afterwards.
+        case immutable
         /// Read-write, still without create.
         case readWrite
     }
@@ -19,9 +25,15 @@ public final class Connection {
     public init(path: String, mode: Mode, busyTimeoutMs: Int = 5000) throws(SQLiteError) {
         var db: OpaquePointer?
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI
-        flags |= mode == .readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE
+        flags |= mode == .readWrite ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY
+        let query: String
+        switch mode {
+        case .readOnly, .readWrite: query = ""
+        case .readOnlySharedMemory: query = "?readonly_shm=1"
+        case .immutable: query = "?immutable=1"
+        }
         // A URI keeps a path with '?' or '#' literal: escape it rather than hand it to the parser.
-        let rc = sqlite3_open_v2(Connection.uri(for: path), &db, flags, nil)
+        let rc = sqlite3_open_v2(Connection.uri(for: path) + query, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             let errnoValue = db.map { sqlite3_system_errno($0) } ?? 0

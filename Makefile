@@ -1,0 +1,50 @@
+# abathur-tools. `make demo` and `make check` work on a fresh Debian 12 machine: run as root,
+# they install the Debian packages the build and the tests need.
+SWIFT      ?= swift
+BUILD_DIR  := .build
+TEST_DIR   := .build-test
+BIN        := build/bin
+TOOLS      := abathur-backup
+# Packages the build needs, then the ones the tests and demo use.
+BUILD_DEPS := libsqlite3-dev zlib1g-dev pkg-config
+TEST_DEPS  := sqlite3 gzip man-db groff-base bash-completion util-linux procps time
+RELEASE_FLAGS := -c release --static-swift-stdlib -Xlinker -z -Xlinker now
+
+.PHONY: all build test-build check demo bench deps clean
+
+all: build
+
+# Installs what is missing (as root), or says what to install.
+deps:
+	@missing=$$(for p in $(BUILD_DEPS) $(TEST_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "missing Debian packages (run as root or install them): $$missing"; exit 1; fi; \
+	fi
+
+# The shipped build: one static-stdlib multi-call binary, one link per tool name.
+build: deps
+	$(SWIFT) build $(RELEASE_FLAGS) --product abathur-tools
+	$(SWIFT) build -c release --product abathur-demo
+	@mkdir -p $(BIN)
+	@cp $(BUILD_DIR)/release/abathur-tools $(BUILD_DIR)/release/abathur-demo $(BIN)/
+	@for t in $(TOOLS); do ln -sf abathur-tools $(BIN)/$$t; done
+
+# Tests run an optimised build with fault injection compiled in (never shipped).
+test-build: deps
+	$(SWIFT) build -c release --scratch-path $(TEST_DIR) --build-tests \
+	  -Xswiftc -enable-testing -Xswiftc -DABATHUR_FAULT_INJECTION
+
+check: test-build
+	ABATHUR_TEST_BIN=$(CURDIR)/$(TEST_DIR)/release $(SWIFT) test -c release --scratch-path $(TEST_DIR) --skip-build
+
+demo: build
+	bash scripts/demo.sh $(BIN)
+
+bench: build
+	bash scripts/bench.sh $(BIN)
+
+clean:
+	rm -rf $(BUILD_DIR) $(TEST_DIR) build dist
