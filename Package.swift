@@ -26,6 +26,7 @@ let package = Package(
         // Demo databases and a writer with invariants, for `make demo`, tests and benchmarks.
         // Not shipped.
         .executableTarget(name: "abathur-demo", dependencies: ["AbathurCore"]),
+        .testTarget(name: "AbathurCoreTests", dependencies: ["AbathurCore"]),
         // Runs the built binaries and checks stdout, stderr, exit status and files together.
         .testTarget(name: "AbathurToolsTests"),
     ]

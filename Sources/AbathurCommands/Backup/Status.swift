@@ -29,6 +29,12 @@ extension BackupTool {
             try context.run(flags: flags, { context -> (ExitCode, Output?) in
                 let maxAge = try context.settings.seconds(.maxAge)
                 let directory = context.settings.string(.backupDir)
+                // Before the first backup the directory may not exist yet: that is "no backup".
+                guard try FileStatus.of(directory) != nil else {
+                    context.console.result("no verified backup: \(directory) does not exist")
+                    return (.warning, Output(newest: nil, created: nil, ageSeconds: nil, maxAgeSeconds: Int64(maxAge), fresh: false,
+                                             verifiedBackups: 0, incomplete: [], foreign: []))
+                }
                 let catalog = try Catalog.scan(directory)
                 let incomplete = catalog.entries.filter { !$0.isComplete }.map(\.fileName)
                 for name in incomplete { context.warn("\(Paths.join(directory, name)): incomplete backup (no valid manifest or not a regular file)") }

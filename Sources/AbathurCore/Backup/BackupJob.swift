@@ -62,7 +62,14 @@ public final class BackupJob {
         let snapshot = try takeSnapshot(of: source, in: directory)
         mark = lap("snapshot", since: mark)
 
-        let report = try DatabaseCheck.run(path: snapshot, options: request.check)
+        let report: DatabaseCheck
+        do {
+            report = try DatabaseCheck.run(path: snapshot, options: request.check)
+        } catch var error as AbathurError where error.code == .corrupt {
+            // The copy is the source as SQLite read it: its corruption is the source's.
+            error.path = source
+            throw error
+        }
         mark = lap("checks", since: mark)
         if let failed = report.failure {
             throw AbathurError(.corrupt, source, "\(failed.name) failed: \(failed.detail)")
@@ -108,16 +115,42 @@ public final class BackupJob {
             return Outcome(manifest: manifest, path: nil, swept: swept, retention: [], removed: [])
         }
 
-        let final = Paths.join(directory, name.fileName)
-        try SafeFiles.publish(gzTemp, as: final, replace: false)
-        temps.removeAll { $0 == gzTemp }
-        // The manifest goes last: its presence marks the backup complete.
-        try SafeFiles.writeAtomically(try manifest.encoded(), to: Paths.join(directory, name.manifestName), replace: false)
+        let final = try publish(gzTemp, manifest: manifest, as: name, in: directory)
 
         let decisions = try request.retention.plan(Catalog.scan(directory), now: Clock.now())
         let removed = try request.retention.apply(decisions, in: directory)
         try Catalog.writeSums(directory)
         return Outcome(manifest: manifest, path: final, swept: swept, retention: decisions, removed: removed)
+    }
+
+    /// Gives the `.gz` and then its manifest their final names. Both are complete and fsynced
+    /// under temp names first; if either link or the directory fsync fails, the final names
+    /// are removed again (manifest first), so a failed run adds no backup. The manifest's
+    /// presence is what marks the backup complete.
+    func publish(_ gzTemp: String, manifest: Manifest, as name: BackupName, in directory: String) throws -> String {
+        let manifestFile = try SafeFiles.createTemp(in: directory, tag: name.manifestName)
+        temps.append(manifestFile.path)
+        try manifestFile.write(try manifest.encoded())
+        try manifestFile.sync()
+        try manifestFile.close()
+        let final = Paths.join(directory, name.fileName)
+        let finalManifest = Paths.join(directory, name.manifestName)
+        var published: [String] = []
+        do {
+            try SafeFiles.link(gzTemp, as: final)
+            published.append(final)
+            try SafeFiles.link(manifestFile.path, as: finalManifest)
+            published.append(finalManifest)
+            try SafeFiles.syncDirectory(directory)
+        } catch {
+            for path in published.reversed() { SafeFiles.removeQuietly(path) }
+            throw error
+        }
+        for temp in [gzTemp, manifestFile.path] {
+            try SafeFiles.remove(temp)
+            temps.removeAll { $0 == temp }
+        }
+        return final
     }
 
     /// Exit 6 before writing anything when the snapshot plus a worst-case `.gz` cannot fit.
@@ -147,13 +180,19 @@ public final class BackupJob {
             // one self-contained file.
             try destination.execute("PRAGMA journal_mode=DELETE")
         } catch let error as SQLiteError {
-            // Errors reading the source name the source; errors writing name the temp file.
+            // Errors reading the source name the source; errors writing name the directory,
+            // since the temp file they happened in is gone when the operator looks.
             if error.path != file.path || error.exitCode == .corrupt {
                 var mapped = error.asAbathurError
                 mapped.path = source
                 throw mapped
             }
-            throw error.asAbathurError
+            // FACTS.md 16: RLIMIT_FSIZE shows up as SQLITE_IOERR_WRITE, not SQLITE_FULL, and
+            // SQLite's saved errno is not reliable; look at the limits ourselves.
+            if let reason = SpaceProbe.diagnose(file: file.path, directory: directory) {
+                throw AbathurError(.noSpace, directory, "writing the snapshot failed: \(reason)")
+            }
+            throw AbathurError(error.exitCode, directory, "writing the snapshot failed: \(error.description)")
         }
         let written = try FileDescriptor.openForReading(file.path)
         try written.sync()

@@ -75,6 +75,8 @@ public struct Settings: Sendable {
     /// wrapped in double quotes. An unknown key or a malformed line is a usage error that
     /// names the file and the line.
     static func parseFile(_ path: String, required: Bool) throws -> [String: (String, Int)] {
+        // `--config /dev/null` is the usual way to say "no config file".
+        if path == "/dev/null" { return [:] }
         let text: String
         do {
             text = try TextFile.read(path)

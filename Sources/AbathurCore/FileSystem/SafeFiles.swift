@@ -22,20 +22,28 @@ public enum SafeFiles {
     /// Gives a complete, fsynced temp file its final name. With `replace: false` an existing
     /// final name is an error (link(2) never replaces), so a backup can never overwrite another.
     public static func publish(_ temp: String, as final: String, replace: Bool) throws {
-        do {
-            if replace {
+        if replace {
+            do {
                 try Syscall.call(.rename) { rename(temp, final) }
-            } else {
-                try Syscall.call(.rename) { link(temp, final) }
-                try Syscall.call(.unlink) { unlink(temp) }
+            } catch {
+                throw AbathurError(error.exitCode, final, "cannot rename \(Paths.basename(temp)) into place: \(error)")
             }
-        } catch {
-            if error.rawValue == EEXIST {
-                throw AbathurError(.refused, final, "already exists; not replacing it")
-            }
-            throw AbathurError(error.exitCode, final, "cannot rename \(Paths.basename(temp)) into place: \(error)")
+        } else {
+            try link(temp, as: final)
+            try remove(temp)
         }
         try syncDirectory(Paths.directory(of: final))
+    }
+
+    /// Gives `temp` a second, final name that must not exist yet (link(2) never replaces).
+    /// The caller fsyncs the directory and removes the temp name.
+    public static func link(_ temp: String, as final: String) throws {
+        do {
+            try Syscall.call(.rename) { Glibc.link(temp, final) }
+        } catch {
+            if error.rawValue == EEXIST { throw AbathurError(.refused, final, "already exists; not replacing it") }
+            throw AbathurError(error.exitCode, final, "cannot link \(Paths.basename(temp)) into place: \(error)")
+        }
     }
 
     /// Makes a rename or an unlink in `directory` durable.
