@@ -4,7 +4,7 @@ import ArgumentParser
 extension BackupTool {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Report the age of the newest verified backup; exit 1 past the maximum age.")
+            abstract: "Report the age of the newest verified backup; exit 1 when there is none or it is too old.")
 
         @OptionGroup var common: CommonOptions
 

@@ -20,7 +20,7 @@ extension BackupTool {
         @Option(name: .customLong("compression-level"), help: ArgumentHelp("gzip level, 1 (fast) to 9 (small); default 6.", valueName: "n"))
         var compressionLevel: String?
 
-        @Flag(help: "Stream the verified .db.gz to stdout instead of keeping it in the backup directory.")
+        @Flag(help: "Stream the verified .db.gz to stdout; nothing is kept in the backup directory (no manifest, no retention).")
         var stdout = false
 
         func validate() throws {

@@ -8,7 +8,7 @@ extension BackupTool {
 
         @OptionGroup var common: CommonOptions
 
-        @Argument(help: ArgumentHelp("The backup to verify (default: the newest).", valueName: "name"))
+        @Argument(help: ArgumentHelp("A backup file name in the backup directory, .db.gz optional (default: the newest backup).", valueName: "name"))
         var name: String?
 
         @Flag(help: "Verify every backup in the backup directory.")

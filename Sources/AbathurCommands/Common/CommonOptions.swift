@@ -21,13 +21,13 @@ public struct CommonOptions: ParsableArguments {
     @Flag(help: "Print more on stderr.")
     var verbose = false
 
-    @Option(help: ArgumentHelp("Wait up to this long for the lock instead of exiting 5.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Wait this long for the lock (seconds, or 90s, 15m) instead of exiting 5.", valueName: "seconds"))
     var wait: String?
 
-    @Option(name: .customLong("busy-timeout"), help: ArgumentHelp("SQLite busy timeout (default 5000).", valueName: "ms"))
+    @Option(name: .customLong("busy-timeout"), help: ArgumentHelp("SQLite busy timeout in milliseconds (default 5000).", valueName: "ms"))
     var busyTimeout: String?
 
-    @Option(help: ArgumentHelp("Write node_exporter textfile metrics to this file.", valueName: "file"))
+    @Option(help: ArgumentHelp("Write node_exporter textfile metrics to this file (default: prometheus_dir/abathur_backup.prom when set).", valueName: "file"))
     var prometheus: String?
 
     @Flag(name: .customLong("print-config"), help: "Print every setting with its effective value and source, then exit.")

@@ -18,7 +18,7 @@ public struct SettingKey: Sendable, Hashable {
 
     public static let database = SettingKey("database", env: "ABATHUR_DB", default: "/var/lib/abathur/abathur.db", "the live database")
     public static let backupDir = SettingKey("backup_dir", default: "/var/backups/abathur", "where backups live")
-    public static let lockWait = SettingKey("lock_wait", default: "0", "seconds to wait for the lock (0: fail at once with exit 5)")
+    public static let lockWait = SettingKey("lock_wait", default: "0", "how long to wait for the lock, in seconds or as 90s/15m (0: exit 5 at once)")
     public static let busyTimeoutMs = SettingKey("busy_timeout_ms", default: "5000", "SQLite busy timeout in milliseconds")
     public static let prometheusDir = SettingKey("prometheus_dir", default: "", "node_exporter textfile directory (empty: no metrics)")
     public static let retentionDays = SettingKey("retention_days", default: "30", "keep scheduled backups this many days")

@@ -31,7 +31,7 @@ public enum ExitCode: Int32, Sendable, CaseIterable {
         case .corrupt: return "the database is corrupt"
         case .busy: return "locked or busy (another instance, or the database is busy past the timeout)"
         case .noSpace: return "not enough space (detected before writing anything)"
-        case .refused: return "precondition refused (unsafe path, foreign database, running service)"
+        case .refused: return "precondition refused (the service is still running, a hot WAL is present, an unsafe path, a foreign database)"
         case .ioError: return "I/O error during the operation"
         case .internalError: return "internal error"
         }
