@@ -31,6 +31,19 @@ final class DocsDriftTests: XCTestCase {
         return Set(regex.matches(in: text, range: range).map { String(text[Range($0.range, in: text)!]) })
     }
 
+    /// Every `--long-option` in the OPTIONS: part of a `--help` text (the overview and
+    /// discussion may mention options of other commands).
+    static func helpOptions(_ help: String) -> Set<String> {
+        var inside = false
+        var lines: [Substring] = []
+        for line in help.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("OPTIONS:") { inside = true; continue }
+            if inside, !line.isEmpty, !line.hasPrefix(" ") { break }
+            if inside { lines.append(line) }
+        }
+        return longOptions(lines.joined(separator: "\n"))
+    }
+
     /// The subcommands the root help lists under SUBCOMMANDS.
     static func listedSubcommands(_ rootHelp: String) -> [String] {
         var inside = false
@@ -101,7 +114,7 @@ final class DocsDriftTests: XCTestCase {
 
         var everyHelpOption = Set<String>()
         let root = try help(nil)
-        let rootOptions = Self.longOptions(root)
+        let rootOptions = Self.helpOptions(root)
         XCTAssertTrue(rootOptions.isSubset(of: common),
                       "options of 'abathur-backup --help' missing from the man page's common options: \(rootOptions.subtracting(common).sorted())")
         everyHelpOption.formUnion(rootOptions)
@@ -117,12 +130,12 @@ final class DocsDriftTests: XCTestCase {
 
         for subcommand in Self.subcommands {
             let text = try help(subcommand)
-            let listed = Self.longOptions(text)
+            let listed = Self.helpOptions(text)
             XCTAssertFalse(listed.isEmpty, "help \(subcommand) lists options")
             // `SUB --help` and `help SUB` are the same text.
             let flagForm = try Sandbox.execute(Binaries.tool("abathur-backup"), [subcommand, "--help"])
             XCTAssertEqual(flagForm.status, 0, flagForm.stderr)
-            XCTAssertEqual(Self.longOptions(flagForm.stdout), listed, "\(subcommand) --help and help \(subcommand)")
+            XCTAssertEqual(Self.helpOptions(flagForm.stdout), listed, "\(subcommand) --help and help \(subcommand)")
 
             let own = Self.longOptions(Self.tags(Self.section("OPTIONS", subsection: "\(subcommand) options", in: page)).joined(separator: "\n"))
             let documented = common.union(own)
@@ -206,7 +219,7 @@ final class DocsDriftTests: XCTestCase {
 
         var helpOptions: [String: Set<String>] = [:]
         for subcommand in Self.subcommands {
-            let listed = Self.longOptions(try help(subcommand))
+            let listed = Self.helpOptions(try help(subcommand))
             helpOptions[subcommand] = listed
             let completed = try complete(["abathur-backup", subcommand, "--"])
             XCTAssertEqual(completed.count, Set(completed).count, "\(subcommand): no option offered twice")
@@ -219,7 +232,7 @@ final class DocsDriftTests: XCTestCase {
         }
 
         // Without a subcommand the tool runs `take`: its own options and take's.
-        let rootOptions = Self.longOptions(root)
+        let rootOptions = Self.helpOptions(root)
         let atRoot = Set(try complete(["abathur-backup", "--"]))
         XCTAssertTrue(rootOptions.isSubset(of: atRoot), "root options not completed: \(rootOptions.subtracting(atRoot).sorted())")
         let allowed = rootOptions.union(helpOptions["take"] ?? [])

@@ -194,16 +194,15 @@ public final class BackupJob {
             }
             throw AbathurError(error.exitCode, directory, "writing the snapshot failed: \(error.description)")
         }
-        let written = try FileDescriptor.openForReading(file.path)
-        try written.sync()
-        try written.close()
+        // No fsync: the snapshot is only ever read back by this run; the .gz is what must last.
         return file.path
     }
 
     /// Copies the live database without writing a byte to it, its `-wal` or its `-shm`, and
     /// without creating either (a read-only connection otherwise creates an empty `-wal` and
     /// rewrites the `-shm`):
-    /// - no `-wal`: nothing has written since the last clean close, so the main file alone is
+    /// - WAL mode and no `-wal`: nothing has written since the last clean close (a `-wal`
+    ///   exists while any connection is open), so the main file alone is
     ///   the database; read it `immutable=1`, then prove that still holds (no `-wal` appeared,
     ///   the file's size, mtime and change counter did not move). If a writer started, copy
     ///   again the next way.
@@ -212,8 +211,8 @@ public final class BackupJob {
     /// - `-wal` without `-shm`: only a plain read-only connection can read that WAL; it creates
     ///   a `-shm`, owned like the database (SQLite does that when run as root).
     func copy(source path: String, to destination: Connection) throws {
-        if try FileStatus.of(path + "-wal") == nil {
-            let before = try SourceFingerprint(path)
+        let before = try SourceFingerprint(path)
+        if before.isWAL, try FileStatus.of(path + "-wal") == nil {
             try copy(source: path, mode: .immutable, to: destination)
             if try FileStatus.of(path + "-wal") == nil, try SourceFingerprint(path) == before { return }
             console.info("\(path): a writer started during the copy; copying again through its WAL")
@@ -260,25 +259,19 @@ public final class BackupJob {
     struct SourceFingerprint: Equatable {
         var status: FileStatus
         var changeCounter: UInt32
+        var isWAL: Bool
 
         init(_ path: String) throws {
             let (header, _) = try DatabaseHeader.read(path, followSymlinks: true)
             guard let status = try FileStatus.of(path) else { throw AbathurError(.ioError, path, "disappeared during the backup") }
             self.status = status
             changeCounter = header.changeCounter
+            isWAL = header.isWAL
         }
     }
 
     func stream(_ gzTemp: String) throws {
-        let input = try FileDescriptor.openForReading(gzTemp)
         let stdout = FileDescriptor.standardOutput
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        try buffer.withUnsafeMutableBytes { buffer in
-            while true {
-                let n = try input.read(into: buffer)
-                if n == 0 { break }
-                try stdout.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            }
-        }
+        try FileDescriptor.openForReading(gzTemp).forEachChunk { try stdout.write($0) }
     }
 }

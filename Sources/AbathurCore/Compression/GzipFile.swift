@@ -8,8 +8,6 @@ public struct GzipDigest: Sendable, Equatable {
 
 /// Whole-file gzip work in bounded memory: one read buffer, zlib's state, one output chunk.
 public enum GzipFile {
-    static let chunkSize = 1 << 20
-
     /// Compresses everything readable from `input` into `output`, hashing both sides.
     public static func compress(from input: FileDescriptor, to output: FileDescriptor, level: Int,
                                 progress: ((Int64) -> Void)? = nil) throws -> GzipDigest {
@@ -21,17 +19,11 @@ public enum GzipFile {
             gzBytes += Int64(chunk.count)
             try output.write(chunk)
         }
-        var buffer = [UInt8](repeating: 0, count: chunkSize)
-        try buffer.withUnsafeMutableBytes { buffer in
-            while true {
-                let n = try input.read(into: buffer)
-                if n == 0 { break }
-                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-                rawHash.update(chunk)
-                rawBytes += Int64(n)
-                try compressor.compress(chunk, sink: sink)
-                progress?(rawBytes)
-            }
+        try input.forEachChunk { chunk in
+            rawHash.update(chunk)
+            rawBytes += Int64(chunk.count)
+            try compressor.compress(chunk, sink: sink)
+            progress?(rawBytes)
         }
         try compressor.finish(sink: sink)
         return GzipDigest(gzSHA256: gzHash.finalizeHex(), gzBytes: gzBytes, rawSHA256: rawHash.finalizeHex(), rawBytes: rawBytes)
@@ -49,18 +41,12 @@ public enum GzipFile {
             rawBytes += Int64(chunk.count)
             try output?.write(chunk)
         }
-        var buffer = [UInt8](repeating: 0, count: chunkSize)
         do {
-            try buffer.withUnsafeMutableBytes { buffer in
-                while true {
-                    let n = try input.read(into: buffer)
-                    if n == 0 { break }
-                    let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-                    gzHash.update(chunk)
-                    gzBytes += Int64(n)
-                    try decompressor.decompress(chunk, sink: sink)
-                    progress?(gzBytes)
-                }
+            try input.forEachChunk { chunk in
+                gzHash.update(chunk)
+                gzBytes += Int64(chunk.count)
+                try decompressor.decompress(chunk, sink: sink)
+                progress?(gzBytes)
             }
             try decompressor.finish()
         } catch let error as GzipError {
@@ -76,17 +62,11 @@ public enum GzipFile {
 
     /// SHA-256 of a file's bytes (no inflating).
     public static func sha256(of path: String) throws -> (hex: String, bytes: Int64) {
-        let input = try FileDescriptor.openForReading(path)
         var hash = SHA256()
         var total: Int64 = 0
-        var buffer = [UInt8](repeating: 0, count: chunkSize)
-        try buffer.withUnsafeMutableBytes { buffer in
-            while true {
-                let n = try input.read(into: buffer)
-                if n == 0 { break }
-                hash.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-                total += Int64(n)
-            }
+        try FileDescriptor.openForReading(path).forEachChunk { chunk in
+            hash.update(chunk)
+            total += Int64(chunk.count)
         }
         return (hash.finalizeHex(), total)
     }

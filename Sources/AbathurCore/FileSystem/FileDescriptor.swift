@@ -85,6 +85,18 @@ public final class FileDescriptor {
         return total
     }
 
+    /// Reads to the end of the file in chunks of `size` bytes, one buffer for the whole file.
+    public func forEachChunk(size: Int = 1 << 20, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var buffer = [UInt8](repeating: 0, count: size)
+        try buffer.withUnsafeMutableBytes { buffer in
+            while true {
+                let n = try read(into: buffer)
+                if n == 0 { return }
+                try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            }
+        }
+    }
+
     public func sync() throws {
         do {
             try Syscall.call(.fsync) { fsync(raw) }

@@ -40,13 +40,7 @@ public enum Syscall {
         #if ABATHUR_FAULT_INJECTION
         try FaultInjection.before(op)
         #endif
-        while true {
-            let result = body()
-            if result != -1 { return result }
-            let error = Errno.current
-            if error.rawValue == EINTR { continue }
-            throw error
-        }
+        return try retrying(body)
     }
 
     /// Retries EINTR for calls that are not subject to fault injection (reads, stat, flock).
