@@ -98,4 +98,40 @@ final class BackupTakeTests: XCTestCase {
         let backup = try XCTUnwrap((doc["result"] as? [String: Any])?["backup"] as? [String: Any])
         XCTAssertEqual(backup["verified"] as? Bool, true)
     }
+
+    /// node_exporter textfile metrics: written whole (temp file and rename), success and failure.
+    func testPrometheusTextfileMetrics() throws {
+        let box = try Sandbox()
+        try box.makeDemoDatabase(rows: 100)
+        let prom = box.root + "/abathur_backup.prom"
+        XCTAssertEqual(try box.backup(["--prometheus", prom]).status, 0)
+        let text = try String(contentsOfFile: prom, encoding: .utf8)
+        XCTAssertTrue(text.contains("# TYPE abathur_backup_last_success_timestamp_seconds gauge"), text)
+        XCTAssertTrue(text.contains("abathur_backup_last_exit_code{command=\"take\"} 0"), text)
+        XCTAssertTrue(text.contains("abathur_backup_check_ok{check=\"integrity_check\"} 1"), text)
+        let success = try XCTUnwrap(text.split(separator: "\n").first { $0.hasPrefix("abathur_backup_last_success_timestamp_seconds ") })
+        let stamp = try XCTUnwrap(Double(success.split(separator: " ")[1]))
+        XCTAssertEqual(stamp, Date().timeIntervalSince1970, accuracy: 120)
+
+        // A failed run records its exit code and keeps the last success time.
+        try FileManager.default.removeItem(atPath: box.db)
+        XCTAssertEqual(try box.backup(["--prometheus", prom]).status, 8)
+        let after = try String(contentsOfFile: prom, encoding: .utf8)
+        XCTAssertTrue(after.contains("abathur_backup_last_exit_code{command=\"take\"} 8"), after)
+        XCTAssertTrue(after.contains(String(success)), after)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: box.root).filter { $0.hasPrefix(".abathur-tmp-") }, [])
+    }
+
+    /// --verbose says what happened on stderr; without it a run piped to a file is silent.
+    func testVerboseAndQuiet() throws {
+        let box = try Sandbox()
+        try box.makeDemoDatabase(rows: 100)
+        let quiet = try box.backup()
+        XCTAssertEqual(quiet.stderr, "")
+        // Leave a temp file as a killed run would: --verbose reports the sweep.
+        try Data("x".utf8).write(to: URL(fileURLWithPath: box.backups + "/.abathur-tmp-1-dead-snapshot.db"))
+        let verbose = try box.backup(["--verbose"])
+        XCTAssertEqual(verbose.status, 0)
+        XCTAssertTrue(verbose.stderr.contains("swept 1 stale temp file"), verbose.stderr)
+    }
 }
