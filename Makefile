@@ -48,3 +48,34 @@ bench: build
 
 clean:
 	rm -rf $(BUILD_DIR) $(TEST_DIR) build dist
+
+# --- Debian package -----------------------------------------------------------------
+VERSION := $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null)
+DEB_DEPS := debhelper lintian dpkg-dev fakeroot systemd man-db
+INSTALL_TEST_DEPS := debootstrap
+
+.PHONY: deb deb-check install-test deb-deps
+
+deb-deps:
+	@missing=$$(for p in $(BUILD_DEPS) $(DEB_DEPS) $(INSTALL_TEST_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "missing Debian packages (run as root or install them): $$missing"; exit 1; fi; \
+	fi
+
+# Builds from a clean copy of the tracked files, so nothing local leaks into the package.
+deb: deb-deps
+	rm -rf build/deb && mkdir -p build/deb/abathur-tools-$(VERSION) dist
+	git ls-files -z | xargs -0 cp --parents -t build/deb/abathur-tools-$(VERSION)
+	cd build/deb/abathur-tools-$(VERSION) && PATH="$$PATH:/opt/swift/usr/bin" dpkg-buildpackage -us -uc -b
+	rm -f dist/abathur-tools_*
+	cp build/deb/abathur-tools_$(VERSION)_*.deb build/deb/abathur-tools_$(VERSION)_*.buildinfo build/deb/abathur-tools_$(VERSION)_*.changes dist/
+	@ls -l dist/
+
+deb-check: deb
+	bash scripts/deb-check.sh dist/abathur-tools_$(VERSION)_*.deb
+
+install-test: deb build
+	bash scripts/install-test.sh dist/abathur-tools_$(VERSION)_*.deb

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# make install-test: a fresh Debian 12 (debootstrap --variant=minbase) with no Swift toolchain,
+# the .deb installed with apt-get, every tool's --help, a real backup -> verify -> restore
+# cycle on a demo database, and a purge that keeps the backups.
+set -euo pipefail
+deb=$(readlink -f "${1:?usage: install-test.sh PACKAGE.deb}")
+here=$(cd "$(dirname "$0")/.." && pwd)
+root=$(mktemp -d "${INSTALL_TEST_TMP:-/var/tmp}/abathur-install-test.XXXXXX")
+cleanup() {
+  for m in proc dev/pts dev; do umount "$root/$m" 2>/dev/null || true; done
+  rm -rf "$root"
+}
+trap cleanup EXIT
+in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 "$@"; }
+step() { printf '== %s\n' "$*"; }
+
+# The same Debian mirror this machine's apt uses.
+mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+[ -n "$mirror" ] || mirror=$(awk '$1 == "deb" { print $2; exit }' /etc/apt/sources.list)
+
+step "debootstrap --variant=minbase bookworm"
+debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.log" 2>&1 || { tail -20 "$root.log"; exit 1; }
+rm -f "$root.log"
+mount -t proc proc "$root/proc"
+mount --bind /dev "$root/dev"
+mount --bind /dev/pts "$root/dev/pts"
+if in_root sh -c 'command -v swift'; then echo "a Swift toolchain in the test root"; exit 1; fi
+
+step "apt-get install ./$(basename "$deb")"
+cp "$deb" "$root/tmp/"
+in_root apt-get update -qq
+in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "/tmp/$(basename "$deb")" sqlite3 >/dev/null
+in_root dpkg -s abathur-tools | grep -E '^(Version|Installed-Size|Depends):'
+
+step "every tool answers --help"
+for tool in $(in_root sh -c 'ls /usr/sbin/abathur-*'); do
+  in_root "$tool" --help >/dev/null
+  echo "$tool --help: ok"
+done
+for f in /etc/abathur/abathur.conf /etc/cron.d/abathur-tools /lib/systemd/system/abathur-backup.timer \
+         /usr/share/man/man8/abathur-backup.8.gz /usr/share/man/man7/abathur-tools.7.gz \
+         /usr/share/bash-completion/completions/abathur-backup; do
+  [ -e "$root$f" ] || { echo "missing $f"; exit 1; }
+done
+in_root abathur-backup --print-config | grep -E '^(database|backup_dir)='
+
+step "backup -> verify -> restore on a demo database"
+mkdir -p "$root/var/lib/abathur"
+"$here/build/bin/abathur-demo" create "$root/var/lib/abathur/abathur.db" --rows 3000
+tasks=$(in_root sqlite3 -readonly /var/lib/abathur/abathur.db 'SELECT count(*) FROM tasks')
+in_root abathur-backup
+in_root abathur-backup verify --all
+in_root abathur-backup status
+backup=$(in_root sh -c 'ls -t /var/backups/abathur/abathur_*.db.gz | head -1')
+in_root sh -c "gunzip -c '$backup' > /tmp/restored.db"
+[ "$(in_root sqlite3 /tmp/restored.db 'PRAGMA integrity_check')" = ok ]
+[ "$(in_root sqlite3 /tmp/restored.db 'SELECT count(*) FROM tasks')" = "$tasks" ]
+in_root sh -c 'cd /var/backups/abathur && sha256sum -c SHA256SUMS'
+echo "restored $backup: integrity ok, $tasks tasks"
+
+step "purge removes the configuration, never the backups"
+in_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq abathur-tools >/dev/null
+[ ! -e "$root/etc/abathur/abathur.conf" ] || { echo "config left after purge"; exit 1; }
+[ ! -e "$root/usr/sbin/abathur-backup" ] || { echo "tool left after purge"; exit 1; }
+[ -e "$root$backup" ] || { echo "purge removed a backup"; exit 1; }
+echo "install-test: all checks passed"
