@@ -42,7 +42,7 @@ for unit in $units; do
     [ -e "$root/usr/share/man/man$section/$page.gz" ] || { echo "$unit: $doc is not in the package"; fail=1; }
   done
 done
-for timer in "$root"/lib/systemd/system/*.timer; do
+for timer in $(printf '%s\n' $units | grep '\.timer$' | sed "s|^|$root/lib/systemd/system/|"); do
   for spec in $(sed -n 's/^OnCalendar=//p' "$timer" | tr ' ' '_'); do
     systemd-analyze calendar "${spec//_/ }" >/dev/null || { echo "$timer: bad OnCalendar $spec"; fail=1; }
     echo "$(basename "$timer"): OnCalendar=${spec//_/ } ok"
