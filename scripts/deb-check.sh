@@ -77,6 +77,14 @@ else
   echo "postinst starts timers only: $(grep -o 'abathur-[a-z]*\.timer' "$work/control/postinst" | sort -u | tr '\n' ' ')"
 fi
 
+check "backup directory from tmpfiles.d, nothing shipped under /var"
+if dpkg-deb -c "$deb" | awk '{print $NF}' | grep -q '^\./var/'; then
+  echo "the package ships files under /var"; fail=1
+fi
+grep -q '^d /var/backups/abathur 0700 root root' "$root/usr/lib/tmpfiles.d/abathur-tools.conf" || { echo "no tmpfiles.d entry"; fail=1; }
+grep -q 'systemd-tmpfiles .*--create abathur-tools.conf' "$work/control/postinst" || { echo "postinst does not create it"; fail=1; }
+echo "tmpfiles.d: /var/backups/abathur 0700, created at configure"
+
 check "sizes"
 deb_bytes=$(stat -c %s "$deb")
 installed_kib=$(dpkg-deb -f "$deb" Installed-Size)
