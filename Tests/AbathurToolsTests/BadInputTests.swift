@@ -129,6 +129,6 @@ final class BadInputTests: XCTestCase {
         let box = try Sandbox()
         let result = try box.run("abathur-backup", ["--frobnicate"])
         XCTAssertEqual(result.status, 2)
-        XCTAssertTrue(result.stderr.hasPrefix("abathur-backup: error: "), result.stderr)
+        XCTAssertEqual(result.stderr, "abathur-backup: error: Unknown option '--frobnicate' (see 'abathur-backup --help')\n")
     }
 }

@@ -44,9 +44,11 @@ public enum ToolMain {
                 print(message)
                 return .success
             }
+            // One line, like every other diagnostic; ArgumentParser's own "Error: " goes.
             let name = tool.configuration.commandName ?? "abathur-tools"
-            writeErr("\(name): error: \(message.split(separator: "\n").first.map(String.init) ?? message)\n")
-            writeErr("\(name): see '\(name) --help'\n")
+            var first = message.split(separator: "\n").first.map(String.init) ?? message
+            if first.hasPrefix("Error: ") { first.removeFirst("Error: ".count) }
+            writeErr("\(name): error: \(first) (see '\(name) --help')\n")
             return .usage
         }
     }
