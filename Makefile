@@ -4,7 +4,7 @@ SWIFT      ?= swift
 BUILD_DIR  := .build
 TEST_DIR   := .build-test
 BIN        := build/bin
-TOOLS      := abathur-backup
+TOOLS      := abathur-backup abathur-integrity
 # Packages the build needs, then the ones the tests and demo use.
 BUILD_DEPS := libsqlite3-dev zlib1g-dev pkg-config
 TEST_DEPS  := sqlite3 gzip man-db groff-base bash-completion util-linux procps time

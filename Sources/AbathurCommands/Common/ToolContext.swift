@@ -1,9 +1,12 @@
 import AbathurCore
 import ArgumentParser
 
-/// Thrown by a command once it has reported its outcome: the process exits with `code`.
+/// Thrown by a command once it has reported its outcome: the process exits with `status`
+/// (an `ExitCode`, or a monitoring plugin's 0-3 with `--nagios`).
 struct ToolExit: Error {
-    var code: ExitCode
+    var status: Int32
+    init(code: ExitCode) { status = code.rawValue }
+    init(status: Int32) { self.status = status }
 }
 
 /// What every command run has: its console, its settings, and the one place where an

@@ -10,6 +10,7 @@ import Glibc
 public enum ToolMain {
     static let tools: [String: any ParsableCommand.Type] = [
         "abathur-backup": BackupTool.self,
+        "abathur-integrity": IntegrityTool.self,
     ]
 
     public static func main(_ argv: [String]) -> Never {
@@ -28,28 +29,28 @@ public enum ToolMain {
             writeErr("abathur-tools: error: run as one of \(known) (a link named after the tool), or as 'abathur-tools TOOL ...'\n")
             exit(ExitCode.usage.rawValue)
         }
-        exit(run(tool, arguments: arguments).rawValue)
+        exit(run(tool, arguments: arguments))
     }
 
-    static func run(_ tool: any ParsableCommand.Type, arguments: [String]) -> ExitCode {
+    static func run(_ tool: any ParsableCommand.Type, arguments: [String]) -> Int32 {
         do {
             var command = try tool.parseAsRoot(arguments)
             try command.run()
-            return .success
+            return ExitCode.success.rawValue
         } catch let exit as ToolExit {
-            return exit.code
+            return exit.status
         } catch {
             let message = tool.fullMessage(for: error)
             if tool.exitCode(for: error) == .success {
                 print(message)
-                return .success
+                return ExitCode.success.rawValue
             }
             // One line, like every other diagnostic; ArgumentParser's own "Error: " goes.
             let name = tool.configuration.commandName ?? "abathur-tools"
             var first = message.split(separator: "\n").first.map(String.init) ?? message
             if first.hasPrefix("Error: ") { first.removeFirst("Error: ".count) }
             writeErr("\(name): error: \(first) (see '\(name) --help')\n")
-            return .usage
+            return ExitCode.usage.rawValue
         }
     }
 

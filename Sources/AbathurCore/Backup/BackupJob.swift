@@ -198,31 +198,15 @@ public final class BackupJob {
         return file.path
     }
 
-    /// Copies the live database without writing a byte to it, its `-wal` or its `-shm`, and
-    /// without creating either (a read-only connection otherwise creates an empty `-wal` and
-    /// rewrites the `-shm`):
-    /// - WAL mode and no `-wal`: nothing has written since the last clean close (a `-wal`
-    ///   exists while any connection is open), so the main file alone is
-    ///   the database; read it `immutable=1`, then prove that still holds (no `-wal` appeared,
-    ///   the file's size, mtime and change counter did not move). If a writer started, copy
-    ///   again the next way.
-    /// - `-wal` and `-shm`: the service runs, or crashed with a hot WAL; read through them with
-    ///   the `-shm` opened read-only.
-    /// - `-wal` without `-shm`: only a plain read-only connection can read that WAL; it creates
-    ///   a `-shm`, owned like the database (SQLite does that when run as root).
+    /// Copies the live database without writing to or creating any of its files
+    /// (`LiveReader` says how).
     func copy(source path: String, to destination: Connection) throws {
-        let before = try SourceFingerprint(path)
-        if before.isWAL, try FileStatus.of(path + "-wal") == nil {
-            try copy(source: path, mode: .immutable, to: destination)
-            if try FileStatus.of(path + "-wal") == nil, try SourceFingerprint(path) == before { return }
-            console.info("\(path): a writer started during the copy; copying again through its WAL")
+        try LiveReader.read(path, busyTimeoutMs: request.busyTimeoutMs, tempDirectory: request.backupDir) { source in
+            try copy(from: source, to: destination)
         }
-        let mode: Connection.Mode = try FileStatus.of(path + "-shm") != nil ? .readOnlySharedMemory : .readOnly
-        try copy(source: path, mode: mode, to: destination)
     }
 
-    func copy(source path: String, mode: Connection.Mode, to destination: Connection) throws {
-        let source = try Connection(path: path, mode: mode, busyTimeoutMs: request.busyTimeoutMs)
+    func copy(from source: Connection, to destination: Connection) throws {
         try source.execute("BEGIN")
         defer { try? source.execute("COMMIT") }
         _ = try source.integer("SELECT count(*) FROM sqlite_schema")
@@ -252,22 +236,6 @@ public final class BackupJob {
         try output.sync()
         try output.close()
         return digest
-    }
-
-    /// What changes when anything writes the main file: size, mtime, and the header's change
-    /// counter.
-    struct SourceFingerprint: Equatable {
-        var status: FileStatus
-        var changeCounter: UInt32
-        var isWAL: Bool
-
-        init(_ path: String) throws {
-            let (header, _) = try DatabaseHeader.read(path, followSymlinks: true)
-            guard let status = try FileStatus.of(path) else { throw AbathurError(.ioError, path, "disappeared during the backup") }
-            self.status = status
-            changeCounter = header.changeCounter
-            isWAL = header.isWAL
-        }
     }
 
     func stream(_ gzTemp: String) throws {

@@ -34,7 +34,7 @@ public struct Catalog: Sendable {
         var byName: [BackupName: Entry] = [:]
         var foreign: [String] = []
         for file in names {
-            if file == sumsName || file == lockName || file.hasPrefix(SafeFiles.tempPrefix) { continue }
+            if file == sumsName || file == lockName || file == SampleState.fileName || file.hasPrefix(SafeFiles.tempPrefix) { continue }
             let isManifest = file.hasSuffix(BackupName.suffix + BackupName.manifestSuffix)
             let dataName = isManifest ? String(file.dropLast(BackupName.manifestSuffix.count)) : file
             guard let name = BackupName(fileName: dataName) else {

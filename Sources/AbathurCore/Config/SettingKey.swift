@@ -32,10 +32,16 @@ public struct SettingKey: Sendable, Hashable {
     public static let expectMinIndexes = SettingKey("expect_min_indexes", default: "33", "at least this many indexes")
     public static let expectIndexes = SettingKey("expect_indexes", default: "", "indexes that must exist (comma-separated; empty: count only)")
     public static let maxAge = SettingKey("max_age", default: "26h", "status warns when the newest verified backup is older")
+    public static let maxErrors = SettingKey("max_errors", default: "100000", "integrity_check messages to keep (SQLite stops at 100 by default)")
+    public static let expectUserVersion = SettingKey("expect_user_version", default: "", "PRAGMA user_version the database must have (empty: not checked)")
+    public static let expectApplicationId = SettingKey("expect_application_id", default: "", "PRAGMA application_id the database must have (empty: not checked)")
+    public static let shrinkWarning = SettingKey("shrink_warning", default: "0.5", "warn when a table lost more than this fraction of the rows in the newest backup")
+    public static let tempDir = SettingKey("temp_dir", default: "/var/tmp", "where inflated copies of backups are checked")
 
     /// Every key, in the order `--print-config` lists them.
     public static let all: [SettingKey] = [
         .database, .backupDir, .lockWait, .busyTimeoutMs, .prometheusDir, .retentionDays, .keepMinVerified,
         .compressionLevel, .quickCheck, .expectTables, .expectMinIndexes, .expectIndexes, .maxAge,
+        .maxErrors, .expectUserVersion, .expectApplicationId, .shrinkWarning, .tempDir,
     ]
 }

@@ -115,6 +115,22 @@ public struct Settings: Sendable {
         return number
     }
 
+    /// A whole number, or nil when the setting is empty (meaning "not checked").
+    public func optionalInteger(_ key: SettingKey) throws -> Int64? {
+        let text = self[key].text
+        if text.isEmpty { return nil }
+        guard let number = Int64(text) else { throw invalid(key, "expected a whole number, or nothing") }
+        return number
+    }
+
+    /// A fraction from 0 to 1.
+    public func fraction(_ key: SettingKey) throws -> Double {
+        guard let number = Double(self[key].text), number >= 0, number <= 1 else {
+            throw invalid(key, "expected a fraction from 0 to 1, such as 0.5")
+        }
+        return number
+    }
+
     public func seconds(_ key: SettingKey) throws -> Double {
         guard let seconds = Duration.parse(self[key].text) else {
             throw invalid(key, "expected a duration such as 90s, 15m, 26h or 7d")

@@ -1,0 +1,152 @@
+import AbathurCore
+import ArgumentParser
+
+/// `abathur-integrity`: how healthy the live database and every backup are.
+struct IntegrityTool: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "abathur-integrity",
+        abstract: "Check the live database (read-only, without disturbing a hot WAL) or backups, finding by finding.",
+        version: AbathurVersion.current)
+
+    @OptionGroup var common: CommonOptions
+
+    @Argument(help: ArgumentHelp("A database (.db) or backup (.db.gz) file to check instead of the live database.", valueName: "path"))
+    var path: String?
+
+    @Option(help: ArgumentHelp("Check one backup from the backup directory (.db.gz optional).", valueName: "name"))
+    var backup: String?
+
+    @Flag(name: .customLong("all-backups"), help: "Check every backup in the backup directory.")
+    var allBackups = false
+
+    @Option(help: ArgumentHelp("Check this percentage of the backups, those checked longest ago first.", valueName: "percent"))
+    var sample: Double?
+
+    @Flag(help: "Use quick_check instead of integrity_check.")
+    var quick = false
+
+    @Option(name: .customLong("max-errors"), help: ArgumentHelp("Keep at most this many integrity_check messages (default 100000).", valueName: "n"))
+    var maxErrors: String?
+
+    @Flag(help: "Print one monitoring-plugin status line; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.")
+    var nagios = false
+
+    func validate() throws {
+        let targets = [path != nil, backup != nil, allBackups || sample != nil].filter { $0 }.count
+        if targets > 1 { throw ValidationError("give one of PATH, --backup NAME, --all-backups or --sample PERCENT") }
+        if let sample, !(sample > 0 && sample <= 100) { throw ValidationError("--sample takes a percentage above 0 and at most 100") }
+        if nagios && common.json { throw ValidationError("--nagios and --json both want stdout; choose one") }
+    }
+
+    struct Output: Encodable {
+        var targets: [TargetReport]
+        var severity: Severity
+    }
+
+    func run() throws {
+        var flags: [SettingKey: (flag: String, value: String)] = [:]
+        if quick { flags[.quickCheck] = ("--quick", "yes") }
+        if let maxErrors { flags[.maxErrors] = ("--max-errors", maxErrors) }
+        let context = ToolContext(tool: "abathur-integrity", command: "check", options: common)
+        if nagios { context.console.quiet = true }
+        try context.run(flags: flags, { context -> (ExitCode, Output?) in
+            do {
+                let reports = try check(context.settings)
+                let output = Output(targets: reports, severity: reports.map(\.severity).max() ?? .ok)
+                report(reports, context: context)
+                if nagios {
+                    // The monitoring-plugin convention: 0 OK, 1 WARNING, 2 CRITICAL.
+                    throw ToolExit(status: [0, 1, 2, 2][Severity.allCases.firstIndex(of: output.severity)!])
+                }
+                return (overallExit(reports), output)
+            } catch let error as AbathurError where nagios {
+                context.console.writeOut("ABATHUR-INTEGRITY UNKNOWN - \(error.description)\n")
+                throw ToolExit(status: 3)
+            }
+        }, metrics: { sink, _, output in
+            for target in output?.targets ?? [] {
+                sink.gauge("abathur_integrity_severity", "Worst finding: 0 ok, 1 warning, 2 error, 3 critical.",
+                           Double(Severity.allCases.firstIndex(of: target.severity)!), labels: [("target", target.path)])
+                for finding in target.findings {
+                    sink.gauge("abathur_integrity_check_ok", "1 when the check found nothing wrong.", finding.severity == .ok ? 1 : 0,
+                               labels: [("target", target.path), ("check", finding.check)])
+                }
+            }
+        })
+    }
+
+    func check(_ settings: Settings) throws -> [TargetReport] {
+        let checker = IntegrityChecker(options: try IntegrityOptions(settings: settings))
+        let directory = settings.string(.backupDir)
+        if let path {
+            if path.hasSuffix(".gz") {
+                let manifestPath = path + BackupName.manifestSuffix
+                let manifest = try FileStatus.of(manifestPath) != nil ? try Manifest.read(manifestPath) : nil
+                return [try checker.checkGzip(path, manifest: manifest, kind: .backup)]
+            }
+            return [try checker.checkDatabase(path, kind: .file, reference: nil)]
+        }
+        if let backup {
+            let catalog = try Catalog.scan(directory)
+            guard let entry = catalog.entry(named: backup) else {
+                throw AbathurError(.usage, Paths.join(directory, Paths.basename(backup)), "no such backup")
+            }
+            return [try checker.checkGzip(entry.path, manifest: entry.manifest, kind: .backup)]
+        }
+        if allBackups || sample != nil {
+            let lock = try FileLock.acquire(Paths.join(directory, Catalog.lockName), wait: try settings.seconds(.lockWait))
+            defer { lock.release() }
+            let catalog = try Catalog.scan(directory)
+            let names = catalog.entries.map(\.fileName)
+            var state = SampleState.load(directory)
+            let chosen = sample.map { state.pick(names, percent: $0) } ?? names
+            var reports: [TargetReport] = []
+            for entry in catalog.entries where chosen.contains(entry.fileName) {
+                reports.append(try checker.checkGzip(entry.path, manifest: entry.manifest, kind: .backup))
+            }
+            if sample != nil {
+                try state.record(chosen, at: Int64(Clock.now()), existing: names, in: directory)
+            }
+            return reports
+        }
+        let database = settings.string(.database)
+        let reference = (try? FileStatus.of(directory)) != nil ? (try? Catalog.scan(directory))?.complete.first?.manifest : nil
+        return [try checker.checkDatabase(database, kind: .live, reference: reference)]
+    }
+
+    /// The worst target decides: a corrupt database, then a bad backup, then a foreign
+    /// database, then warnings.
+    func overallExit(_ reports: [TargetReport]) -> ExitCode {
+        let codes = reports.map(\.exitCode)
+        for code in [ExitCode.corrupt, .verificationFailed, .refused, .warning] where codes.contains(code) { return code }
+        return .success
+    }
+
+    func report(_ reports: [TargetReport], context: ToolContext) {
+        let console = context.console
+        if nagios {
+            let worst = reports.map(\.severity).max() ?? .ok
+            let state = ["OK", "WARNING", "CRITICAL", "CRITICAL"][Severity.allCases.firstIndex(of: worst)!]
+            let problems = reports.flatMap { r in r.findings.filter { $0.severity != .ok }.map { "\(r.path): \($0.check): \($0.message)" } }
+            let summary = problems.isEmpty ? "\(reports.count) target(s) checked, no problems" : problems.joined(separator: "; ")
+            console.writeOut("ABATHUR-INTEGRITY \(state) - \(summary) | problems=\(problems.count) targets=\(reports.count)\n")
+            return
+        }
+        if reports.isEmpty { console.result("no backups to check") }
+        for target in reports {
+            console.result("\(target.path): \(target.severity.rawValue)")
+            for finding in target.findings {
+                console.result("  \(finding.severity.rawValue.padding(8)) \(finding.check): \(finding.message)")
+            }
+            if let worst = target.findings.max(by: { $0.severity < $1.severity }), worst.severity >= .error {
+                console.error(AbathurError(target.exitCode, target.path, "\(worst.check): \(worst.message)"))
+            } else if let warning = target.findings.first(where: { $0.severity == .warning }) {
+                context.warn("\(target.path): \(warning.check): \(warning.message)")
+            }
+        }
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
+}

@@ -1,0 +1,56 @@
+/// How bad a finding is.
+public enum Severity: String, Codable, Sendable, Comparable, CaseIterable {
+    case ok, warning, error, critical
+
+    var rank: Int { Severity.allCases.firstIndex(of: self)! }
+    public static func < (a: Severity, b: Severity) -> Bool { a.rank < b.rank }
+}
+
+/// One result of one check, with the evidence behind it.
+public struct Finding: Codable, Sendable, Equatable {
+    /// A stable name: `file`, `header`, `wal`, `integrity_check`, `quick_check`,
+    /// `foreign_key_check`, `schema`, `indexes`, `user_version`, `application_id`,
+    /// `row_counts`, `gzip`, `manifest`.
+    public var check: String
+    public var severity: Severity
+    public var message: String
+    public var evidence: [String]
+
+    public init(_ check: String, _ severity: Severity, _ message: String, evidence: [String] = []) {
+        self.check = check
+        self.severity = severity
+        self.message = message
+        self.evidence = evidence
+    }
+}
+
+/// Everything found about one target (the live database, a file, or a backup).
+public struct TargetReport: Codable, Sendable {
+    public enum Kind: String, Codable, Sendable { case live, file, backup }
+
+    public var path: String
+    public var kind: Kind
+    public var findings: [Finding] = []
+
+    public init(path: String, kind: Kind) {
+        self.path = path
+        self.kind = kind
+    }
+
+    public var severity: Severity { findings.map(\.severity).max() ?? .ok }
+
+    /// SPEC.md: 0 ok, 1 warnings only, 4 a corrupt database, 3 a bad backup, 7 a foreign
+    /// database.
+    public var exitCode: ExitCode {
+        if findings.contains(where: { $0.check == "application_id" && $0.severity >= .error }) { return .refused }
+        switch severity {
+        case .ok: return .success
+        case .warning: return .warning
+        case .error, .critical: return kind == .backup ? .verificationFailed : .corrupt
+        }
+    }
+
+    mutating func add(_ check: String, _ severity: Severity, _ message: String, evidence: [String] = []) {
+        findings.append(Finding(check, severity, message, evidence: evidence))
+    }
+}

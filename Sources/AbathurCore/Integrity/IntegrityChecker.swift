@@ -1,0 +1,235 @@
+/// The checks of `abathur-integrity` (SPEC.md): each one a finding with a severity and its
+/// evidence, run on the live database without disturbing it, on a database file, or on a
+/// backup.
+public struct IntegrityChecker {
+    let options: IntegrityOptions
+
+    public init(options: IntegrityOptions) {
+        self.options = options
+    }
+
+    /// Checks a database file in place (`kind` .live or .file). Nothing is created or written
+    /// next to it (`LiveReader`); a missing path is a finding, never a new empty database.
+    /// `reference` is the newest backup's manifest, for the row-count comparison; with
+    /// `exact` the counts must equal it (a backup against its own manifest).
+    public func checkDatabase(_ path: String, kind: TargetReport.Kind, reference: Manifest?, exact: Bool = false) throws -> TargetReport {
+        var report = TargetReport(path: path, kind: kind)
+        guard let status = try FileStatus.of(path) else {
+            report.add("file", .critical, "no such file (not created)")
+            return report
+        }
+        // A symlink to the database is fine; stat what it points at.
+        let header: DatabaseHeader
+        let fileSize: Int64
+        do {
+            (header, fileSize) = try DatabaseHeader.read(path, followSymlinks: true)
+        } catch let error as AbathurError where error.code == .corrupt || error.code == .refused {
+            report.add(status.isRegular || status.isSymlink ? "header" : "file", .critical, error.message)
+            return report
+        }
+        checkHeader(header, fileSize: fileSize, walPresent: try FileStatus.of(path + "-wal") != nil, into: &report)
+        if report.severity == .critical { return report }
+        if header.isWAL { try checkWAL(path + "-wal", pageSize: header.pageSize, into: &report) }
+        do {
+            try LiveReader.read(path, busyTimeoutMs: options.busyTimeoutMs, tempDirectory: options.tempDirectory) { db in
+                try checkContents(db, into: &report, reference: reference, exact: exact)
+            }
+        } catch let error as SQLiteError {
+            report.add(options.quick ? "quick_check" : "integrity_check", .critical, error.description)
+        } catch let error as AbathurError where error.code == .corrupt {
+            report.add(options.quick ? "quick_check" : "integrity_check", .critical, error.message)
+        }
+        return report
+    }
+
+    /// Header sanity, from the raw bytes, before SQLite opens the file.
+    func checkHeader(_ h: DatabaseHeader, fileSize: Int64, walPresent: Bool, into report: inout TargetReport) {
+        var problems: [String] = []
+        var evidence = ["page size \(h.pageSize)", "file \(fileSize) bytes", "header page count \(h.pageCount)",
+                        "freelist \(h.freelistCount) pages", "text encoding \(h.textEncoding)", "schema format \(h.schemaFormat)",
+                        "format versions \(h.writeVersion)/\(h.readVersion)"]
+        if fileSize % Int64(h.pageSize) != 0 { problems.append("file size \(fileSize) is not a multiple of the page size \(h.pageSize)") }
+        if h.pageCountIsValid {
+            let expected = Int64(h.pageCount) * Int64(h.pageSize)
+            // With a WAL the file may lag behind the header's count until a checkpoint.
+            if fileSize < expected && !walPresent {
+                problems.append("truncated: \(fileSize) bytes, the header says \(h.pageCount) pages (\(expected) bytes)")
+            }
+            if h.freelistCount > h.pageCount { problems.append("freelist of \(h.freelistCount) pages in a \(h.pageCount)-page database") }
+            if h.firstFreelistTrunk > h.pageCount { problems.append("freelist trunk page \(h.firstFreelistTrunk) beyond the end") }
+        } else {
+            evidence.append("page count in header not valid (written by an old SQLite)")
+        }
+        if h.textEncoding == 0 && h.pageCount > 1 { problems.append("text encoding 0 in a database with tables") }
+        if fileSize <= Int64(h.pageSize) && !walPresent { problems.append("only \(fileSize) bytes: an empty database") }
+        if problems.isEmpty {
+            report.add("header", .ok, "page size \(h.pageSize), \(fileSize / Int64(h.pageSize)) pages on disk", evidence: evidence)
+        } else {
+            report.add("header", .critical, problems.joined(separator: "; "), evidence: evidence)
+        }
+    }
+
+    func checkWAL(_ path: String, pageSize: Int, into report: inout TargetReport) throws {
+        guard try FileStatus.of(path) != nil else {
+            report.add("wal", .ok, "no WAL: everything is in the main file")
+            return
+        }
+        let wal = try WALInspection.inspect(path)
+        var evidence = ["\(wal.fileSize) bytes", "\(wal.framesInFile) frames", "\(wal.validFrames) valid",
+                        "\(wal.committedFrames) committed in \(wal.commits) transactions", "\(wal.pagesTouched) pages touched"]
+        if let problem = wal.headerProblem {
+            report.add("wal", wal.fileSize == 0 ? .ok : .warning, "WAL ignored by SQLite: \(problem)", evidence: evidence)
+            return
+        }
+        if wal.pageSize != pageSize {
+            report.add("wal", .warning, "WAL page size \(wal.pageSize) differs from the database's \(pageSize): SQLite ignores it", evidence: evidence)
+            return
+        }
+        if let invalid = wal.firstInvalidFrame {
+            evidence.append("first invalid frame \(invalid): \(wal.invalidReason ?? "?")")
+        }
+        if wal.droppedCommits > 0 {
+            report.add("wal", .critical,
+                       "\(wal.droppedCommits) committed transaction(s) after invalid frame \(wal.firstInvalidFrame ?? 0) (\(wal.invalidReason ?? "")) would be silently dropped by SQLite; run abathur-walfix before opening it",
+                       evidence: evidence)
+        } else if wal.committedFrames > 0 {
+            report.add("wal", .ok, "\(wal.committedFrames) committed frame(s) not yet checkpointed", evidence: evidence)
+        } else {
+            report.add("wal", .ok, "WAL holds no committed frames", evidence: evidence)
+        }
+    }
+
+    func checkContents(_ db: Connection, into report: inout TargetReport, reference: Manifest?, exact: Bool) throws {
+        let pragma = options.quick ? "quick_check" : "integrity_check"
+        let messages = try db.rows("PRAGMA \(pragma)(\(options.maxErrors))").compactMap { $0.first ?? nil }
+        if messages == ["ok"] {
+            report.add(pragma, .ok, "ok")
+        } else {
+            let more = messages.count >= options.maxErrors ? " (stopped at --max-errors \(options.maxErrors))" : ""
+            report.add(pragma, .critical, "\(messages.count) problem(s)\(more): \(messages.first ?? "")", evidence: messages)
+        }
+
+        let violations = try db.rows("PRAGMA foreign_key_check")
+        if violations.isEmpty {
+            report.add("foreign_key_check", .ok, "ok")
+        } else {
+            let evidence = violations.map { row in
+                "table \(row[0] ?? "?") rowid \(row[1] ?? "NULL") -> parent \(row[2] ?? "?") (constraint \(row[3] ?? "?"))"
+            }
+            report.add("foreign_key_check", .error, "\(violations.count) foreign-key violation(s)", evidence: evidence)
+        }
+
+        let objects = try db.rows("SELECT type, name, sql FROM sqlite_schema ORDER BY name")
+        let tables = objects.filter { $0[0] == "table" && !($0[1] ?? "").hasPrefix("sqlite_") }.compactMap { $0[1] ?? nil }
+        let virtual = Set(objects.filter { ($0[2] ?? "")?.uppercased().hasPrefix("CREATE VIRTUAL TABLE") == true }.compactMap { $0[1] ?? nil })
+        let indexes = objects.filter { $0[0] == "index" }.compactMap { $0[1] ?? nil }
+        let expectation = options.expectation
+        let missingTables = expectation.tables.filter { !tables.contains($0) }
+        let unexpected = expectation.tables.isEmpty ? [] : tables.filter { !expectation.tables.contains($0) }
+        var tableEvidence = ["tables: \(tables.joined(separator: ", "))"]
+        if !unexpected.isEmpty { tableEvidence.append("not in expect_tables: \(unexpected.joined(separator: ", "))") }
+        if missingTables.isEmpty {
+            report.add("schema", .ok, "\(tables.count) tables, all \(expectation.tables.count) expected present", evidence: tableEvidence)
+        } else {
+            report.add("schema", .error, "missing table(s): \(missingTables.joined(separator: ", "))", evidence: tableEvidence)
+        }
+        let missingIndexes = expectation.indexes.filter { !indexes.contains($0) }
+        var indexProblems: [String] = []
+        if indexes.count < expectation.minIndexes { indexProblems.append("\(indexes.count) indexes, expected at least \(expectation.minIndexes)") }
+        if !missingIndexes.isEmpty { indexProblems.append("missing index(es): \(missingIndexes.joined(separator: ", "))") }
+        if indexProblems.isEmpty {
+            report.add("indexes", .ok, "\(indexes.count) indexes", evidence: ["indexes: \(indexes.joined(separator: ", "))"])
+        } else {
+            // Data is intact without an index; queries are slow. A warning, not corruption.
+            report.add("indexes", .warning, indexProblems.joined(separator: "; "), evidence: ["indexes: \(indexes.joined(separator: ", "))"])
+        }
+
+        let userVersion = try db.integer("PRAGMA user_version")
+        let applicationId = try db.integer("PRAGMA application_id")
+        if let expected = options.expectUserVersion, expected != userVersion {
+            report.add("user_version", .warning, "user_version \(userVersion), expected \(expected)")
+        } else {
+            report.add("user_version", .ok, "\(userVersion)")
+        }
+        if let expected = options.expectApplicationId, expected != applicationId {
+            report.add("application_id", .error, "application_id \(applicationId), expected \(expected): a foreign database")
+        } else {
+            report.add("application_id", .ok, "\(applicationId)")
+        }
+
+        var counts: [String: Int64] = [:]
+        for table in tables where !virtual.contains(table) {
+            counts[table] = try db.integer("SELECT count(*) FROM \"\(table.replacingAll("\"", with: "\"\""))\"")
+        }
+        let summary = counts.keys.sorted().map { "\($0) \(counts[$0]!)" }
+        guard let reference else {
+            report.add("row_counts", .ok, "\(counts.values.reduce(0, +)) rows (no backup to compare with)", evidence: summary)
+            return
+        }
+        if exact {
+            let differing = Set(counts.keys).union(reference.rowCounts.keys).sorted().filter { counts[$0] != reference.rowCounts[$0] }
+            if differing.isEmpty {
+                report.add("row_counts", .ok, "row counts equal the manifest's", evidence: summary)
+            } else {
+                let detail = differing.map { "\($0): manifest \(reference.rowCounts[$0].map(String.init) ?? "-"), found \(counts[$0].map(String.init) ?? "-")" }
+                report.add("row_counts", .critical, "row counts differ from the manifest", evidence: detail)
+            }
+            return
+        }
+        var shrunk: [String] = []
+        for (table, before) in reference.rowCounts.sorted(by: { $0.key < $1.key }) where before > 0 {
+            let now = counts[table] ?? 0
+            if Double(before - now) / Double(before) > options.shrinkWarning {
+                shrunk.append("\(table): \(before) -> \(now)")
+            }
+        }
+        if shrunk.isEmpty {
+            report.add("row_counts", .ok, "no table shrank by more than \(Int(options.shrinkWarning * 100))% since \(reference.name)", evidence: summary)
+        } else {
+            report.add("row_counts", .warning, "shrank by more than \(Int(options.shrinkWarning * 100))% since \(reference.name): \(shrunk.joined(separator: "; "))",
+                       evidence: summary)
+        }
+    }
+
+    /// Checks a `.db.gz`: inflated to a temp file (gzip CRC and length), hashed and compared
+    /// with its manifest when it has one, then checked as a database.
+    public func checkGzip(_ path: String, manifest: Manifest?, kind: TargetReport.Kind) throws -> TargetReport {
+        var report = TargetReport(path: path, kind: kind)
+        guard let status = try FileStatus.of(path) else {
+            report.add("file", .critical, "no such file")
+            return report
+        }
+        guard status.isRegular else {
+            report.add("file", .critical, status.isSymlink ? "is a symlink, not a backup" : "not a regular file")
+            return report
+        }
+        let temp = try SafeFiles.createTemp(in: options.tempDirectory, tag: "integrity.db")
+        defer { SafeFiles.removeQuietly(temp.path) }
+        let digest: GzipDigest
+        do {
+            digest = try GzipFile.decompress(from: try FileDescriptor.openForReading(path), to: temp)
+            try temp.close()
+        } catch let error as AbathurError where error.code == .verificationFailed {
+            report.add("gzip", .critical, error.message)
+            return report
+        }
+        report.add("gzip", .ok, "CRC-32 and length ok, \(digest.rawBytes) bytes inflated")
+        if let manifest {
+            var problems: [String] = []
+            if digest.gzSHA256 != manifest.gz.sha256 { problems.append("sha256 of the .gz is \(digest.gzSHA256), manifest says \(manifest.gz.sha256)") }
+            if digest.rawSHA256 != manifest.database.sha256 { problems.append("sha256 of the database is \(digest.rawSHA256), manifest says \(manifest.database.sha256)") }
+            if problems.isEmpty {
+                report.add("manifest", .ok, "sha256 of the .gz and of the database match the manifest")
+            } else {
+                report.add("manifest", .critical, problems.joined(separator: "; "))
+            }
+        } else {
+            report.add("manifest", .warning, "no manifest beside it: hashes not compared")
+        }
+        var inner = try checkDatabase(temp.path, kind: .file, reference: manifest, exact: manifest != nil)
+        // The inflated copy's checks belong to the backup.
+        for index in inner.findings.indices where inner.findings[index].check == "file" { inner.findings[index].message += " (inflated copy)" }
+        report.findings += inner.findings
+        return report
+    }
+}

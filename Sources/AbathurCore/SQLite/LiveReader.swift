@@ -1,0 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads a live database without writing a byte to it, its `-wal` or its `-shm`, and without
+/// creating either. A plain read-only connection would: it creates an empty `-wal` next to a
+/// cleanly closed WAL database and rewrites the `-shm`, and opening a hot WAL read-write
+/// checkpoints and deletes it (FACTS.md 11).
+///
+/// - WAL mode and no `-wal`: nothing has written since the last clean close (a `-wal` exists
+///   while any connection is open), so the main file alone is the database. Read it with
+///   `immutable=1`, then prove that still holds (no `-wal` appeared; the file's size, mtime
+///   and change counter did not move). If a writer started, read again the next way.
+/// - `-wal` and `-shm`: the service runs, or crashed with a hot WAL. Read through them with
+///   the `-shm` opened read-only (`readonly_shm=1`).
+/// - `-wal` without `-shm`: SQLite cannot read that WAL without creating a `-shm`, so copy the
+///   database and its `-wal` into a private temp directory and read the copy there.
+/// - rollback-journal mode: a read-only connection creates nothing.
+public enum LiveReader {
+    public static func read<T>(_ path: String, busyTimeoutMs: Int, tempDirectory: String,
+                               _ body: (Connection) throws -> T) throws -> T {
+        let before = try Fingerprint(path)
+        guard before.isWAL else {
+            return try body(try open(path, .readOnly, busyTimeoutMs))
+        }
+        if try FileStatus.of(path + "-wal") == nil {
+            let result = try body(try open(path, .immutable, busyTimeoutMs))
+            if try FileStatus.of(path + "-wal") == nil, try Fingerprint(path) == before { return result }
+        }
+        if try FileStatus.of(path + "-shm") != nil {
+            return try body(try open(path, .readOnlySharedMemory, busyTimeoutMs))
+        }
+        return try readCopy(path, busyTimeoutMs: busyTimeoutMs, tempDirectory: tempDirectory, body)
+    }
+
+    static func open(_ path: String, _ mode: Connection.Mode, _ busyTimeoutMs: Int) throws -> Connection {
+        do {
+            return try Connection(path: path, mode: mode, busyTimeoutMs: busyTimeoutMs)
+        } catch {
+            throw error.asAbathurError
+        }
+    }
+
+    static func readCopy<T>(_ path: String, busyTimeoutMs: Int, tempDirectory: String, _ body: (Connection) throws -> T) throws -> T {
+        let directory = SafeFiles.tempPath(in: tempDirectory, tag: "live-copy")
+        guard mkdir(directory, 0o700) == 0 else {
+            throw AbathurError(Errno.current.exitCode, directory, "cannot create directory: \(Errno.current)")
+        }
+        let copy = Paths.join(directory, Paths.basename(path))
+        defer {
+            for suffix in ["", "-wal", "-shm"] { SafeFiles.removeQuietly(copy + suffix) }
+            rmdir(directory)
+        }
+        for suffix in ["", "-wal"] {
+            let output = try FileDescriptor.createExclusive(copy + suffix)
+            try FileDescriptor.openForReading(path + suffix, followSymlinks: suffix.isEmpty).forEachChunk { try output.write($0) }
+            try output.close()
+        }
+        return try body(try open(copy, .readOnly, busyTimeoutMs))
+    }
+
+    /// What changes when anything writes the main file: size, mtime, the header's change
+    /// counter.
+    struct Fingerprint: Equatable {
+        var status: FileStatus
+        var changeCounter: UInt32
+        var isWAL: Bool
+
+        init(_ path: String) throws {
+            let (header, _) = try DatabaseHeader.read(path, followSymlinks: true)
+            guard let status = try FileStatus.of(path) else { throw AbathurError(.ioError, path, "disappeared while being read") }
+            self.status = status
+            changeCounter = header.changeCounter
+            isWAL = header.isWAL
+        }
+    }
+}
