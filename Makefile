@@ -45,6 +45,7 @@ demo: build
 
 bench: build
 	bash scripts/bench.sh $(BIN)
+	bash scripts/bench-integrity.sh $(BIN)
 
 clean:
 	rm -rf $(BUILD_DIR) $(TEST_DIR) build dist

@@ -34,6 +34,10 @@ show ls -l "$ABATHUR_BACKUP_DIR"
 step "4. Verify every stored backup (CRC, SHA-256, integrity, schema, row counts)"
 show "$bin/abathur-backup" verify --all
 
+step "4b. Check the live database while the writer runs (read-only, its -wal/-shm untouched)"
+show "$bin/abathur-integrity"
+show "$bin/abathur-integrity" --all-backups --nagios
+
 step "5. Restore with plain gunzip, as an operator without our tools would"
 show sh -c "gunzip -c '$backup' > '$work/restored.db'"
 show sqlite3 "$work/restored.db" "PRAGMA integrity_check; SELECT 'tasks: ' || count(*) FROM tasks;"

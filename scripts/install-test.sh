@@ -38,8 +38,9 @@ for tool in $(in_root sh -c 'ls /usr/sbin/abathur-*'); do
   echo "$tool --help: ok"
 done
 for f in /etc/abathur/abathur.conf /etc/cron.d/abathur-tools /lib/systemd/system/abathur-backup.timer \
-         /usr/share/man/man8/abathur-backup.8.gz /usr/share/man/man7/abathur-tools.7.gz \
-         /usr/share/bash-completion/completions/abathur-backup; do
+         /usr/share/man/man8/abathur-backup.8.gz /usr/share/man/man8/abathur-integrity.8.gz \
+         /usr/share/man/man7/abathur-tools.7.gz /lib/systemd/system/abathur-integrity.timer \
+         /usr/share/bash-completion/completions/abathur-backup /usr/share/bash-completion/completions/abathur-integrity; do
   [ -e "$root$f" ] || { echo "missing $f"; exit 1; }
 done
 in_root abathur-backup --print-config | grep -E '^(database|backup_dir)='
@@ -51,6 +52,8 @@ tasks=$(in_root sqlite3 -readonly /var/lib/abathur/abathur.db 'SELECT count(*) F
 in_root abathur-backup
 in_root abathur-backup verify --all
 in_root abathur-backup status
+in_root abathur-integrity
+in_root abathur-integrity --all-backups
 backup=$(in_root sh -c 'ls -t /var/backups/abathur/abathur_*.db.gz | head -1')
 in_root sh -c "gunzip -c '$backup' > /tmp/restored.db"
 [ "$(in_root sqlite3 /tmp/restored.db 'PRAGMA integrity_check')" = ok ]

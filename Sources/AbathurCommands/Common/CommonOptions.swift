@@ -27,7 +27,7 @@ public struct CommonOptions: ParsableArguments {
     @Option(name: .customLong("busy-timeout"), help: ArgumentHelp("SQLite busy timeout in milliseconds (default 5000).", valueName: "ms"))
     var busyTimeout: String?
 
-    @Option(help: ArgumentHelp("Write node_exporter textfile metrics to this file (default: prometheus_dir/abathur_backup.prom when set).", valueName: "file"))
+    @Option(help: ArgumentHelp("Write node_exporter textfile metrics to this file (default: TOOL.prom in prometheus_dir, when set).", valueName: "file"))
     var prometheus: String?
 
     @Flag(name: .customLong("print-config"), help: "Print every setting with its effective value and source, then exit.")

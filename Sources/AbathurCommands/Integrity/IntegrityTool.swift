@@ -19,8 +19,14 @@ struct IntegrityTool: ParsableCommand {
     @Flag(name: .customLong("all-backups"), help: "Check every backup in the backup directory.")
     var allBackups = false
 
-    @Option(help: ArgumentHelp("Check this percentage of the backups, those checked longest ago first.", valueName: "percent"))
-    var sample: Double?
+    @Option(help: ArgumentHelp("Check this percentage of the backups (15 or 15%), those checked longest ago first.", valueName: "percent"))
+    var sample: String?
+
+    /// `--sample 15` or `--sample 15%`.
+    var samplePercent: Double? {
+        guard let sample else { return nil }
+        return Double(sample.hasSuffix("%") ? String(sample.dropLast()) : sample)
+    }
 
     @Flag(help: "Use quick_check instead of integrity_check.")
     var quick = false
@@ -34,7 +40,9 @@ struct IntegrityTool: ParsableCommand {
     func validate() throws {
         let targets = [path != nil, backup != nil, allBackups || sample != nil].filter { $0 }.count
         if targets > 1 { throw ValidationError("give one of PATH, --backup NAME, --all-backups or --sample PERCENT") }
-        if let sample, !(sample > 0 && sample <= 100) { throw ValidationError("--sample takes a percentage above 0 and at most 100") }
+        if sample != nil, !(samplePercent.map { $0 > 0 && $0 <= 100 } ?? false) {
+            throw ValidationError("--sample takes a percentage above 0 and at most 100, such as 15 or 15%")
+        }
         if nagios && common.json { throw ValidationError("--nagios and --json both want stdout; choose one") }
     }
 
@@ -99,7 +107,7 @@ struct IntegrityTool: ParsableCommand {
             let catalog = try Catalog.scan(directory)
             let names = catalog.entries.map(\.fileName)
             var state = SampleState.load(directory)
-            let chosen = sample.map { state.pick(names, percent: $0) } ?? names
+            let chosen = samplePercent.map { state.pick(names, percent: $0) } ?? names
             var reports: [TargetReport] = []
             for entry in catalog.entries where chosen.contains(entry.fileName) {
                 reports.append(try checker.checkGzip(entry.path, manifest: entry.manifest, kind: .backup))

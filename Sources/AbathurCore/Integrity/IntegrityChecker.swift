@@ -78,7 +78,13 @@ public struct IntegrityChecker {
         var evidence = ["\(wal.fileSize) bytes", "\(wal.framesInFile) frames", "\(wal.validFrames) valid",
                         "\(wal.committedFrames) committed in \(wal.commits) transactions", "\(wal.pagesTouched) pages touched"]
         if let problem = wal.headerProblem {
-            report.add("wal", wal.fileSize == 0 ? .ok : .warning, "WAL ignored by SQLite: \(problem)", evidence: evidence)
+            if wal.droppedCommits > 0 {
+                report.add("wal", .critical,
+                           "WAL ignored by SQLite (\(problem)), yet \(wal.droppedCommits) commit frame(s) in it carry its salts: committed transactions SQLite will silently drop; run abathur-walfix before opening it",
+                           evidence: evidence)
+            } else {
+                report.add("wal", wal.fileSize == 0 ? .ok : .warning, "WAL ignored by SQLite: \(problem)", evidence: evidence)
+            }
             return
         }
         if wal.pageSize != pageSize {
@@ -99,30 +105,88 @@ public struct IntegrityChecker {
         }
     }
 
+    /// Every check runs even when an earlier one hit corruption: a check that SQLite cannot
+    /// finish becomes a critical finding of its own, with whatever it read before failing.
     func checkContents(_ db: Connection, into report: inout TargetReport, reference: Manifest?, exact: Bool) throws {
+        func guarded(_ check: String, _ body: (inout TargetReport) throws -> Void) {
+            do {
+                try body(&report)
+            } catch {
+                report.add(check, .critical, "SQLite could not finish this check: \(error)")
+            }
+        }
         let pragma = options.quick ? "quick_check" : "integrity_check"
-        let messages = try db.rows("PRAGMA \(pragma)(\(options.maxErrors))").compactMap { $0.first ?? nil }
-        if messages == ["ok"] {
+        // Read row by row: SQLite can report problems and then fail the statement with
+        // SQLITE_CORRUPT; the rows before the failure are the evidence.
+        var messages: [String] = []
+        var failure: SQLiteError?
+        do {
+            let statement = try db.prepare("PRAGMA \(pragma)(\(options.maxErrors))")
+            // One row can hold several lines, under a "*** in database main ***" heading.
+            while try statement.step() {
+                messages += (statement.text(at: 0) ?? "").split(separator: "\n").map(String.init)
+                    .filter { !$0.hasPrefix("*** in database ") }
+            }
+        } catch {
+            failure = error
+        }
+        if messages == ["ok"] && failure == nil {
             report.add(pragma, .ok, "ok")
         } else {
+            if let failure { messages.append("stopped: \(failure.description)") }
             let more = messages.count >= options.maxErrors ? " (stopped at --max-errors \(options.maxErrors))" : ""
             report.add(pragma, .critical, "\(messages.count) problem(s)\(more): \(messages.first ?? "")", evidence: messages)
         }
 
-        let violations = try db.rows("PRAGMA foreign_key_check")
-        if violations.isEmpty {
-            report.add("foreign_key_check", .ok, "ok")
-        } else {
-            let evidence = violations.map { row in
-                "table \(row[0] ?? "?") rowid \(row[1] ?? "NULL") -> parent \(row[2] ?? "?") (constraint \(row[3] ?? "?"))"
+        guarded("foreign_key_check") { report in
+            let violations = try db.rows("PRAGMA foreign_key_check")
+            if violations.isEmpty {
+                report.add("foreign_key_check", .ok, "ok")
+            } else {
+                let evidence = violations.map { row in
+                    "table \(row[0] ?? "?") rowid \(row[1] ?? "NULL") -> parent \(row[2] ?? "?") (constraint \(row[3] ?? "?"))"
+                }
+                report.add("foreign_key_check", .error, "\(violations.count) foreign-key violation(s)", evidence: evidence)
             }
-            report.add("foreign_key_check", .error, "\(violations.count) foreign-key violation(s)", evidence: evidence)
         }
 
-        let objects = try db.rows("SELECT type, name, sql FROM sqlite_schema ORDER BY name")
-        let tables = objects.filter { $0[0] == "table" && !($0[1] ?? "").hasPrefix("sqlite_") }.compactMap { $0[1] ?? nil }
-        let virtual = Set(objects.filter { ($0[2] ?? "")?.uppercased().hasPrefix("CREATE VIRTUAL TABLE") == true }.compactMap { $0[1] ?? nil })
-        let indexes = objects.filter { $0[0] == "index" }.compactMap { $0[1] ?? nil }
+        var tables: [String] = []
+        var virtual: Set<String> = []
+        guarded("schema") { report in
+            let objects = try db.rows("SELECT type, name, sql FROM sqlite_schema ORDER BY name")
+            tables = objects.filter { $0[0] == "table" && !($0[1] ?? "").hasPrefix("sqlite_") }.compactMap { $0[1] ?? nil }
+            virtual = Set(objects.filter { ($0[2] ?? "")?.uppercased().hasPrefix("CREATE VIRTUAL TABLE") == true }.compactMap { $0[1] ?? nil })
+            let indexes = objects.filter { $0[0] == "index" }.compactMap { $0[1] ?? nil }
+            checkSchema(tables: tables, indexes: indexes, reference: exact ? nil : reference, into: &report)
+        }
+
+        guarded("user_version") { report in
+            let userVersion = try db.integer("PRAGMA user_version")
+            if let expected = options.expectUserVersion, expected != userVersion {
+                report.add("user_version", .warning, "user_version \(userVersion), expected \(expected)")
+            } else {
+                report.add("user_version", .ok, "\(userVersion)")
+            }
+        }
+        guarded("application_id") { report in
+            let applicationId = try db.integer("PRAGMA application_id")
+            if let expected = options.expectApplicationId, expected != applicationId {
+                report.add("application_id", .error, "application_id \(applicationId), expected \(expected): a foreign database")
+            } else {
+                report.add("application_id", .ok, "\(applicationId)")
+            }
+        }
+
+        guarded("row_counts") { report in
+            var counts: [String: Int64] = [:]
+            for table in tables where !virtual.contains(table) {
+                counts[table] = try db.integer("SELECT count(*) FROM \"\(table.replacingAll("\"", with: "\"\""))\"")
+            }
+            compareCounts(counts, reference: reference, exact: exact, into: &report)
+        }
+    }
+
+    func checkSchema(tables: [String], indexes: [String], reference: Manifest?, into report: inout TargetReport) {
         let expectation = options.expectation
         let missingTables = expectation.tables.filter { !tables.contains($0) }
         let unexpected = expectation.tables.isEmpty ? [] : tables.filter { !expectation.tables.contains($0) }
@@ -133,34 +197,24 @@ public struct IntegrityChecker {
         } else {
             report.add("schema", .error, "missing table(s): \(missingTables.joined(separator: ", "))", evidence: tableEvidence)
         }
-        let missingIndexes = expectation.indexes.filter { !indexes.contains($0) }
+        // Expected by name: the configured list, and every index the newest backup had.
+        let named = Set(expectation.indexes).union(reference?.schema.indexes ?? [])
+        let missingIndexes = named.filter { !indexes.contains($0) }.sorted()
         var indexProblems: [String] = []
         if indexes.count < expectation.minIndexes { indexProblems.append("\(indexes.count) indexes, expected at least \(expectation.minIndexes)") }
-        if !missingIndexes.isEmpty { indexProblems.append("missing index(es): \(missingIndexes.joined(separator: ", "))") }
+        if !missingIndexes.isEmpty {
+            let since = reference.map { " (present in \($0.name))" } ?? ""
+            indexProblems.append("missing index(es)\(since): \(missingIndexes.joined(separator: ", "))")
+        }
         if indexProblems.isEmpty {
             report.add("indexes", .ok, "\(indexes.count) indexes", evidence: ["indexes: \(indexes.joined(separator: ", "))"])
         } else {
             // Data is intact without an index; queries are slow. A warning, not corruption.
             report.add("indexes", .warning, indexProblems.joined(separator: "; "), evidence: ["indexes: \(indexes.joined(separator: ", "))"])
         }
+    }
 
-        let userVersion = try db.integer("PRAGMA user_version")
-        let applicationId = try db.integer("PRAGMA application_id")
-        if let expected = options.expectUserVersion, expected != userVersion {
-            report.add("user_version", .warning, "user_version \(userVersion), expected \(expected)")
-        } else {
-            report.add("user_version", .ok, "\(userVersion)")
-        }
-        if let expected = options.expectApplicationId, expected != applicationId {
-            report.add("application_id", .error, "application_id \(applicationId), expected \(expected): a foreign database")
-        } else {
-            report.add("application_id", .ok, "\(applicationId)")
-        }
-
-        var counts: [String: Int64] = [:]
-        for table in tables where !virtual.contains(table) {
-            counts[table] = try db.integer("SELECT count(*) FROM \"\(table.replacingAll("\"", with: "\"\""))\"")
-        }
+    func compareCounts(_ counts: [String: Int64], reference: Manifest?, exact: Bool, into report: inout TargetReport) {
         let summary = counts.keys.sorted().map { "\($0) \(counts[$0]!)" }
         guard let reference else {
             report.add("row_counts", .ok, "\(counts.values.reduce(0, +)) rows (no backup to compare with)", evidence: summary)

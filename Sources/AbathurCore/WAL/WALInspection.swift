@@ -74,18 +74,19 @@ public struct WALInspection: Sendable, Equatable {
         }
         result.pageSize = pageSize
         var sum = checksum(header, 0..<24, littleEndian: littleEndian, start: (0, 0))
-        guard sum.0 == bigEndian(header, 24), sum.1 == bigEndian(header, 28) else {
-            result.headerProblem = "WAL header checksum mismatch: SQLite ignores this WAL"
-            return result
-        }
-
         let frameSize = frameHeaderSize + pageSize
         result.framesInFile = Int((size - Int64(headerSize)) / Int64(frameSize))
         result.trailingBytes = (size - Int64(headerSize)) % Int64(frameSize)
         var frame = [UInt8](repeating: 0, count: frameSize)
         var pages: Set<UInt32> = []
         var pendingPages: Set<UInt32> = []
+        // With a damaged header SQLite ignores every frame: all commits that carry the
+        // header's salts are then dropped, and are counted below as past the break.
         var broken = false
+        if sum.0 != bigEndian(header, 24) || sum.1 != bigEndian(header, 28) {
+            result.headerProblem = "WAL header checksum mismatch: SQLite ignores this WAL"
+            broken = true
+        }
         for index in 1...max(1, result.framesInFile) where result.framesInFile > 0 {
             let n = try frame.withUnsafeMutableBytes { try file.readFully(into: $0) }
             guard n == frameSize else { break }

@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# Benchmark: abathur-integrity against plain sqlite3 pragmas, in the same run, on one
+# abathur-shaped database (abathur-demo create: 9 tables, 34 indexes, WAL mode), as issue 4
+# ("Performance") asks: the overhead of our extra checks.
+#
+#   bash scripts/bench-integrity.sh BIN_DIR
+#
+# Rows, each run BENCH_RUNS times (interleaved); the table shows the median of each column:
+#   ours            abathur-integrity --db DB --backup-dir EMPTYDIR
+#                   (header, WAL state, integrity_check, foreign_key_check, schema, indexes,
+#                   user_version, application_id, row counts; ABATHUR_CONFIG = empty file;
+#                   the backup directory is empty, so there is no row-count reference)
+#   baseline        sqlite3 'file:DB?mode=ro&immutable=1' 'PRAGMA integrity_check; PRAGMA foreign_key_check'
+#   ours_quick      the same as ours with --quick (quick_check instead of integrity_check)
+#   baseline_quick  sqlite3 'file:DB?mode=ro&immutable=1' 'PRAGMA quick_check'
+# ratio = seconds / the matching baseline's seconds (ours / baseline, ours_quick /
+# baseline_quick); overhead = the difference of the medians.
+#
+# Our tool reads a WAL-mode database without a -wal with immutable=1 (LiveReader); with a
+# -wal it reads through it instead, which is a different measurement. The baseline opens the
+# database with the same immutable=1 URI, so it never creates a -wal (`sqlite3 -readonly`
+# would, see bench.sh), and the script asserts before every timed run that DB-wal does not
+# exist, and after every run that neither DB-wal nor DB-shm appeared and the database file
+# did not change.
+#
+# Every result must be healthy: our tool exits 0 and reports "DB: ok" with every finding ok,
+# including integrity_check/quick_check and foreign_key_check; the baseline prints exactly
+# "ok" (foreign_key_check prints nothing when there are no violations).
+#
+# Environment:
+#   BENCH_SIZE_MB  size of the database to create (default 1024)
+#   BENCH_RUNS     runs per row (default 3)
+#   BENCH_TMP      parent of the temp dir (default /var/tmp); the temp dir is removed at exit
+#   BENCH_DB       reuse this database if it exists; if it does not, create it there and keep
+#                  it for the next run. Unset: the database lives in the temp dir.
+# Nothing may write to the database during the benchmark: the script refuses a database that
+# is open in any process.
+#
+# Output: an aligned table on stdout, then one line per row:
+#   bench: name=... seconds=... peak_rss_kib=... ratio=...
+# Progress goes to stderr. Exit 1 on any failure or any result that is not ok.
+set -euo pipefail
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+[ $# -eq 1 ] || die "usage: bash scripts/bench-integrity.sh BIN_DIR"
+[ -d "$1" ] || die "$1: not a directory"
+BIN=$(cd "$1" && pwd)
+for tool in abathur-integrity abathur-demo; do
+    [ -x "$BIN/$tool" ] || die "$BIN/$tool: missing (run make build)"
+done
+
+SIZE_MB=${BENCH_SIZE_MB:-1024}
+RUNS=${BENCH_RUNS:-3}
+TMP_PARENT=${BENCH_TMP:-/var/tmp}
+[[ $SIZE_MB =~ ^[1-9][0-9]*$ ]] || die "BENCH_SIZE_MB must be a positive integer, not '$SIZE_MB'"
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
+[ -d "$TMP_PARENT" ] || die "BENCH_TMP $TMP_PARENT: not a directory"
+
+# Settings come only from flags and the empty config file, never from the caller's environment.
+while read -r name; do unset "$name"; done < <(compgen -e | grep '^ABATHUR_' || true)
+
+# Tools: /usr/bin/time for wall time and peak RSS; sqlite3 for the baseline.
+missing=()
+[ -x /usr/bin/time ] || missing+=(time)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
+if [ ${#missing[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || die "missing Debian packages (install them or run as root): ${missing[*]}"
+    say "installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || die "apt-get install ${missing[*]} failed"
+fi
+
+# The database: reuse BENCH_DB when it exists, else create one (once).
+DB=""; CREATE_AT=""; KEEP_DB=no
+if [ -n "${BENCH_DB:-}" ]; then
+    if [ -e "$BENCH_DB" ]; then
+        [ -f "$BENCH_DB" ] || die "BENCH_DB $BENCH_DB: not a regular file"
+        DB=$(realpath "$BENCH_DB")
+        DB_BYTES=$(stat -c %s "$DB")
+        [ "$(head -c 15 "$DB")" = "SQLite format 3" ] || die "$DB: not an SQLite database"
+        [ ! -e "$DB-wal" ] || die "$DB has a -wal: a writer is running or crashed; stop it, open and close the database with sqlite3, then rerun"
+    else
+        CREATE_AT=$(realpath -m "$BENCH_DB"); KEEP_DB=yes
+        [ -d "$(dirname "$CREATE_AT")" ] || die "BENCH_DB $BENCH_DB: directory $(dirname "$CREATE_AT") does not exist"
+        DB_BYTES=$((SIZE_MB * 1024 * 1024))
+    fi
+else
+    DB_BYTES=$((SIZE_MB * 1024 * 1024))
+fi
+
+# Free space: the database itself when it is created in the temp dir, plus a margin; the
+# checks write nothing of size.
+avail_bytes() { df -P -B1 "$1" | awk 'NR == 2 { print $4 }'; }
+if [ -z "$DB" ]; then
+    target_dir=$TMP_PARENT
+    [ -z "$CREATE_AT" ] || target_dir=$(dirname "$CREATE_AT")
+    need=$((DB_BYTES + DB_BYTES / 10 + 64 * 1048576))
+    have=$(avail_bytes "$target_dir")
+    if [ "$have" -lt "$need" ]; then
+        die "not enough free space in $target_dir: $((have / 1048576)) MiB free, need about $((need / 1048576)) MiB for the $((DB_BYTES / 1048576)) MiB database; set BENCH_TMP, BENCH_DB or BENCH_SIZE_MB"
+    fi
+fi
+
+WORK=$(mktemp -d "$TMP_PARENT/abathur-bench-integrity.XXXXXX")
+cleanup() {
+    local rc=$?
+    rm -rf "$WORK"
+    if [ -n "$CREATE_AT" ] && [ "$rc" -ne 0 ] && [ "${CREATED_OK:-no}" != yes ]; then
+        rm -f "$CREATE_AT" "$CREATE_AT-wal" "$CREATE_AT-shm"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+EMPTY_CONF="$WORK/empty.conf"
+: > "$EMPTY_CONF"
+EMPTY_BACKUPS="$WORK/backups"
+mkdir -m 0700 "$EMPTY_BACKUPS"
+
+if [ -z "$DB" ]; then
+    DB=${CREATE_AT:-$WORK/abathur.db}
+    say "creating a ${SIZE_MB} MiB abathur-shaped database at $DB"
+    /usr/bin/time -f '%e %M' -o "$WORK/create.time" "$BIN/abathur-demo" create "$DB" --size-mb "$SIZE_MB" >"$WORK/create.log" 2>&1 \
+        || { cat "$WORK/create.log" >&2; die "abathur-demo create failed"; }
+    CREATED_OK=yes
+    say "$(cat "$WORK/create.log") (created in $(cut -d' ' -f1 "$WORK/create.time")s)"
+    if [ "$KEEP_DB" = yes ]; then say "keeping $DB for reuse (BENCH_DB)"; fi
+    DB_BYTES=$(stat -c %s "$DB")
+fi
+
+# Nothing may hold the database: no writer, no reader, no leftover -wal.
+holders() {
+    local fd target
+    for fd in /proc/[0-9]*/fd/*; do
+        target=$(readlink "$fd" 2>/dev/null) || continue
+        case "$target" in
+            "$DB" | "$DB-wal" | "$DB-shm") echo "${fd#/proc/}" | cut -d/ -f1 ;;
+        esac
+    done | sort -u | tr '\n' ' '
+}
+pids=$(holders)
+[ -z "$pids" ] || die "$DB is open in process(es) $pids; stop it first: the checks must read a database nothing writes"
+[ ! -e "$DB-wal" ] || die "$DB-wal exists after creation; something is writing the database"
+
+# The baseline's source: read-only and immutable, so sqlite3 creates no -wal or -shm.
+uri_path() { local p=${1//%/%25}; p=${p//\?/%3f}; p=${p//#/%23}; printf 'file:%s?mode=ro&immutable=1' "$p"; }
+SRC_URI=$(uri_path "$DB")
+# The journal mode from the header (bytes 18-19: 2 2 = WAL, 1 1 = rollback journal); with
+# immutable=1, PRAGMA journal_mode says "delete" even for a WAL database.
+case "$(od -An -tu1 -j18 -N2 "$DB" | tr -s ' ')" in
+    " 2 2") JOURNAL=wal ;;
+    " 1 1") JOURNAL=rollback ;;
+    *) JOURNAL="unknown ($(od -An -tu1 -j18 -N2 "$DB" | tr -s ' '))" ;;
+esac
+SRC_TABLES=$(sqlite3 -batch -init /dev/null "$SRC_URI" "SELECT count(*) FROM sqlite_schema WHERE type = 'table'")
+SRC_INDEXES=$(sqlite3 -batch -init /dev/null "$SRC_URI" "SELECT count(*) FROM sqlite_schema WHERE type = 'index'")
+[ ! -e "$DB-wal" ] && [ ! -e "$DB-shm" ] || die "$DB-wal or $DB-shm appeared; something else is using the database"
+
+# The database file must not change during the benchmark: size, mtime, ctime, inode.
+fingerprint() { stat -c '%s %y %z %i' "$DB"; }
+DB_PRINT=$(fingerprint)
+
+before_run() {  # before_run WHAT: our result depends on whether a -wal exists
+    [ ! -e "$DB-wal" ] || die "$1: $DB-wal exists before the run; refusing to time a different kind of read"
+}
+after_run() {  # after_run WHAT: the run created nothing and changed nothing
+    [ ! -e "$DB-wal" ] || die "$1 left $DB-wal behind"
+    [ ! -e "$DB-shm" ] || die "$1 left $DB-shm behind"
+    [ "$(fingerprint)" = "$DB_PRINT" ] || die "$1 changed $DB (size/mtime/ctime/inode: $DB_PRINT -> $(fingerprint))"
+}
+
+# Every timed command runs under /usr/bin/time; its '%e %M' lands in $WORK/t.
+timed() {  # timed OUT ERR CMD...   -> sets T_SEC T_RSS; returns the command's status
+    local out=$1 err=$2; shift 2
+    local rc=0
+    /usr/bin/time -f '%e %M' -o "$WORK/t" "$@" >"$out" 2>"$err" || rc=$?
+    read -r T_SEC T_RSS < <(tail -n 1 "$WORK/t")
+    return "$rc"
+}
+
+declare -A SEC RSS   # name -> space-separated per-run values
+add() { SEC[$1]+="$2 "; RSS[$1]+="$3 "; }
+
+run_ours() {  # run_ours NAME RUN PRAGMA [extra flags]
+    local name=$1 i=$2 pragma=$3; shift 3
+    local out="$WORK/$name.out" err="$WORK/$name.err" rc=0 bad
+    before_run "$name run $i"
+    timed "$out" "$err" env ABATHUR_CONFIG="$EMPTY_CONF" \
+        "$BIN/abathur-integrity" --db "$DB" --backup-dir "$EMPTY_BACKUPS" "$@" || rc=$?
+    after_run "$name run $i"
+    if [ "$rc" -ne 0 ]; then
+        cat "$out" "$err" >&2
+        die "$name run $i: abathur-integrity --db $DB --backup-dir $EMPTY_BACKUPS${*:+ $*} exited $rc"
+    fi
+    # "DB: ok", then one line per finding, every one ok, including the two pragmas.
+    [ "$(head -n 1 "$out")" = "$DB: ok" ] || { cat "$out" "$err" >&2; die "$name run $i: result is not '$DB: ok'"; }
+    bad=$(tail -n +2 "$out" | grep -v '^  ok  ' || true)
+    [ -z "$bad" ] || { cat "$out" >&2; die "$name run $i: finding(s) not ok: $bad"; }
+    grep -qE "^  ok +$pragma: ok\$" "$out" || { cat "$out" >&2; die "$name run $i: no '$pragma: ok' finding"; }
+    grep -qE '^  ok +foreign_key_check: ok$' "$out" || { cat "$out" >&2; die "$name run $i: no 'foreign_key_check: ok' finding"; }
+    [ ! -s "$err" ] || { cat "$err" >&2; die "$name run $i: unexpected output on stderr"; }
+    [ -z "$(ls -A "$EMPTY_BACKUPS")" ] || die "$name run $i: wrote into the backup directory: $(ls -A "$EMPTY_BACKUPS" | tr '\n' ' ')"
+    add "$name" "$T_SEC" "$T_RSS"
+    say "$name run $i: ${T_SEC}s, ${T_RSS} KiB peak, $(grep -cE '^  ok ' "$out") findings ok"
+}
+
+run_baseline() {  # run_baseline NAME RUN SQL
+    local name=$1 i=$2 sql=$3
+    local out="$WORK/$name.out" err="$WORK/$name.err" rc=0
+    before_run "$name run $i"
+    timed "$out" "$err" sqlite3 -batch -init /dev/null "$SRC_URI" "$sql" || rc=$?
+    after_run "$name run $i"
+    if [ "$rc" -ne 0 ]; then
+        cat "$out" "$err" >&2
+        die "$name run $i: sqlite3 '$SRC_URI' '$sql' exited $rc"
+    fi
+    [ "$(cat "$out")" = ok ] || die "$name run $i: '$sql' said: $(head -n 5 "$out")"
+    [ ! -s "$err" ] || { cat "$err" >&2; die "$name run $i: unexpected output on stderr"; }
+    add "$name" "$T_SEC" "$T_RSS"
+    say "$name run $i: ${T_SEC}s, ${T_RSS} KiB peak, ok"
+}
+
+median() {  # median FORMAT VALUES...
+    local fmt=$1; shift
+    printf '%s\n' "$@" | sort -g | awk -v fmt="$fmt" '
+        { v[NR] = $1 }
+        END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf fmt "\n", m }'
+}
+
+FULL_SQL='PRAGMA integrity_check; PRAGMA foreign_key_check'
+QUICK_SQL='PRAGMA quick_check'
+
+say "database $DB: $DB_BYTES bytes, journal mode $JOURNAL (header), $SRC_TABLES tables, $SRC_INDEXES indexes; $RUNS run(s) per row; work dir $WORK"
+say "warming the page cache (untimed read of the database)"
+cat "$DB" > /dev/null
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+BENCH_START=$(date +%s)
+
+for ((i = 1; i <= RUNS; i++)); do
+    run_ours ours "$i" integrity_check
+    run_baseline baseline "$i" "$FULL_SQL"
+    run_ours ours_quick "$i" quick_check --quick
+    run_baseline baseline_quick "$i" "$QUICK_SQL"
+done
+
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+NAMES=(ours baseline ours_quick baseline_quick)
+declare -A BASE=([ours]=baseline [baseline]=baseline [ours_quick]=baseline_quick [baseline_quick]=baseline_quick)
+declare -A LABEL=(
+    [ours]="abathur-integrity (full)"
+    [baseline]="sqlite3 integrity_check + fk_check"
+    [ours_quick]="abathur-integrity --quick"
+    [baseline_quick]="sqlite3 quick_check"
+)
+declare -A MSEC MRSS
+for n in "${NAMES[@]}"; do
+    # shellcheck disable=SC2086
+    MSEC[$n]=$(median '%.2f' ${SEC[$n]})
+    # shellcheck disable=SC2086
+    MRSS[$n]=$(median '%d' ${RSS[$n]})
+done
+ratio() {  # ratio NAME
+    awk -v a="${MSEC[$1]}" -v b="${MSEC[${BASE[$1]}]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }'
+}
+overhead() {  # overhead NAME -> "+1.23s (+4.5%)"
+    awk -v a="${MSEC[$1]}" -v b="${MSEC[${BASE[$1]}]}" 'BEGIN {
+        d = a - b; s = d < 0 ? "" : "+"
+        if (b > 0) printf "%s%.2fs (%s%.1f%%)", s, d, s, 100 * d / b; else printf "%s%.2fs", s, d }'
+}
+
+echo "abathur-integrity benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load $LOAD_START -> $LOAD_END, $(( $(date +%s) - BENCH_START ))s"
+echo "database: $DB_BYTES bytes ($((DB_BYTES / 1048576)) MiB), journal mode $JOURNAL (header), no -wal, $SRC_TABLES tables, $SRC_INDEXES indexes; sqlite3 $(sqlite3 --version | cut -d' ' -f1); $("$BIN/abathur-integrity" --version 2>/dev/null || echo '?')"
+echo "baseline: sqlite3 '$SRC_URI' ..."
+echo "median of $RUNS run(s) per row (each column separately); ratio = seconds / the matching sqlite3 row's seconds"
+echo
+fmt='%-36s %9s %13s %7s %18s   %s\n'
+# shellcheck disable=SC2059
+printf "$fmt" "row" "seconds" "peak_rss_kib" "ratio" "overhead" "seconds per run"
+for n in "${NAMES[@]}"; do
+    ov=""
+    [ "${BASE[$n]}" = "$n" ] || ov=$(overhead "$n")
+    # shellcheck disable=SC2059
+    printf "$fmt" "${LABEL[$n]}" "${MSEC[$n]}" "${MRSS[$n]}" "$(ratio "$n")" "$ov" "${SEC[$n]% }"
+done
+echo
+echo "overhead of our extra checks (header, WAL state, schema, indexes, user_version, application_id, row counts):"
+echo "  full:  $(overhead ours) over integrity_check + foreign_key_check"
+echo "  quick: $(overhead ours_quick) over quick_check"
+echo
+for n in "${NAMES[@]}"; do
+    echo "bench: name=$n seconds=${MSEC[$n]} peak_rss_kib=${MRSS[$n]} ratio=$(ratio "$n")"
+done
