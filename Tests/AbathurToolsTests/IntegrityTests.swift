@@ -412,6 +412,14 @@ final class IntegrityTests: XCTestCase {
         try assertFinding(byCount, box.db, check: "indexes", severity: "warning", status: 1, contains: "38 indexes, expected at least 39")
     }
 
+    /// stdin is not a database SQLite can read (FACTS.md 5): a usage error, never "corrupt".
+    func testStdinIsRefusedAsUsage() throws {
+        let box = try Sandbox()
+        let run = try box.run("abathur-integrity", ["-"])
+        XCTAssertEqual(run.status, 2, run.stderr)
+        XCTAssertEqual(run.stderr, "abathur-integrity: error: reading a database from stdin is not supported yet; give a file\n")
+    }
+
     /// With the default settings, an index the newest backup had and the database lost is
     /// named: the manifest is the reference.
     func testIndexDroppedSinceTheLastBackupIsNamedByDefault() throws {

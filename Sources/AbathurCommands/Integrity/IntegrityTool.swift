@@ -87,6 +87,8 @@ struct IntegrityTool: ParsableCommand {
         let checker = IntegrityChecker(options: try IntegrityOptions(settings: settings))
         let directory = settings.string(.backupDir)
         if let path {
+            // SQLite needs random access (FACTS.md 5): a pipe would have to be spooled first.
+            guard path != "-" else { throw AbathurError.usage("reading a database from stdin is not supported yet; give a file") }
             if path.hasSuffix(".gz") {
                 let manifestPath = path + BackupName.manifestSuffix
                 let manifest = try FileStatus.of(manifestPath) != nil ? try Manifest.read(manifestPath) : nil
