@@ -171,42 +171,11 @@ final class DocsDriftTests: XCTestCase {
     // MARK: (c) bash completion
 
     func testCompletionLoads() throws {
-        let file = Self.completion
-        let loaded = try Sandbox.execute("/bin/bash", ["-c", "source /usr/share/bash-completion/bash_completion 2>/dev/null; source \"$1\"; complete -p abathur-backup", "bash", file])
-        XCTAssertEqual(loaded.status, 0, loaded.stderr)
-        XCTAssertEqual(loaded.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "complete -F _abathur_backup abathur-backup")
-
-        let syntax = try Sandbox.execute("/bin/bash", ["-n", file])
-        XCTAssertEqual(syntax.status, 0, syntax.stderr)
-        // Without bash-completion, and under `set -u`, sourcing prints nothing and fails nothing.
-        let strict = try Sandbox.execute("/bin/bash", ["-uc", "source \"$1\" && complete -p abathur-backup >/dev/null", "bash", file])
-        XCTAssertEqual(strict.status, 0, strict.stderr)
-        XCTAssertEqual(strict.stderr, "")
-        XCTAssertEqual(strict.stdout, "")
+        try Completion.assertLoads(tool: "abathur-backup", file: Self.completion)
     }
 
-    /// Runs the completion function for a command line whose last word is the one being
-    /// completed, under `set -u`, and returns COMPREPLY.
     func complete(_ words: [String], env: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws -> [String] {
-        let script = #"""
-            source /usr/share/bash-completion/bash_completion >/dev/null 2>&1
-            set -u
-            source "$COMPLETION_FILE"
-            COMP_WORDS=("$@")
-            COMP_CWORD=$(($# - 1))
-            COMP_LINE="$*"
-            COMP_POINT=${#COMP_LINE}
-            COMPREPLY=()
-            _abathur_backup abathur-backup "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
-            printf '%s\n' "${COMPREPLY[@]}"
-            """#
-        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ABATHUR_") }
-        environment["COMPLETION_FILE"] = Self.completion
-        for (key, value) in env { environment[key] = value }
-        let run = try Sandbox.execute("/bin/bash", ["-c", script, "bash"] + words, environment: environment)
-        XCTAssertEqual(run.status, 0, "completing \(words): \(run.stderr)", file: file, line: line)
-        XCTAssertEqual(run.stderr, "", "completing \(words)", file: file, line: line)
-        return run.stdout.split(separator: "\n").map(String.init)
+        try Completion.complete(tool: "abathur-backup", file: Self.completion, words, env: env, file: file, line: line)
     }
 
     func testCompletionOffersSubcommandsAndExactlyTheOptionsOfEach() throws {
