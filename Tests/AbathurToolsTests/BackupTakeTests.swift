@@ -60,6 +60,35 @@ final class BackupTakeTests: XCTestCase {
         XCTAssertEqual(try box.fingerprint(box.liveDir), before)
     }
 
+    /// A writer that crashed leaves a hot WAL: its commits are in the backup, and the live
+    /// db, -wal and -shm stay byte-identical (FACTS.md 11); also when the -shm is gone.
+    func testHotWALIsBackedUpWithoutBeingTouched() throws {
+        let box = try Sandbox()
+        try box.makeDemoDatabase(rows: 200)
+        let script = """
+        import sqlite3, os, sys
+        c = sqlite3.connect(sys.argv[1], isolation_level=None)
+        c.execute('PRAGMA wal_autocheckpoint=0')
+        for i in range(50):
+            c.execute("INSERT INTO state(key, value, updated_at) VALUES (?, 'x', datetime('now'))", ('hot-%d' % i,))
+        os._exit(0)
+        """
+        XCTAssertEqual(try Sandbox.execute("/usr/bin/python3", ["-c", script, box.db]).status, 0)
+        for removeShm in [false, true] {
+            if removeShm { try FileManager.default.removeItem(atPath: box.db + "-shm") }
+            let before = try box.fingerprint(box.liveDir)
+            XCTAssertNotNil(before["abathur.db-wal"])
+            let result = try box.backup()
+            XCTAssertEqual(result.status, 0, result.stderr)
+            XCTAssertEqual(try box.fingerprint(box.liveDir), before, "shm removed: \(removeShm)")
+            let name = try XCTUnwrap(try box.backupFiles().last)
+            let restored = box.root + "/hot-\(removeShm).db"
+            XCTAssertEqual(try box.gunzip(name, to: restored).status, 0)
+            XCTAssertEqual(try box.query(restored, "SELECT count(*) FROM state WHERE key LIKE 'hot-%'"), "50")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: box.backups).filter { $0.hasPrefix(".abathur-tmp-") }, [])
+    }
+
     func testManualBackupsAreNamedByLabel() throws {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 100)
@@ -130,8 +159,13 @@ final class BackupTakeTests: XCTestCase {
         XCTAssertEqual(quiet.stderr, "")
         // Leave a temp file as a killed run would: --verbose reports the sweep.
         try Data("x".utf8).write(to: URL(fileURLWithPath: box.backups + "/.abathur-tmp-1-dead-snapshot.db"))
+        // And a private copy directory, as a killed read of a -wal without -shm leaves.
+        let copyDir = box.backups + "/.abathur-tmp-1-dead-live-copy"
+        try FileManager.default.createDirectory(atPath: copyDir, withIntermediateDirectories: false)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: copyDir + "/abathur.db"))
         let verbose = try box.backup(["--verbose"])
         XCTAssertEqual(verbose.status, 0)
-        XCTAssertTrue(verbose.stderr.contains("swept 1 stale temp file"), verbose.stderr)
+        XCTAssertTrue(verbose.stderr.contains("swept 2 stale temp file"), verbose.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: copyDir))
     }
 }

@@ -89,15 +89,25 @@ public enum SafeFiles {
         _ = unlink(path)
     }
 
-    /// Removes the temp files a killed run left in `directory`: regular files only, checked
-    /// with `lstat`; a symlink that carries our prefix is not ours and is left alone.
+    /// Removes the temp files a killed run left in `directory`: regular files, and temp
+    /// directories holding only regular files, checked with `lstat`; a symlink that carries
+    /// our prefix is not ours and is left alone.
     /// Call only under the directory's lock. Returns the names removed.
     public static func sweepTemps(in directory: String) throws -> [String] {
         var removed: [String] = []
         for name in try listDirectory(directory) where name.hasPrefix(tempPrefix) {
             let path = Paths.join(directory, name)
-            guard let status = try FileStatus.of(path), status.isRegular else { continue }
-            try remove(path)
+            guard let status = try FileStatus.of(path) else { continue }
+            if status.isDirectory {
+                // A private copy directory (LiveReader): our regular files inside, then itself.
+                let inside = try listDirectory(path)
+                guard try inside.allSatisfy({ try FileStatus.of(Paths.join(path, $0))?.isRegular == true }) else { continue }
+                for file in inside { try remove(Paths.join(path, file)) }
+                guard rmdir(path) == 0 else { continue }
+            } else {
+                guard status.isRegular else { continue }
+                try remove(path)
+            }
             removed.append(name)
         }
         if !removed.isEmpty { try syncDirectory(directory) }
