@@ -97,6 +97,6 @@ public struct Catalog: Sendable {
         for entry in catalog.complete.reversed() {
             text += "\(entry.manifest!.gz.sha256)  \(entry.fileName)\n"
         }
-        try SafeFiles.writeAtomically(Array(text.utf8), to: Paths.join(directory, sumsName), replace: true)
+        try SafeFiles.writeAtomically(Array(text.utf8), to: Paths.join(directory, sumsName))
     }
 }

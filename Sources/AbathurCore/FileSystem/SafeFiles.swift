@@ -19,18 +19,13 @@ public enum SafeFiles {
         try FileDescriptor.createExclusive(tempPath(in: directory, tag: tag))
     }
 
-    /// Gives a complete, fsynced temp file its final name. With `replace: false` an existing
-    /// final name is an error (link(2) never replaces), so a backup can never overwrite another.
-    public static func publish(_ temp: String, as final: String, replace: Bool) throws {
-        if replace {
-            do {
-                try Syscall.call(.rename) { rename(temp, final) }
-            } catch {
-                throw AbathurError(error.exitCode, final, "cannot rename \(Paths.basename(temp)) into place: \(error)")
-            }
-        } else {
-            try link(temp, as: final)
-            try remove(temp)
+    /// Gives a complete, fsynced temp file its final name, replacing what had it (rename(2)
+    /// is atomic), and makes that durable.
+    public static func publish(_ temp: String, as final: String) throws {
+        do {
+            try Syscall.call(.rename) { rename(temp, final) }
+        } catch {
+            throw AbathurError(error.exitCode, final, "cannot rename \(Paths.basename(temp)) into place: \(error)")
         }
         try syncDirectory(Paths.directory(of: final))
     }
@@ -60,14 +55,14 @@ public enum SafeFiles {
     }
 
     /// Writes `bytes` to `final` the safe way: temp file beside it, fsync, rename, fsync dir.
-    public static func writeAtomically(_ bytes: [UInt8], to final: String, replace: Bool) throws {
+    public static func writeAtomically(_ bytes: [UInt8], to final: String) throws {
         let directory = Paths.directory(of: final)
         let file = try createTemp(in: directory, tag: Paths.basename(final))
         do {
             try file.write(bytes)
             try file.sync()
             try file.close()
-            try publish(file.path, as: final, replace: replace)
+            try publish(file.path, as: final)
         } catch {
             removeQuietly(file.path)
             throw error

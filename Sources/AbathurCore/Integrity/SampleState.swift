@@ -35,6 +35,6 @@ public struct SampleState: Codable, Sendable {
         checked = checked.filter { existing.contains($0.key) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try SafeFiles.writeAtomically(Array(try encoder.encode(self)) + [10], to: Paths.join(directory, SampleState.fileName), replace: true)
+        try SafeFiles.writeAtomically(Array(try encoder.encode(self)) + [10], to: Paths.join(directory, SampleState.fileName))
     }
 }

@@ -1,5 +1,5 @@
 /// The exit-code table shared by every abathur tool (SPEC.md, "Exit codes").
-public enum ExitCode: Int32, Sendable, CaseIterable {
+public enum ExitCode: Int32, Sendable {
     /// Success, or healthy.
     case success = 0
     /// Healthy enough to run, but something needs attention.
@@ -20,20 +20,4 @@ public enum ExitCode: Int32, Sendable, CaseIterable {
     case ioError = 8
     /// A bug: something that should not happen did.
     case internalError = 9
-
-    /// One line per code, as printed in the man pages and the README.
-    public var meaning: String {
-        switch self {
-        case .success: return "success / healthy"
-        case .warning: return "warning (healthy enough to run, but something needs attention)"
-        case .usage: return "usage error"
-        case .verificationFailed: return "verification failed (a backup or a candidate is bad)"
-        case .corrupt: return "the database is corrupt"
-        case .busy: return "locked or busy (another instance, or the database is busy past the timeout)"
-        case .noSpace: return "not enough space (detected before writing anything)"
-        case .refused: return "precondition refused (the service is still running, a hot WAL is present, an unsafe path, a foreign database)"
-        case .ioError: return "I/O error during the operation"
-        case .internalError: return "internal error"
-        }
-    }
 }

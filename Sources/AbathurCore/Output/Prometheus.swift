@@ -46,6 +46,6 @@ public struct PrometheusMetrics: Sendable {
     }
 
     public func write(to path: String) throws {
-        try SafeFiles.writeAtomically(Array(rendered().utf8), to: path, replace: true)
+        try SafeFiles.writeAtomically(Array(rendered().utf8), to: path)
     }
 }

@@ -86,9 +86,8 @@ public final class Connection {
     }
 
     /// Every row of a query, each as its columns' text (NULL as nil).
-    public func rows(_ sql: String, _ bindings: [String] = []) throws(SQLiteError) -> [[String?]] {
+    public func rows(_ sql: String) throws(SQLiteError) -> [[String?]] {
         let statement = try prepare(sql)
-        for (index, value) in bindings.enumerated() { try statement.bind(value, at: index + 1) }
         var result: [[String?]] = []
         while try statement.step() {
             result.append((0..<statement.columnCount).map { statement.text(at: $0) })

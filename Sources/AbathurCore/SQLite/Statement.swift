@@ -14,16 +14,6 @@ public final class Statement {
 
     deinit { sqlite3_finalize(handle) }
 
-    public func bind(_ text: String, at index: Int) throws(SQLiteError) {
-        let rc = abathur_sqlite3_bind_text_transient(handle, Int32(index), text, -1)
-        guard rc == SQLITE_OK else { throw connection.error(rc, sql: sql) }
-    }
-
-    public func bind(_ value: Int64, at index: Int) throws(SQLiteError) {
-        let rc = sqlite3_bind_int64(handle, Int32(index), value)
-        guard rc == SQLITE_OK else { throw connection.error(rc, sql: sql) }
-    }
-
     /// Advances to the next row: true when there is one, false when done.
     public func step() throws(SQLiteError) -> Bool {
         let rc = sqlite3_step(handle)
@@ -31,8 +21,6 @@ public final class Statement {
         if rc == SQLITE_DONE { return false }
         throw connection.error(rc, sql: sql)
     }
-
-    public func reset() { sqlite3_reset(handle) }
 
     public var columnCount: Int { Int(sqlite3_column_count(handle)) }
 
