@@ -1,6 +1,6 @@
 # abathur-tools. `make demo` and `make check` work on a fresh Debian 12 machine: run as root,
 # they install the Debian packages the build and the tests need.
-SWIFT      ?= swift
+SWIFT      ?= $(or $(shell command -v swift),/opt/swift/usr/bin/swift)
 BUILD_DIR  := .build
 TEST_DIR   := .build-test
 BIN        := build/bin
