@@ -152,20 +152,7 @@ final class DocsDriftTests: XCTestCase {
     // MARK: (b) man --warnings
 
     func testManPageFormatsWithoutWarnings() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/man") else {
-            return XCTFail("man is not installed (apt-get install man-db groff-base, or run 'make deps')")
-        }
-        // 80 columns is what man uses without a terminal; the others are common terminal widths.
-        for width in ["80", "65", "132"] {
-            var environment = ProcessInfo.processInfo.environment
-            environment["MANWIDTH"] = width
-            environment["MANPAGER"] = "cat"
-            environment["PAGER"] = "cat"
-            let run = try Sandbox.execute("/usr/bin/man", ["--warnings", "-l", Self.manPage], environment: environment)
-            XCTAssertEqual(run.status, 0, run.stderr)
-            XCTAssertEqual(run.stderr, "", "MANWIDTH=\(width) man --warnings -l \(Self.manPage)")
-            XCTAssertTrue(run.stdout.contains("abathur-backup"), "the page renders")
-        }
+        try ManPage.assertFormatsWithoutWarnings(Self.manPage, naming: "abathur-backup")
     }
 
     // MARK: (c) bash completion
