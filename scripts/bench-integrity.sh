@@ -41,58 +41,14 @@
 # Progress goes to stderr. Exit 1 on any failure or any result that is not ok.
 set -euo pipefail
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+. "$(dirname "$0")/bench-lib.sh"
 
-[ $# -eq 1 ] || die "usage: bash scripts/bench-integrity.sh BIN_DIR"
-[ -d "$1" ] || die "$1: not a directory"
-BIN=$(cd "$1" && pwd)
-for tool in abathur-integrity abathur-demo; do
-    [ -x "$BIN/$tool" ] || die "$BIN/$tool: missing (run make build)"
-done
-
-SIZE_MB=${BENCH_SIZE_MB:-1024}
-RUNS=${BENCH_RUNS:-3}
-TMP_PARENT=${BENCH_TMP:-/var/tmp}
-[[ $SIZE_MB =~ ^[1-9][0-9]*$ ]] || die "BENCH_SIZE_MB must be a positive integer, not '$SIZE_MB'"
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
-[ -d "$TMP_PARENT" ] || die "BENCH_TMP $TMP_PARENT: not a directory"
-
-# Settings come only from flags and the empty config file, never from the caller's environment.
-while read -r name; do unset "$name"; done < <(compgen -e | grep '^ABATHUR_' || true)
-
-# Tools: /usr/bin/time for wall time and peak RSS; sqlite3 for the baseline.
-missing=()
-[ -x /usr/bin/time ] || missing+=(time)
-command -v sqlite3 >/dev/null || missing+=(sqlite3)
-if [ ${#missing[@]} -gt 0 ]; then
-    [ "$(id -u)" = 0 ] || die "missing Debian packages (install them or run as root): ${missing[*]}"
-    say "installing ${missing[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-        || die "apt-get install ${missing[*]} failed"
-fi
-
-# The database: reuse BENCH_DB when it exists, else create one (once).
-DB=""; CREATE_AT=""; KEEP_DB=no
-if [ -n "${BENCH_DB:-}" ]; then
-    if [ -e "$BENCH_DB" ]; then
-        [ -f "$BENCH_DB" ] || die "BENCH_DB $BENCH_DB: not a regular file"
-        DB=$(realpath "$BENCH_DB")
-        DB_BYTES=$(stat -c %s "$DB")
-        [ "$(head -c 15 "$DB")" = "SQLite format 3" ] || die "$DB: not an SQLite database"
-        [ ! -e "$DB-wal" ] || die "$DB has a -wal: a writer is running or crashed; stop it, open and close the database with sqlite3, then rerun"
-    else
-        CREATE_AT=$(realpath -m "$BENCH_DB"); KEEP_DB=yes
-        [ -d "$(dirname "$CREATE_AT")" ] || die "BENCH_DB $BENCH_DB: directory $(dirname "$CREATE_AT") does not exist"
-        DB_BYTES=$((SIZE_MB * 1024 * 1024))
-    fi
-else
-    DB_BYTES=$((SIZE_MB * 1024 * 1024))
-fi
+bench_init scripts/bench-integrity.sh abathur-integrity "$@"
+bench_require time sqlite3
+bench_database
 
 # Free space: the database itself when it is created in the temp dir, plus a margin; the
 # checks write nothing of size.
-avail_bytes() { df -P -B1 "$1" | awk 'NR == 2 { print $4 }'; }
 if [ -z "$DB" ]; then
     target_dir=$TMP_PARENT
     [ -z "$CREATE_AT" ] || target_dir=$(dirname "$CREATE_AT")
@@ -103,47 +59,13 @@ if [ -z "$DB" ]; then
     fi
 fi
 
-WORK=$(mktemp -d "$TMP_PARENT/abathur-bench-integrity.XXXXXX")
-cleanup() {
-    local rc=$?
-    rm -rf "$WORK"
-    if [ -n "$CREATE_AT" ] && [ "$rc" -ne 0 ] && [ "${CREATED_OK:-no}" != yes ]; then
-        rm -f "$CREATE_AT" "$CREATE_AT-wal" "$CREATE_AT-shm"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-EMPTY_CONF="$WORK/empty.conf"
-: > "$EMPTY_CONF"
+bench_workdir abathur-bench-integrity
 EMPTY_BACKUPS="$WORK/backups"
 mkdir -m 0700 "$EMPTY_BACKUPS"
 
-if [ -z "$DB" ]; then
-    DB=${CREATE_AT:-$WORK/abathur.db}
-    say "creating a ${SIZE_MB} MiB abathur-shaped database at $DB"
-    /usr/bin/time -f '%e %M' -o "$WORK/create.time" "$BIN/abathur-demo" create "$DB" --size-mb "$SIZE_MB" >"$WORK/create.log" 2>&1 \
-        || { cat "$WORK/create.log" >&2; die "abathur-demo create failed"; }
-    CREATED_OK=yes
-    say "$(cat "$WORK/create.log") (created in $(cut -d' ' -f1 "$WORK/create.time")s)"
-    if [ "$KEEP_DB" = yes ]; then say "keeping $DB for reuse (BENCH_DB)"; fi
-    DB_BYTES=$(stat -c %s "$DB")
-fi
+bench_create_database
 
-# Nothing may hold the database: no writer, no reader, no leftover -wal.
-holders() {
-    local fd target
-    for fd in /proc/[0-9]*/fd/*; do
-        target=$(readlink "$fd" 2>/dev/null) || continue
-        case "$target" in
-            "$DB" | "$DB-wal" | "$DB-shm") echo "${fd#/proc/}" | cut -d/ -f1 ;;
-        esac
-    done | sort -u | tr '\n' ' '
-}
-pids=$(holders)
-[ -z "$pids" ] || die "$DB is open in process(es) $pids; stop it first: the checks must read a database nothing writes"
-[ ! -e "$DB-wal" ] || die "$DB-wal exists after creation; something is writing the database"
+bench_refuse_holders "stop it first: the checks must read a database nothing writes"
 
 # The baseline's source: read-only and immutable, so sqlite3 creates no -wal or -shm.
 uri_path() { local p=${1//%/%25}; p=${p//\?/%3f}; p=${p//#/%23}; printf 'file:%s?mode=ro&immutable=1' "$p"; }

@@ -28,59 +28,14 @@
 # (ratio = seconds / baseline seconds). Progress goes to stderr. Exit 1 on any failure.
 set -euo pipefail
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+. "$(dirname "$0")/bench-lib.sh"
 
-[ $# -eq 1 ] || die "usage: bash scripts/bench.sh BIN_DIR"
-[ -d "$1" ] || die "$1: not a directory"
-BIN=$(cd "$1" && pwd)
-for tool in abathur-backup abathur-demo; do
-    [ -x "$BIN/$tool" ] || die "$BIN/$tool: missing (run make build)"
-done
-
-SIZE_MB=${BENCH_SIZE_MB:-1024}
-RUNS=${BENCH_RUNS:-3}
-TMP_PARENT=${BENCH_TMP:-/var/tmp}
-[[ $SIZE_MB =~ ^[1-9][0-9]*$ ]] || die "BENCH_SIZE_MB must be a positive integer, not '$SIZE_MB'"
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
-[ -d "$TMP_PARENT" ] || die "BENCH_TMP $TMP_PARENT: not a directory"
-
-# Settings come only from flags and the empty config file, never from the caller's environment.
-while read -r name; do unset "$name"; done < <(compgen -e | grep '^ABATHUR_' || true)
-
-# Tools: /usr/bin/time for wall time and peak RSS; sqlite3 and gzip for the baseline.
-missing=()
-[ -x /usr/bin/time ] || missing+=(time)
-command -v sqlite3 >/dev/null || missing+=(sqlite3)
-command -v gzip >/dev/null && command -v gunzip >/dev/null || missing+=(gzip)
-if [ ${#missing[@]} -gt 0 ]; then
-    [ "$(id -u)" = 0 ] || die "missing Debian packages (install them or run as root): ${missing[*]}"
-    say "installing ${missing[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-        || die "apt-get install ${missing[*]} failed"
-fi
-
-# The database: reuse BENCH_DB when it exists, else create one (once).
-DB=""; CREATE_AT=""; KEEP_DB=no
-if [ -n "${BENCH_DB:-}" ]; then
-    if [ -e "$BENCH_DB" ]; then
-        [ -f "$BENCH_DB" ] || die "BENCH_DB $BENCH_DB: not a regular file"
-        DB=$(realpath "$BENCH_DB")
-        DB_BYTES=$(stat -c %s "$DB")
-        [ "$(head -c 15 "$DB")" = "SQLite format 3" ] || die "$DB: not an SQLite database"
-        [ ! -e "$DB-wal" ] || die "$DB has a -wal: a writer is running or crashed; stop it, open and close the database with sqlite3, then rerun"
-    else
-        CREATE_AT=$(realpath -m "$BENCH_DB"); KEEP_DB=yes
-        [ -d "$(dirname "$CREATE_AT")" ] || die "BENCH_DB $BENCH_DB: directory $(dirname "$CREATE_AT") does not exist"
-        DB_BYTES=$((SIZE_MB * 1024 * 1024))
-    fi
-else
-    DB_BYTES=$((SIZE_MB * 1024 * 1024))
-fi
+bench_init scripts/bench.sh abathur-backup "$@"
+bench_require time sqlite3 gzip
+bench_database
 
 # Free space: ~4x the database in the temp dir (db if created there, our snapshot + .gz +
 # check copy, the baseline's tmp.db/.gz + check copy; each run's files go before the next).
-avail_bytes() { df -P -B1 "$1" | awk 'NR == 2 { print $4 }'; }
 need=$((DB_BYTES * 4))
 have=$(avail_bytes "$TMP_PARENT")
 if [ "$have" -lt "$need" ]; then
@@ -91,45 +46,11 @@ if [ -n "$CREATE_AT" ]; then
     [ "$have" -ge "$DB_BYTES" ] || die "not enough free space for BENCH_DB $CREATE_AT: $((have / 1048576)) MiB free, need $((DB_BYTES / 1048576)) MiB"
 fi
 
-WORK=$(mktemp -d "$TMP_PARENT/abathur-bench.XXXXXX")
-cleanup() {
-    local rc=$?
-    rm -rf "$WORK"
-    if [ -n "$CREATE_AT" ] && [ "$rc" -ne 0 ] && [ "${CREATED_OK:-no}" != yes ]; then
-        rm -f "$CREATE_AT" "$CREATE_AT-wal" "$CREATE_AT-shm"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-EMPTY_CONF="$WORK/empty.conf"
-: > "$EMPTY_CONF"
+bench_workdir abathur-bench
 
-if [ -z "$DB" ]; then
-    DB=${CREATE_AT:-$WORK/abathur.db}
-    say "creating a ${SIZE_MB} MiB abathur-shaped database at $DB"
-    /usr/bin/time -f '%e %M' -o "$WORK/create.time" "$BIN/abathur-demo" create "$DB" --size-mb "$SIZE_MB" >"$WORK/create.log" 2>&1 \
-        || { cat "$WORK/create.log" >&2; die "abathur-demo create failed"; }
-    CREATED_OK=yes
-    say "$(cat "$WORK/create.log") (created in $(cut -d' ' -f1 "$WORK/create.time")s)"
-    if [ "$KEEP_DB" = yes ]; then say "keeping $DB for reuse (BENCH_DB)"; fi
-    DB_BYTES=$(stat -c %s "$DB")
-fi
+bench_create_database
 
-# Nothing may hold the database: no writer, no reader, no leftover -wal.
-holders() {
-    local fd target
-    for fd in /proc/[0-9]*/fd/*; do
-        target=$(readlink "$fd" 2>/dev/null) || continue
-        case "$target" in
-            "$DB" | "$DB-wal" | "$DB-shm") echo "${fd#/proc/}" | cut -d/ -f1 ;;
-        esac
-    done | sort -u | tr '\n' ' '
-}
-pids=$(holders)
-[ -z "$pids" ] || die "$DB is open in process(es) $pids; stop the writer first (sqlite3 .backup never finishes against a steady writer)"
-[ ! -e "$DB-wal" ] || die "$DB-wal exists after creation; something is writing the database"
+bench_refuse_holders "stop the writer first (sqlite3 .backup never finishes against a steady writer)"
 
 # Read the source's schema with immutable=1: a -readonly connection to a WAL database would
 # leave a -wal and -shm behind, and our tool would then read a different kind of source.

@@ -1,0 +1,121 @@
+# Shared by the benchmarks (source it): arguments and settings, the Debian packages they use,
+# the database (BENCH_DB or a fresh abathur-demo one), the work directory, and the rule that
+# nothing else may hold the database while it is timed.
+#
+#   bench_init SCRIPT TOOL "$@"       BIN, SIZE_MB, RUNS, TMP_PARENT; ABATHUR_* cleared
+#   bench_require PACKAGE...          installs what is missing (time, sqlite3, gzip)
+#   bench_database                    DB (empty until created), CREATE_AT, KEEP_DB, DB_BYTES
+#   avail_bytes DIR
+#   bench_workdir NAME                WORK (removed at exit), EMPTY_CONF
+#   bench_create_database             creates DB when bench_database found none
+#   bench_refuse_holders WHY          exits when any process has the database open
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+bench_init() {
+    local script=$1 tool=$2
+    shift 2
+    [ $# -eq 1 ] || die "usage: bash $script BIN_DIR"
+    [ -d "$1" ] || die "$1: not a directory"
+    BIN=$(cd "$1" && pwd)
+    for t in "$tool" abathur-demo; do
+        [ -x "$BIN/$t" ] || die "$BIN/$t: missing (run make build)"
+    done
+
+    SIZE_MB=${BENCH_SIZE_MB:-1024}
+    RUNS=${BENCH_RUNS:-3}
+    TMP_PARENT=${BENCH_TMP:-/var/tmp}
+    [[ $SIZE_MB =~ ^[1-9][0-9]*$ ]] || die "BENCH_SIZE_MB must be a positive integer, not '$SIZE_MB'"
+    [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
+    [ -d "$TMP_PARENT" ] || die "BENCH_TMP $TMP_PARENT: not a directory"
+
+    # Settings come only from flags and the empty config file, never from the caller's environment.
+    while read -r name; do unset "$name"; done < <(compgen -e | grep '^ABATHUR_' || true)
+}
+
+# Packages: time (/usr/bin/time, wall time and peak RSS), sqlite3, gzip.
+bench_require() {
+    local missing=() package
+    for package in "$@"; do
+        case $package in
+            time) [ -x /usr/bin/time ] || missing+=(time) ;;
+            gzip) command -v gzip >/dev/null && command -v gunzip >/dev/null || missing+=(gzip) ;;
+            *) command -v "$package" >/dev/null || missing+=("$package") ;;
+        esac
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        [ "$(id -u)" = 0 ] || die "missing Debian packages (install them or run as root): ${missing[*]}"
+        say "installing ${missing[*]}"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+            || die "apt-get install ${missing[*]} failed"
+    fi
+}
+
+# The database: reuse BENCH_DB when it exists, else create one (once).
+bench_database() {
+    DB=""; CREATE_AT=""; KEEP_DB=no
+    if [ -n "${BENCH_DB:-}" ]; then
+        if [ -e "$BENCH_DB" ]; then
+            [ -f "$BENCH_DB" ] || die "BENCH_DB $BENCH_DB: not a regular file"
+            DB=$(realpath "$BENCH_DB")
+            DB_BYTES=$(stat -c %s "$DB")
+            [ "$(head -c 15 "$DB")" = "SQLite format 3" ] || die "$DB: not an SQLite database"
+            [ ! -e "$DB-wal" ] || die "$DB has a -wal: a writer is running or crashed; stop it, open and close the database with sqlite3, then rerun"
+        else
+            CREATE_AT=$(realpath -m "$BENCH_DB"); KEEP_DB=yes
+            [ -d "$(dirname "$CREATE_AT")" ] || die "BENCH_DB $BENCH_DB: directory $(dirname "$CREATE_AT") does not exist"
+            DB_BYTES=$((SIZE_MB * 1024 * 1024))
+        fi
+    else
+        DB_BYTES=$((SIZE_MB * 1024 * 1024))
+    fi
+}
+
+avail_bytes() { df -P -B1 "$1" | awk 'NR == 2 { print $4 }'; }
+
+# The work directory, removed at exit; a database created at BENCH_DB is removed too when
+# its creation failed.
+cleanup() {
+    local rc=$?
+    [ -z "${WORK:-}" ] || rm -rf "$WORK"
+    if [ -n "${CREATE_AT:-}" ] && [ "$rc" -ne 0 ] && [ "${CREATED_OK:-no}" != yes ]; then
+        rm -f "$CREATE_AT" "$CREATE_AT-wal" "$CREATE_AT-shm"
+    fi
+    exit "$rc"
+}
+
+bench_workdir() {
+    WORK=$(mktemp -d "$TMP_PARENT/$1.XXXXXX")
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    EMPTY_CONF="$WORK/empty.conf"
+    : > "$EMPTY_CONF"
+}
+
+bench_create_database() {
+    if [ -z "$DB" ]; then
+        DB=${CREATE_AT:-$WORK/abathur.db}
+        say "creating a ${SIZE_MB} MiB abathur-shaped database at $DB"
+        /usr/bin/time -f '%e %M' -o "$WORK/create.time" "$BIN/abathur-demo" create "$DB" --size-mb "$SIZE_MB" >"$WORK/create.log" 2>&1 \
+            || { cat "$WORK/create.log" >&2; die "abathur-demo create failed"; }
+        CREATED_OK=yes
+        say "$(cat "$WORK/create.log") (created in $(cut -d' ' -f1 "$WORK/create.time")s)"
+        if [ "$KEEP_DB" = yes ]; then say "keeping $DB for reuse (BENCH_DB)"; fi
+        DB_BYTES=$(stat -c %s "$DB")
+    fi
+}
+
+# Nothing may hold the database: no writer, no reader, no leftover -wal.
+bench_refuse_holders() {
+    local pids fd target
+    pids=$(for fd in /proc/[0-9]*/fd/*; do
+        target=$(readlink "$fd" 2>/dev/null) || continue
+        case "$target" in
+            "$DB" | "$DB-wal" | "$DB-shm") echo "${fd#/proc/}" | cut -d/ -f1 ;;
+        esac
+    done | sort -u | tr '\n' ' ')
+    [ -z "$pids" ] || die "$DB is open in process(es) $pids; $1"
+    [ ! -e "$DB-wal" ] || die "$DB-wal exists after creation; something is writing the database"
+}
