@@ -4,7 +4,7 @@ SWIFT      ?= $(or $(shell command -v swift),/opt/swift/usr/bin/swift)
 BUILD_DIR  := .build
 TEST_DIR   := .build-test
 BIN        := build/bin
-TOOLS      := abathur-backup abathur-integrity
+TOOLS      := abathur-backup abathur-integrity abathur-restore
 # Packages the build needs, then the ones the tests and demo use.
 BUILD_DEPS := libsqlite3-dev zlib1g-dev pkg-config
 TEST_DEPS  := sqlite3 gzip man-db groff-base bash-completion util-linux procps time python3

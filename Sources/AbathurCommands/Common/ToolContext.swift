@@ -18,6 +18,7 @@ final class ToolContext {
     let options: CommonOptions
     private(set) var settings: Settings!
     private(set) var warnings: [String] = []
+    private(set) var errors: [AbathurError] = []
 
     init(tool: String, command: String, options: CommonOptions) {
         self.tool = tool
@@ -32,6 +33,13 @@ final class ToolContext {
     func warn(_ text: String) {
         warnings.append(text)
         console.warning(text)
+    }
+
+    /// Reports a failure that the command still has a result for (a restore that was rolled
+    /// back): one diagnostic line now, and the error in the `--json` document.
+    func report(_ error: AbathurError) {
+        errors.append(error)
+        console.error(error)
     }
 
     /// Where textfile metrics go: `--prometheus FILE`, else `prometheus_dir`/TOOL.prom.
@@ -51,7 +59,6 @@ final class ToolContext {
     ) throws -> Never {
         var code = ExitCode.success
         var result: R?
-        var errors: [AbathurError] = []
         do {
             settings = try Settings(flags: options.settingFlags.merging(flags) { $1 }, configPath: options.config)
             if options.printConfig {
@@ -62,14 +69,11 @@ final class ToolContext {
         } catch let exit as ToolExit {
             throw exit
         } catch let error as AbathurError {
-            errors.append(error)
             code = error.code
-            console.error(error)
+            report(error)
         } catch {
-            let wrapped = AbathurError.internal("unexpected error: \(error)")
-            errors.append(wrapped)
             code = .internalError
-            console.error(wrapped)
+            report(AbathurError.internal("unexpected error: \(error)"))
         }
         if options.json {
             console.writeOut(JSONDocument(tool: tool, command: command, exitCode: code, errors: errors, warnings: warnings, result: result).encoded())

@@ -11,6 +11,7 @@ public enum ToolMain {
     static let tools: [String: any ParsableCommand.Type] = [
         "abathur-backup": BackupTool.self,
         "abathur-integrity": IntegrityTool.self,
+        "abathur-restore": RestoreTool.self,
     ]
 
     public static func main(_ argv: [String]) -> Never {

@@ -28,13 +28,17 @@ public struct Catalog: Sendable {
 
     public static let sumsName = "SHA256SUMS"
     public static let lockName = ".abathur.lock"
+    /// Where restores keep the safety copies of the database they replaced.
+    public static let safetyDirName = "safety"
+    /// Where restores write incident records unless `incident_dir` says otherwise.
+    public static let incidentDirName = "incidents"
 
     public static func scan(_ directory: String) throws -> Catalog {
         let names = try SafeFiles.listDirectory(directory)
         var byName: [BackupName: Entry] = [:]
         var foreign: [String] = []
         for file in names {
-            if file == sumsName || file == lockName || file == SampleState.fileName || file.hasPrefix(SafeFiles.tempPrefix) { continue }
+            if [sumsName, lockName, SampleState.fileName, safetyDirName, incidentDirName].contains(file) || file.hasPrefix(SafeFiles.tempPrefix) { continue }
             let isManifest = file.hasSuffix(BackupName.suffix + BackupName.manifestSuffix)
             let dataName = isManifest ? String(file.dropLast(BackupName.manifestSuffix.count)) : file
             guard let name = BackupName(fileName: dataName) else {

@@ -33,9 +33,12 @@ public struct DatabaseCheck: Sendable {
     /// examined at all (missing, not a database, unreadable); check failures are recorded.
     public static func run(path: String, options: Options) throws -> DatabaseCheck {
         let (header, fileSize) = try DatabaseHeader.read(path)
+        // A plain read-only connection would create a -wal and -shm beside a WAL-mode file
+        // that has none (see LiveReader); nothing writes this file, so immutable is exact.
+        let quiet = header.isWAL ? try FileStatus.of(path + "-wal") == nil : false
         let connection: Connection
         do {
-            connection = try Connection(path: path, mode: .readOnly, busyTimeoutMs: options.busyTimeoutMs)
+            connection = try Connection(path: path, mode: quiet ? .immutable : .readOnly, busyTimeoutMs: options.busyTimeoutMs)
         } catch {
             throw error.asAbathurError
         }

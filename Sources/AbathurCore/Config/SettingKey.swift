@@ -37,11 +37,25 @@ public struct SettingKey: Sendable, Hashable {
     public static let expectApplicationId = SettingKey("expect_application_id", default: "", "PRAGMA application_id the database must have (empty: not checked)")
     public static let shrinkWarning = SettingKey("shrink_warning", default: "0.5", "warn when a table lost more than this fraction of the rows in the newest backup")
     public static let tempDir = SettingKey("temp_dir", default: "/var/tmp", "where inflated copies of backups are checked")
+    public static let services = SettingKey(
+        "services", default: "abathur-api abathur-workers abathur-document-sync",
+        "systemd units stopped around a restore (space- or comma-separated; empty: none)")
+    public static let healthURL = SettingKey(
+        "health_url", default: "http://localhost:8000/health", "checked after a restore: an http:// URL that must answer 2xx (empty: none)")
+    public static let healthCommand = SettingKey(
+        "health_command", default: "", "checked after a restore instead of health_url: a command (no shell) that must exit 0")
+    public static let healthTimeout = SettingKey("health_timeout", default: "5s", "how long one health-check attempt may take")
+    public static let healthRetries = SettingKey("health_retries", default: "10", "health-check attempts before the restore is rolled back")
+    public static let healthInterval = SettingKey("health_interval", default: "3s", "pause between health-check attempts")
+    public static let incidentDir = SettingKey("incident_dir", default: "", "where restores write incident records (empty: BACKUP_DIR/incidents)")
+    public static let initCommand = SettingKey(
+        "init_command", default: "", "creates a fresh database for restore --reinit (no shell; ABATHUR_DB is set; empty: --reinit refused)")
 
     /// Every key, in the order `--print-config` lists them.
     public static let all: [SettingKey] = [
         .database, .backupDir, .lockWait, .busyTimeoutMs, .prometheusDir, .retentionDays, .keepMinVerified,
         .compressionLevel, .quickCheck, .expectTables, .expectMinIndexes, .expectIndexes, .maxAge,
         .maxErrors, .expectUserVersion, .expectApplicationId, .shrinkWarning, .tempDir,
+        .services, .healthURL, .healthCommand, .healthTimeout, .healthRetries, .healthInterval, .incidentDir, .initCommand,
     ]
 }

@@ -23,6 +23,13 @@ public final class FileDescriptor {
         return fd
     }
 
+    /// The process's stdin, borrowed: never closed here.
+    public static var standardInput: FileDescriptor {
+        let fd = FileDescriptor(raw: 0, path: "<stdin>")
+        fd.owned = false
+        return fd
+    }
+
     /// Opens an existing file for reading; by default a symlink at the last component is
     /// refused (ELOOP), since backups and manifests are never links.
     public static func openForReading(_ path: String, followSymlinks: Bool = false) throws -> FileDescriptor {
@@ -117,7 +124,7 @@ public final class FileDescriptor {
 
     /// Closes now, reporting an error that `close` returns (NFS reports write errors here).
     public func close() throws {
-        guard raw >= 0 else { return }
+        guard raw >= 0, owned else { return }
         let fd = raw
         raw = -1
         if Glibc.close(fd) != 0 && errno != EINTR {

@@ -44,6 +44,11 @@ public final class FileLock {
         return FileLock(path: path, descriptor: owned)
     }
 
+    /// The lock that serialises tools that write `database`: `.NAME.abathur-lock` beside it.
+    public static func path(forDatabase database: String) -> String {
+        Paths.join(Paths.directory(of: database), "." + Paths.basename(database) + ".abathur-lock")
+    }
+
     public func release() {
         descriptor = nil
     }

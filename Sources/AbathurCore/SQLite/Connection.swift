@@ -72,6 +72,12 @@ public final class Connection {
                     systemErrno: sqlite3_system_errno(handle), path: path)
     }
 
+    /// Closing this connection will leave a WAL as it is: no checkpoint, no deletion.
+    public func keepWALOnClose() throws(SQLiteError) {
+        let rc = abathur_sqlite3_no_checkpoint_on_close(handle, 1)
+        guard rc == SQLITE_OK else { throw error(rc, sql: nil) }
+    }
+
     /// Runs SQL that returns no rows (or whose rows are not wanted).
     public func execute(_ sql: String) throws(SQLiteError) {
         let rc = sqlite3_exec(handle, sql, nil, nil, nil)

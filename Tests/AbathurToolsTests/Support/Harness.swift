@@ -32,7 +32,7 @@ enum Binaries {
     static let toolDirectory: String = {
         let dir = NSTemporaryDirectory() + "abathur-bin-\(getpid())"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        for tool in ["abathur-backup", "abathur-integrity"] {
+        for tool in ["abathur-backup", "abathur-integrity", "abathur-restore"] {
             let link = dir + "/" + tool
             try? FileManager.default.removeItem(atPath: link)
             try! FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: multiCall)

@@ -1,0 +1,91 @@
+import AbathurCore
+
+/// What `abathur-restore` prints and returns for a restore, a fresh start, a plan and a drill.
+enum RestoreCommands {
+    static func restore(_ request: RestoreRequest, kind: RestoreJob.Kind, _ context: ToolContext) throws -> (ExitCode, RestoreJob.Outcome?) {
+        let console = context.console
+        let job = RestoreJob(request: request, console: console, kind: kind)
+        var failure: AbathurError?
+        do {
+            try job.run()
+        } catch let error as AbathurError {
+            failure = error
+        } catch {
+            failure = AbathurError.internal("unexpected error: \(error)")
+        }
+        var outcome = job.outcome
+        // Every real attempt gets an incident record, once it has got as far as taking the lock.
+        if !outcome.steps.isEmpty {
+            do {
+                outcome.incidentRecord = try IncidentRecord.write(outcome, exitCode: failure?.code ?? .success, error: failure,
+                                                                  into: request.incidentDir, toolVersion: request.toolVersion)
+            } catch let error as AbathurError {
+                console.error(error)
+                if failure == nil { context.warn("the restore succeeded but its incident record could not be written") }
+            }
+        }
+        for warning in outcome.warnings { context.warn(warning) }
+        if let failure {
+            context.report(failure)
+            if let record = outcome.incidentRecord { console.result("incident record: \(record)") }
+            return (failure.code, outcome)
+        }
+        let what = kind == .reinit ? "a fresh database from init_command" : (outcome.source?.path ?? "stdin")
+        console.result("restored \(request.database) from \(what) in \(Double(outcome.totalMs) / 1000)s")
+        if let copy = outcome.safetyCopy { console.result("safety copy: \(copy.directory)") }
+        if let record = outcome.incidentRecord { console.result("incident record: \(record)") }
+        return (.success, outcome)
+    }
+
+    static func restoreMetrics(_ sink: inout PrometheusMetrics, _ code: ExitCode, _ outcome: RestoreJob.Outcome?) {
+        guard let outcome else { return }
+        sink.gauge("abathur_restore_duration_seconds", "Duration of the last restore.", Double(outcome.totalMs) / 1000)
+        sink.gauge("abathur_restore_rolled_back", "1 when the last restore was rolled back.", outcome.rolledBack ? 1 : 0)
+        for step in outcome.steps {
+            sink.gauge("abathur_restore_step_seconds", "Duration of each step of the last restore.", Double(step.durationMs) / 1000, labels: [("step", step.name)])
+        }
+    }
+
+    static func plan(_ request: RestoreRequest, _ context: ToolContext) throws -> (ExitCode, RestorePlan?) {
+        let plan = try RestorePlan.make(request)
+        let out = context.console
+        let source = plan.source
+        let facts = source.manifest.map { m in " (created \(m.created), \(Bytes.describe(m.gz.bytes)) compressed, \(Bytes.describe(m.database.bytes)) database, verified)" } ?? ""
+        out.result("plan: restore \(source.path ?? "stdin")\(facts)")
+        let current = plan.currentFiles.keys.sorted().map { "\($0) \(Bytes.describe(plan.currentFiles[$0]!))" }
+        out.result("  into \(plan.database)" + (current.isEmpty ? " (does not exist yet)" : " (now: \(current.joined(separator: ", ")))"))
+        for (i, step) in plan.steps.enumerated() { out.result("  \(i + 1). \(step)") }
+        var code = ExitCode.success
+        for space in [plan.candidateSpace] + (plan.safetyCopySpace.map { [$0] } ?? []) {
+            out.result("  space: \(space.directory): needs \(Bytes.describe(space.neededBytes)), \(Bytes.describe(space.freeBytes)) free\(space.enough ? "" : ": NOT ENOUGH")")
+            if !space.enough {
+                context.console.error(AbathurError(.noSpace, space.directory, "\(space.freeBytes) bytes free, the restore needs \(space.neededBytes)"))
+                code = .noSpace
+            }
+        }
+        out.result("dry run: nothing was changed")
+        return (code, plan)
+    }
+
+    static func drill(_ request: RestoreRequest, _ context: ToolContext) throws -> (ExitCode, Drill.Report?) {
+        let report = try Drill.run(request, console: context.console)
+        let out = context.console
+        let steps = report.steps.filter { $0.name != "compare with the live database" }.map { "\($0.name) \(Double($0.durationMs) / 1000)s" }
+        out.result("drill: \(report.source.path ?? "stdin") restored and checked in \(report.timeToRecoverSeconds)s (\(steps.joined(separator: ", ")))")
+        for row in report.rowCounts {
+            let live = row.live.map { "live \($0) (\($0 - row.backup >= 0 ? "+" : "")\($0 - row.backup))" } ?? "live: missing"
+            out.result("  \(row.table.padding(16)) backup \(row.backup), \(live)")
+        }
+        for warning in report.warnings { context.warn(warning) }
+        return (report.warnings.isEmpty ? .success : .warning, report)
+    }
+
+    static func drillMetrics(_ sink: inout PrometheusMetrics, _ code: ExitCode, _ report: Drill.Report?) {
+        sink.gauge("abathur_restore_drill_ok", "1 when the last drill restored and checked the backup.", code == .success || code == .warning ? 1 : 0)
+        guard let report else { return }
+        sink.gauge("abathur_restore_drill_time_to_recover_seconds", "Measured time to locate, decompress and check the newest backup.", report.timeToRecoverSeconds)
+        for step in report.steps {
+            sink.gauge("abathur_restore_drill_step_seconds", "Duration of each step of the last drill.", Double(step.durationMs) / 1000, labels: [("step", step.name)])
+        }
+    }
+}

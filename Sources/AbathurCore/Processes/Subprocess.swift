@@ -1,0 +1,85 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a program with an argument vector (never a shell string; SPEC.md safety rules),
+/// found on `PATH`, with its stdout and stderr captured together, and a deadline after which
+/// it is killed.
+public enum Subprocess {
+    public struct Outcome: Sendable {
+        /// The exit status, or 128 + the signal that ended it.
+        public var status: Int32
+        public var output: String
+        public var timedOut: Bool
+
+        public var succeeded: Bool { status == 0 && !timedOut }
+
+        /// The last non-empty line of output, for a one-line diagnostic.
+        public var lastLine: String {
+            output.split(separator: "\n").last.map { String($0).trimmingWhitespace() } ?? ""
+        }
+    }
+
+    /// Splits a configured command line on spaces and tabs; no quoting, no shell.
+    public static func words(_ command: String) -> [String] {
+        command.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+    }
+
+    public static func run(_ argv: [String], environment extra: [String: String] = [:], timeout: Double) throws -> Outcome {
+        guard let program = argv.first else { throw AbathurError.usage("empty command") }
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw AbathurError(.ioError, program, "cannot create a pipe: \(Errno.current)") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        posix_spawn_file_actions_addclose(&actions, fds[1])
+
+        var environment = Settings.processEnvironment()
+        for (key, value) in extra { environment[key] = value }
+        let envStrings = environment.map { "\($0.key)=\($0.value)" }
+        var cArgs = argv.map { strdup($0) } + [nil]
+        var cEnv = envStrings.map { strdup($0) } + [nil]
+        defer {
+            for p in cArgs { free(p) }
+            for p in cEnv { free(p) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, program, &actions, nil, &cArgs, &cEnv)
+        close(fds[1])
+        guard rc == 0 else {
+            close(fds[0])
+            throw AbathurError(.refused, program, "cannot run: \(Errno(rc))")
+        }
+
+        var output: [UInt8] = []
+        var timedOut = false
+        let deadline = Clock.monotonicSeconds() + timeout
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let remaining = deadline - Clock.monotonicSeconds()
+            if remaining <= 0 {
+                timedOut = true
+                kill(pid, SIGKILL)
+                break
+            }
+            var poller = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, Int32(min(remaining, 1) * 1000))
+            if ready < 0 && errno == EINTR { continue }
+            if ready <= 0 { continue }
+            let n = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            if output.count < 64 << 10 { output += buffer[0..<n] }
+        }
+        close(fds[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exited = status & 0x7f == 0
+        let code = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Outcome(status: code, output: String(decoding: output, as: UTF8.self), timedOut: timedOut)
+    }
+}

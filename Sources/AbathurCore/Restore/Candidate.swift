@@ -1,0 +1,161 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a restore's bytes come from, once chosen: a backup with its manifest, a file, or stdin.
+public struct ChosenSource: Sendable, Encodable {
+    /// The backup's file name, the path, or "-".
+    public var name: String
+    /// nil for stdin.
+    public var path: String?
+    public var manifest: Manifest?
+
+    /// Picks the backup `source` names from `catalog` (complete, verified backups only).
+    public static func choose(_ source: RestoreRequest.Source, backupDir: String, force: Bool) throws -> ChosenSource {
+        switch source {
+        case .standardInput:
+            return ChosenSource(name: "-", path: nil, manifest: nil)
+        case .path(let path):
+            guard let status = try FileStatus.of(path) else { throw AbathurError(.usage, path, "no such file") }
+            if !force {
+                if status.isSymlink { throw AbathurError(.refused, path, "is a symlink; refusing to follow it (use --force to accept it)") }
+                if !status.isRegular { throw AbathurError(.refused, path, "not a regular file (use --force to read it anyway)") }
+            }
+            let manifestPath = path + BackupName.manifestSuffix
+            let manifest = try FileStatus.of(manifestPath)?.isRegular == true ? try Manifest.read(manifestPath) : nil
+            return ChosenSource(name: path, path: path, manifest: manifest)
+        case .newest, .named, .before:
+            guard try FileStatus.of(backupDir) != nil else { throw AbathurError(.verificationFailed, backupDir, "no backup directory, so no backup to restore") }
+            let catalog = try Catalog.scan(backupDir)
+            let entry: Catalog.Entry
+            switch source {
+            case .named(let name):
+                guard let found = catalog.entry(named: name) else {
+                    throw AbathurError(.usage, Paths.join(backupDir, Paths.basename(name)), "no such backup (see abathur-restore --list)")
+                }
+                guard found.isComplete else {
+                    let why = found.status.map { $0.isRegular ? (found.manifestProblem ?? "no manifest") : "not a regular file" } ?? "the .db.gz is missing"
+                    throw AbathurError(.verificationFailed, found.path, "not a complete, verified backup: \(why)")
+                }
+                entry = found
+            case .before(let time):
+                guard let found = catalog.complete.first(where: { $0.manifest!.createdUnix < time }) else {
+                    throw AbathurError(.verificationFailed, backupDir, "no verified backup created before \(Clock.iso8601(time))")
+                }
+                entry = found
+            default:
+                guard let found = catalog.complete.first else { throw AbathurError(.verificationFailed, backupDir, "no verified backup to restore") }
+                entry = found
+            }
+            return ChosenSource(name: entry.fileName, path: entry.path, manifest: entry.manifest)
+        }
+    }
+}
+
+/// A database file ready to take the live database's place: written beside it (same
+/// filesystem, so the swap is one rename), fsynced, hashed as it was written.
+public struct Candidate: Sendable {
+    public var path: String
+    public var sha256: String
+    public var bytes: Int64
+    /// The `.gz` stream's SHA-256 and size, when the source was gzip.
+    public var gzSHA256: String?
+    public var gzBytes: Int64?
+
+    static let gzipMagic: [UInt8] = [0x1f, 0x8b]
+
+    /// Reads `source` (a `.db.gz` or a raw `.db`, told apart by content) into a new temp file
+    /// in `directory`, in bounded memory, and compares it with the manifest when there is one.
+    /// Any decompressor error or hash mismatch is exit 3; the temp file is removed on error.
+    public static func write(from source: ChosenSource, into directory: String, force: Bool,
+                             progress: ((Int64) -> Void)? = nil) throws -> Candidate {
+        let input: FileDescriptor
+        if let path = source.path {
+            input = try FileDescriptor.openForReading(path, followSymlinks: force)
+        } else {
+            input = FileDescriptor.standardInput
+        }
+        let output = try SafeFiles.createTemp(in: directory, tag: "restore.db")
+        do {
+            var candidate = try copy(input, to: output, progress: progress)
+            candidate.path = output.path
+            try output.sync()
+            try output.close()
+            if let manifest = source.manifest { try candidate.compare(with: manifest, source: source.path ?? "-") }
+            return candidate
+        } catch var error as AbathurError {
+            SafeFiles.removeQuietly(output.path)
+            if error.code == .noSpace { error = AbathurError(.noSpace, directory, "writing the candidate failed: \(error.message)") }
+            throw error
+        } catch {
+            SafeFiles.removeQuietly(output.path)
+            throw error
+        }
+    }
+
+    static func copy(_ input: FileDescriptor, to output: FileDescriptor, progress: ((Int64) -> Void)?) throws -> Candidate {
+        var rawHash = SHA256(), gzHash = SHA256()
+        var rawBytes: Int64 = 0, gzBytes: Int64 = 0
+        var decompressor: GzipDecompressor?
+        var sniffed: [UInt8] = []
+        var kind: Bool? = nil  // true: gzip, false: raw database
+        let sink: (UnsafeRawBufferPointer) throws -> Void = { chunk in
+            rawHash.update(chunk)
+            rawBytes += Int64(chunk.count)
+            try output.write(chunk)
+        }
+        func feed(_ chunk: UnsafeRawBufferPointer) throws {
+            if kind == true {
+                gzHash.update(chunk)
+                gzBytes += Int64(chunk.count)
+                try decompressor!.decompress(chunk, sink: sink)
+            } else {
+                try sink(chunk)
+            }
+        }
+        do {
+            try input.forEachChunk { chunk in
+                if kind == nil {
+                    // Decide on the first 16 bytes (a pipe may deliver fewer at first).
+                    sniffed += chunk
+                    guard sniffed.count >= 16 else { return }
+                    kind = try classify(sniffed, path: input.path)
+                    if kind == true { decompressor = try GzipDecompressor() }
+                    try sniffed.withUnsafeBytes { try feed($0) }
+                    sniffed = []
+                } else {
+                    try feed(chunk)
+                }
+                progress?(kind == true ? gzBytes : rawBytes)
+            }
+            if kind == nil {
+                kind = try classify(sniffed, path: input.path)
+                if kind == true { decompressor = try GzipDecompressor() }
+                try sniffed.withUnsafeBytes { try feed($0) }
+            }
+            try decompressor?.finish()
+        } catch let error as GzipError {
+            throw AbathurError(.verificationFailed, input.path, error.description)
+        }
+        return Candidate(path: output.path, sha256: rawHash.finalizeHex(), bytes: rawBytes,
+                         gzSHA256: kind == true ? gzHash.finalizeHex() : nil, gzBytes: kind == true ? gzBytes : nil)
+    }
+
+    static func classify(_ head: [UInt8], path: String) throws -> Bool {
+        if head.isEmpty { throw AbathurError(.verificationFailed, path, "empty input: neither a gzip stream nor an SQLite database") }
+        if Array(head.prefix(2)) == gzipMagic { return true }
+        if Array(head.prefix(16)) == DatabaseHeader.magic { return false }
+        throw AbathurError(.verificationFailed, path, "neither a gzip stream nor an SQLite database")
+    }
+
+    /// The bytes must be exactly what the manifest recorded (FACTS.md 6: a flipped bit can
+    /// inflate to a database that passes integrity_check).
+    func compare(with manifest: Manifest, source: String) throws {
+        if let gzSHA256, gzSHA256 != manifest.gz.sha256 {
+            throw AbathurError(.verificationFailed, source, "sha256 of the .gz is \(gzSHA256), the manifest says \(manifest.gz.sha256)")
+        }
+        guard sha256 == manifest.database.sha256, bytes == manifest.database.bytes else {
+            throw AbathurError(.verificationFailed, source, "the database inflates to \(bytes) bytes with sha256 \(sha256), the manifest says \(manifest.database.bytes) bytes, \(manifest.database.sha256)")
+        }
+    }
+}

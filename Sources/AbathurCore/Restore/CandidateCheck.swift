@@ -1,0 +1,56 @@
+/// Step 3 of a restore: the candidate must pass every check a backup passes (header,
+/// integrity_check, foreign_key_check, the expected schema), be the same application as the
+/// live database, and match its manifest's schema and row counts.
+public struct CandidateCheck: Sendable {
+    public var report: DatabaseCheck
+    /// Worth telling, not worth refusing: a user_version that differs from the live one.
+    public var warnings: [String]
+
+    public var summary: String {
+        "\(report.checks.map { "\($0.name) ok" }.joined(separator: ", ")); \(report.rowCounts.values.reduce(0, +)) rows in \(report.rowCounts.count) tables"
+    }
+
+    /// `source` names the candidate in diagnostics (the backup, not a temp file).
+    public static func run(_ path: String, source: String, manifest: Manifest?, live: String?,
+                           request: RestoreRequest) throws -> CandidateCheck {
+        let report: DatabaseCheck
+        do {
+            report = try DatabaseCheck.run(path: path, options: request.check)
+        } catch let error as AbathurError where error.code == .corrupt {
+            throw AbathurError(.verificationFailed, source, error.message)
+        }
+        if let failed = report.failure {
+            throw AbathurError(.verificationFailed, source, "\(failed.name) failed: \(failed.detail)")
+        }
+        var warnings: [String] = []
+        let liveHeader = live.flatMap { try? DatabaseHeader.read($0, followSymlinks: true).header }
+
+        // A foreign database (FACTS: application_id) is refused, not "failed verification".
+        if let expected = request.expectApplicationId {
+            if report.applicationId != expected {
+                throw AbathurError(.refused, source, "foreign database: application_id \(report.applicationId), expected \(expected) (expect_application_id)")
+            }
+        } else if let liveHeader, liveHeader.applicationID != 0, Int64(liveHeader.applicationID) != report.applicationId {
+            throw AbathurError(.refused, source, "foreign database: application_id \(report.applicationId), the live database has \(liveHeader.applicationID)")
+        }
+        if let expected = request.expectUserVersion {
+            if report.userVersion != expected {
+                throw AbathurError(.refused, source, "user_version \(report.userVersion), expected \(expected) (expect_user_version)")
+            }
+        } else if let liveHeader, Int64(liveHeader.userVersion) != report.userVersion {
+            warnings.append("\(source): user_version \(report.userVersion), the live database has \(liveHeader.userVersion): the service may migrate it when it starts")
+        }
+
+        if let manifest {
+            if report.schema.sha256 != manifest.schema.sha256 {
+                throw AbathurError(.verificationFailed, source, "schema differs from the manifest's (sha256 \(report.schema.sha256), manifest \(manifest.schema.sha256))")
+            }
+            if report.rowCounts != manifest.rowCounts {
+                let differing = manifest.rowCounts.keys.sorted().filter { report.rowCounts[$0] != manifest.rowCounts[$0] }
+                let detail = differing.prefix(5).map { "\($0) \(report.rowCounts[$0].map(String.init) ?? "missing") vs \(manifest.rowCounts[$0]!)" }
+                throw AbathurError(.verificationFailed, source, "row counts differ from the manifest: \(detail.joined(separator: ", "))")
+            }
+        }
+        return CandidateCheck(report: report, warnings: warnings)
+    }
+}

@@ -1,0 +1,121 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Puts a checked candidate in the database's place so that, after a crash at any point, the
+/// database path holds either the old database or the new one: never a mix, and never the new
+/// database with the old WAL (FACTS.md 8: a stale `-wal` is replayed onto whatever file has
+/// the name).
+///
+/// The order, and why:
+/// 1. **Settle the old database**: open it with SQLite, read (a hot `-journal` is rolled
+///    back), `PRAGMA wal_checkpoint(TRUNCATE)`, close; the last connection's close deletes
+///    the `-wal` and `-shm`. This is what the service's own clean shutdown does and is the
+///    only safe way to retire a WAL (FACTS.md 7). SQLite's checkpoint is crash-safe, so a
+///    crash here leaves the old database, with or without its WAL. The raw files are already
+///    in the safety copy (FACTS.md 11).
+/// 2. **Move aside** whatever `-wal`, `-shm`, `-journal` is left (renamed into
+///    `.abathur-aside-STAMP/` in the database's directory; never deleted), fsync. After a
+///    settle these are empty or gone, so the old database alone is still the old database.
+///    If SQLite could not settle it (not a database at all), the old file stays what it was.
+/// 3. **rename(2) the candidate over the database**, fsync the directory. Atomic: the name
+///    points at the old file or the new one. The new one has no `-wal` beside it.
+///
+/// A rerun after a crash starts again from the top: the old (or already new) database is
+/// safety-copied, settled and replaced; the killed run's candidate is a temp file that the
+/// rerun sweeps.
+public enum DatabaseSwap {
+    public struct Report: Sendable, Encodable {
+        public var settled: String
+        public var movedAside: [String]
+        public var asideDirectory: String?
+    }
+
+    public static let companions = ["-wal", "-shm", "-journal"]
+
+    public static func install(_ candidate: String, over database: String, busyTimeoutMs: Int) throws -> Report {
+        try takeOwnership(candidate, from: database)
+        let settled = try settle(database, busyTimeoutMs: busyTimeoutMs)
+        let (aside, moved) = try moveAside(database, suffixes: companions)
+        try SafeFiles.publish(candidate, as: database)
+        return Report(settled: settled, movedAside: moved, asideDirectory: aside)
+    }
+
+    /// Settles `database` and moves it and its companions aside: what is left of a database
+    /// when there is nothing to put in its place. Returns the aside directory.
+    public static func moveAside(_ database: String, busyTimeoutMs: Int = 5000) throws -> String {
+        _ = try settle(database, busyTimeoutMs: busyTimeoutMs)
+        return try moveAside(database, suffixes: [""] + companions).directory ?? "(nothing to move)"
+    }
+
+    /// Renames each existing `database + suffix` into a new `.abathur-aside-STAMP/` beside
+    /// it, then fsyncs both directories.
+    static func moveAside(_ database: String, suffixes: [String]) throws -> (directory: String?, moved: [String]) {
+        let directory = Paths.directory(of: database)
+        var aside: String?
+        var moved: [String] = []
+        for suffix in suffixes where try FileStatus.of(database + suffix) != nil {
+            let into = try aside ?? makeAsideDirectory(in: directory)
+            aside = into
+            let target = Paths.join(into, Paths.basename(database) + suffix)
+            do {
+                try Syscall.call(.rename) { rename(database + suffix, target) }
+            } catch {
+                throw AbathurError(error.exitCode, database + suffix, "cannot move aside into \(into): \(error)")
+            }
+            moved.append(target)
+        }
+        if let aside {
+            try SafeFiles.syncDirectory(aside)
+            try SafeFiles.syncDirectory(directory)
+        }
+        return (aside, moved)
+    }
+
+    /// Step 1: the old database's WAL (or hot journal) folded into it, the way SQLite does on
+    /// a clean close. Returns what happened; throws only when something else holds the database.
+    public static func settle(_ database: String, busyTimeoutMs: Int) throws -> String {
+        guard try FileStatus.of(database) != nil else { return "no database to settle" }
+        let hasWAL = try FileStatus.of(database + "-wal") != nil
+        let hasJournal = try FileStatus.of(database + "-journal") != nil
+        guard hasWAL || hasJournal else { return "no -wal or -journal: nothing to settle" }
+        do {
+            let connection = try Connection(path: database, mode: .readWrite, busyTimeoutMs: busyTimeoutMs)
+            _ = try connection.integer("SELECT count(*) FROM sqlite_schema")
+            let row = try connection.rows("PRAGMA wal_checkpoint(TRUNCATE)").first ?? []
+            if row.first == "1" { throw AbathurError(.busy, database, "checkpoint blocked: another connection holds the database") }
+            let frames = row.count > 2 ? row[2] ?? "0" : "0"
+            return hasWAL ? "checkpointed \(frames == "-1" ? "0" : frames) WAL frame(s) into the old database" : "rolled back its hot journal"
+        } catch let error as SQLiteError {
+            if error.exitCode == .busy { throw AbathurError(.busy, database, "cannot settle: \(error.message)") }
+            return "SQLite cannot open the old database (\(error.message)); its files are moved aside as they are"
+        }
+    }
+
+    /// The new file gets the old one's owner, group and mode (the service runs as its own
+    /// user); with no old file, the directory's owner and group, mode 0600.
+    static func takeOwnership(_ candidate: String, from database: String) throws {
+        var reference = stat()
+        let fromFile = stat(database, &reference) == 0
+        if !fromFile {
+            guard stat(Paths.directory(of: database), &reference) == 0 else {
+                throw AbathurError(Errno.current.exitCode, Paths.directory(of: database), "cannot stat: \(Errno.current)")
+            }
+        }
+        let mode = fromFile ? reference.st_mode & 0o7777 : 0o600
+        guard chown(candidate, reference.st_uid, reference.st_gid) == 0, chmod(candidate, mode) == 0 else {
+            throw AbathurError(Errno.current.exitCode, candidate, "cannot set owner and mode: \(Errno.current)")
+        }
+    }
+
+    static func makeAsideDirectory(in directory: String) throws -> String {
+        var path = Paths.join(directory, ".abathur-aside-\(Clock.fileStamp(Int64(Clock.now())))")
+        var n = 2
+        while mkdir(path, 0o700) != 0 {
+            guard errno == EEXIST else { throw AbathurError(Errno.current.exitCode, path, "cannot create directory: \(Errno.current)") }
+            path = Paths.join(directory, ".abathur-aside-\(Clock.fileStamp(Int64(Clock.now())))_\(n)")
+            n += 1
+        }
+        return path
+    }
+}

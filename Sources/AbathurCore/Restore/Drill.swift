@@ -1,0 +1,89 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `--drill`: the newest verified backup restored into a scratch directory, checked like a
+/// real candidate, compared with the live database, and timed: the measured time to recover.
+/// It never touches the live database (read through `LiveReader`) or the units.
+public enum Drill {
+    public struct TableCount: Sendable, Encodable {
+        public var table: String
+        public var backup: Int64
+        public var live: Int64?
+        public var delta: Int64?
+    }
+
+    public struct Report: Sendable, Encodable {
+        public var source: ChosenSource
+        public var scratch: String
+        public var steps: [Timeline.Step]
+        /// Locate, decompress and check: what a restore spends before it swaps.
+        public var timeToRecoverSeconds: Double
+        public var totalSeconds: Double
+        public var rowCounts: [TableCount]
+        public var live: String
+        public var warnings: [String]
+    }
+
+    public static func run(_ request: RestoreRequest, console: Console) throws -> Report {
+        let timeline = Timeline(console: console)
+        var warnings: [String] = []
+        try SafeFiles.ensureDirectory(request.backupDir)
+        let lock = try timeline.step("lock") {
+            (try FileLock.acquire(Paths.join(request.backupDir, Catalog.lockName), wait: request.lockWait), "backup directory locked")
+        }
+        defer { lock.release() }
+        let source = try timeline.step("locate") {
+            let source = try ChosenSource.choose(request.source, backupDir: request.backupDir, force: request.force)
+            return (source, "\(source.path ?? "stdin")" + (source.manifest.map { ", created \($0.created)" } ?? ""))
+        }
+        let needed = (source.manifest?.database.bytes ?? 0) + (1 << 20)
+        let free = try SafeFiles.freeBytes(at: request.tempDir)
+        guard free >= needed else { throw AbathurError(.noSpace, request.tempDir, "\(free) bytes free, the drill's scratch copy needs \(needed)") }
+        let scratch = SafeFiles.tempPath(in: request.tempDir, tag: "drill")
+        guard mkdir(scratch, 0o700) == 0 else { throw AbathurError(Errno.current.exitCode, scratch, "cannot create directory: \(Errno.current)") }
+        var written: Candidate?
+        defer {
+            if let written { SafeFiles.removeQuietly(written.path) }
+            rmdir(scratch)
+        }
+        written = try timeline.step("decompress") {
+            let candidate = try Candidate.write(from: source, into: scratch, force: request.force)
+            return (candidate, "\(candidate.bytes) bytes" + (source.manifest == nil ? "" : "; sha256 matches the manifest"))
+        }
+        let checked = try timeline.step("check candidate") {
+            let checked = try CandidateCheck.run(written!.path, source: source.path ?? "stdin", manifest: source.manifest,
+                                                 live: request.database, request: request)
+            return (checked, checked.summary)
+        }
+        warnings += checked.warnings
+        let recover = timeline.steps.map(\.durationMs).reduce(0, +)
+
+        var counts = checked.report.rowCounts.keys.sorted().map { TableCount(table: $0, backup: checked.report.rowCounts[$0]!) }
+        do {
+            try timeline.step("compare with the live database") {
+                let live = try LiveReader.read(request.database, busyTimeoutMs: request.busyTimeoutMs, tempDirectory: scratch) { db in
+                    try counts.map { row -> Int64? in
+                        let quoted = "\"" + row.table.replacingAll("\"", with: "\"\"") + "\""
+                        do { return try db.integer("SELECT count(*) FROM \(quoted)") } catch { return nil }
+                    }
+                }
+                for (i, value) in live.enumerated() {
+                    counts[i].live = value
+                    counts[i].delta = value.map { $0 - counts[i].backup }
+                }
+                let missing = counts.filter { $0.live == nil }.map(\.table)
+                let shrunk = counts.filter { Double(-($0.delta ?? 0)) > Double($0.backup) * request.shrinkWarning }.map { "\($0.table) (\($0.delta!))" }
+                if !missing.isEmpty { warnings.append("\(request.database): table(s) missing in the live database: \(missing.joined(separator: ", "))") }
+                if !shrunk.isEmpty { warnings.append("\(request.database): lost more than \(Int(request.shrinkWarning * 100))% of the backup's rows in \(shrunk.joined(separator: ", "))") }
+                let newer = counts.compactMap(\.delta).reduce(0, +)
+                return ((), "live database has \(newer >= 0 ? "+" : "")\(newer) rows against the backup")
+            }
+        } catch let error as AbathurError {
+            warnings.append("cannot compare with the live database: \(error.description)")
+        }
+        for warning in warnings { console.warning(warning) }
+        return Report(source: source, scratch: scratch, steps: timeline.steps, timeToRecoverSeconds: Double(recover) / 1000,
+                      totalSeconds: Double(timeline.totalMs) / 1000, rowCounts: counts, live: request.database, warnings: warnings)
+    }
+}

@@ -1,0 +1,59 @@
+/// `--dry-run`: what a restore would do, with the space it needs, and nothing changed.
+public struct RestorePlan: Sendable, Encodable {
+    public struct Space: Sendable, Encodable {
+        public var directory: String
+        public var neededBytes: Int64
+        public var freeBytes: Int64
+        public var enough: Bool
+    }
+
+    public var source: ChosenSource
+    public var database: String
+    public var databaseExists: Bool
+    /// Sizes of the database and the companions that exist now.
+    public var currentFiles: [String: Int64]
+    public var candidateSpace: Space
+    public var safetyCopySpace: Space?
+    public var units: [String]
+    public var healthCheck: String?
+    public var steps: [String]
+
+    public static func make(_ request: RestoreRequest) throws -> RestorePlan {
+        let source = try ChosenSource.choose(request.source, backupDir: request.backupDir, force: request.force)
+        let database = request.database
+        var files: [String: Int64] = [:]
+        for suffix in SafetyCopy.suffixes {
+            if let status = try FileStatus.of(database + suffix) { files[Paths.basename(database) + suffix] = status.size }
+        }
+        let directory = Paths.directory(of: database)
+        let candidateBytes = (source.manifest?.database.bytes ?? 0) + (1 << 20)
+        let candidateFree = try SafeFiles.freeBytes(at: directory)
+        let safety = try SafetyCopy.size(of: database)
+        var safetySpace: Space?
+        if safety > 0 {
+            let root = try FileStatus.of(request.backupDir) != nil ? request.backupDir : Paths.directory(of: request.backupDir)
+            let free = try SafeFiles.freeBytes(at: root)
+            safetySpace = Space(directory: request.safetyRoot, neededBytes: safety + (1 << 20), freeBytes: free, enough: free >= safety + (1 << 20))
+        }
+        let units = request.services
+        let health = request.isAlternateTarget ? nil : request.health.map { "\($0.target) (\($0.retries) attempts, \(Duration.describe($0.interval)) apart)" }
+        var steps = [
+            "lock \(Paths.join(request.backupDir, Catalog.lockName)) and \(FileLock.path(forDatabase: database))",
+            "decompress \(source.path ?? "stdin") into \(directory)" + (source.manifest == nil ? "" : " and compare its sha256 with the manifest"),
+            "check the candidate: header, \(request.check.quick ? "quick_check" : "integrity_check"), foreign_key_check, schema, application_id/user_version"
+                + (source.manifest == nil ? "" : ", row counts against the manifest"),
+            units.isEmpty ? "stop no units" : "systemctl stop \(units.joined(separator: " "))",
+            "prove nothing holds \(database), -wal, -shm (/proc/*/fd, POSIX locks, SQLite exclusive-lock probe)",
+            safety > 0 ? "safety copy of \(files.keys.sorted().joined(separator: ", ")) into \(request.safetyRoot)/" : "no safety copy: \(database) does not exist",
+            "settle the old database (checkpoint its WAL), move what is left of -wal/-shm/-journal aside, rename the candidate over \(database)",
+            "post-check: sha256 read back, quick_check, foreign_key_check, schema, row counts",
+        ]
+        if !units.isEmpty { steps.append("systemctl start \(units.joined(separator: " "))") }
+        if let health { steps.append("health check \(health)") }
+        steps.append("on a failed post-check or health check: roll back to the safety copy the same way, start the units, exit 3")
+        return RestorePlan(
+            source: source, database: database, databaseExists: files[Paths.basename(database)] != nil, currentFiles: files,
+            candidateSpace: Space(directory: directory, neededBytes: candidateBytes, freeBytes: candidateFree, enough: candidateFree >= candidateBytes),
+            safetyCopySpace: safetySpace, units: units, healthCheck: health, steps: steps)
+    }
+}

@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The database, `-wal`, `-shm` and `-journal` exactly as they were (raw bytes, even when
+/// corrupt), copied into a timestamped directory beside the backups before anything replaces
+/// them. Written under a temp name and renamed when complete and fsynced, so a directory with
+/// a final name always holds a whole copy.
+public struct SafetyCopy: Sendable, Encodable {
+    public struct File: Sendable, Encodable {
+        public var name: String
+        public var bytes: Int64
+        public var sha256: String
+    }
+
+    public var directory: String
+    /// The database's file name; the companions add their suffix to it.
+    public var databaseName: String
+    public var files: [File]
+
+    public static let suffixes = ["", "-wal", "-shm", "-journal"]
+
+    /// Bytes a safety copy of `database` needs now.
+    public static func size(of database: String) throws -> Int64 {
+        var total: Int64 = 0
+        for suffix in suffixes { total += try FileStatus.of(database + suffix)?.size ?? 0 }
+        return total
+    }
+
+    /// Copies what exists of `database` and its companions into `root/STAMP-TAG`; nil when
+    /// none of them exists. Call under the backup directory's lock.
+    public static func make(of database: String, into root: String, tag: String) throws -> SafetyCopy? {
+        let present = try suffixes.filter { try FileStatus.of(database + $0) != nil }
+        guard !present.isEmpty else { return nil }
+        try SafeFiles.ensureDirectory(root)
+        _ = try SafeFiles.sweepTemps(in: root)
+        let needed = try size(of: database) + (1 << 20)
+        let free = try SafeFiles.freeBytes(at: root)
+        guard free >= needed else {
+            throw AbathurError(.noSpace, root, "\(free) bytes free, the safety copy of \(database) needs \(needed)")
+        }
+        let temp = SafeFiles.tempPath(in: root, tag: "safety")
+        guard mkdir(temp, 0o700) == 0 else { throw AbathurError(Errno.current.exitCode, temp, "cannot create directory: \(Errno.current)") }
+        var files: [File] = []
+        do {
+            for suffix in present {
+                let name = Paths.basename(database) + suffix
+                let output = try FileDescriptor.createExclusive(Paths.join(temp, name))
+                var hash = SHA256()
+                var bytes: Int64 = 0
+                // The live database may be a file the service reaches through a symlink; its
+                // companions never are.
+                try FileDescriptor.openForReading(database + suffix, followSymlinks: suffix.isEmpty).forEachChunk { chunk in
+                    hash.update(chunk)
+                    bytes += Int64(chunk.count)
+                    try output.write(chunk)
+                }
+                try output.sync()
+                try output.close()
+                files.append(File(name: name, bytes: bytes, sha256: hash.finalizeHex()))
+            }
+            try SafeFiles.syncDirectory(temp)
+            var final = Paths.join(root, "\(Clock.fileStamp(Int64(Clock.now())))-\(tag)")
+            var n = 2
+            while try FileStatus.of(final) != nil {
+                final = Paths.join(root, "\(Clock.fileStamp(Int64(Clock.now())))-\(tag)_\(n)")
+                n += 1
+            }
+            try SafeFiles.publish(temp, as: final)
+            return SafetyCopy(directory: final, databaseName: Paths.basename(database), files: files)
+        } catch {
+            for file in files { SafeFiles.removeQuietly(Paths.join(temp, file.name)) }
+            for suffix in present { SafeFiles.removeQuietly(Paths.join(temp, Paths.basename(database) + suffix)) }
+            rmdir(temp)
+            throw error
+        }
+    }
+
+    /// The copy of the database (`""`) or of one companion (`"-wal"`), if it was there.
+    public func path(of suffix: String) -> String? {
+        files.first { $0.name == databaseName + suffix }.map { Paths.join(directory, $0.name) }
+    }
+}
+
+extension Clock {
+    /// `2026-11-27_13-00-00`: sorts by time, safe in a file name.
+    public static func fileStamp(_ seconds: Int64) -> String {
+        let t = utc(seconds)
+        return "\(pad(t.year, 4))-\(pad(t.month))-\(pad(t.day))_\(pad(t.hour))-\(pad(t.minute))-\(pad(t.second))"
+    }
+}
