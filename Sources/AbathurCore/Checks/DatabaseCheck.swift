@@ -23,6 +23,9 @@ public struct DatabaseCheck: Sendable {
         public var expectation: SchemaExpectation
         public var maxErrors: Int = 100
         public var busyTimeoutMs: Int = 5000
+        /// integrity_check (or quick_check) and foreign_key_check; off only where the same
+        /// bytes were already checked (a restore's post-check compares their SHA-256).
+        public var structural = true
         public init(quick: Bool, expectation: SchemaExpectation) {
             self.quick = quick
             self.expectation = expectation
@@ -67,20 +70,22 @@ public struct DatabaseCheck: Sendable {
             detail: headerOK ? "page size \(pageSize), \(pageCount) pages"
                 : "\(pageCount) page(s): an empty database (header says \(header.pageCount))"))
 
-        let pragma = options.quick ? "quick_check" : "integrity_check"
-        let messages = try db.rows("PRAGMA \(pragma)(\(options.maxErrors))").compactMap { $0.first ?? nil }
-        let integrityOK = messages == ["ok"]
-        report.checks.append(Manifest.Check(
-            name: pragma, ok: integrityOK,
-            detail: integrityOK ? "ok" : messages.prefix(5).joined(separator: "; ") + (messages.count > 5 ? "; … (\(messages.count) messages)" : "")))
+        if options.structural {
+            let pragma = options.quick ? "quick_check" : "integrity_check"
+            let messages = try db.rows("PRAGMA \(pragma)(\(options.maxErrors))").compactMap { $0.first ?? nil }
+            let integrityOK = messages == ["ok"]
+            report.checks.append(Manifest.Check(
+                name: pragma, ok: integrityOK,
+                detail: integrityOK ? "ok" : messages.prefix(5).joined(separator: "; ") + (messages.count > 5 ? "; … (\(messages.count) messages)" : "")))
 
-        let violations = try db.rows("PRAGMA foreign_key_check")
-        let fkDetail = violations.prefix(5).map { row in
-            "\(row[0] ?? "?") rowid \(row[1] ?? "NULL") -> \(row[2] ?? "?")"
-        }.joined(separator: "; ")
-        report.checks.append(Manifest.Check(
-            name: "foreign_key_check", ok: violations.isEmpty,
-            detail: violations.isEmpty ? "ok" : "\(violations.count) violation(s): \(fkDetail)"))
+            let violations = try db.rows("PRAGMA foreign_key_check")
+            let fkDetail = violations.prefix(5).map { row in
+                "\(row[0] ?? "?") rowid \(row[1] ?? "NULL") -> \(row[2] ?? "?")"
+            }.joined(separator: "; ")
+            report.checks.append(Manifest.Check(
+                name: "foreign_key_check", ok: violations.isEmpty,
+                detail: violations.isEmpty ? "ok" : "\(violations.count) violation(s): \(fkDetail)"))
+        }
 
         let objects = try db.rows("SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema ORDER BY type, name")
         var tables: [String] = []

@@ -63,7 +63,7 @@ public enum Drill {
         do {
             try timeline.step("compare with the live database") {
                 let live = try LiveReader.read(request.database, busyTimeoutMs: request.busyTimeoutMs, tempDirectory: scratch) { db in
-                    try counts.map { row -> Int64? in
+                    counts.map { row -> Int64? in
                         let quoted = "\"" + row.table.replacingAll("\"", with: "\"\"") + "\""
                         do { return try db.integer("SELECT count(*) FROM \(quoted)") } catch { return nil }
                     }

@@ -45,7 +45,9 @@ public final class Timeline: @unchecked Sendable {
         let step = Step(name: name, started: Clock.iso8601(Int64(startWall)), startedUnix: startWall, durationMs: ms, ok: ok, detail: detail)
         steps.append(step)
         let line = "\(Clock.iso8601(Int64(startWall))) \(name): \(ok ? "" : "FAILED: ")\(detail) (\(Timeline.seconds(ms)))"
-        if ok { console.info(line) } else { console.warning(line) }
+        // Shown on a terminal or with --verbose; a failure also ends the run with its one
+        // error line, so it is not repeated as a warning here.
+        console.info(line)
     }
 
     static func seconds(_ ms: Int64) -> String {
