@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make install-test: a fresh Debian 12 (debootstrap --variant=minbase) with no Swift toolchain,
 # the .deb installed with apt-get, every tool's --help, a real backup -> verify -> restore
-# cycle on a demo database, and a purge that keeps the backups.
+# cycle on a demo database, abathur-restore (list, plan, a real restore, a drill), and a purge
+# that keeps the backups.
 set -euo pipefail
 deb=$(readlink -f "${1:?usage: install-test.sh PACKAGE.deb}")
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +41,8 @@ done
 for f in /etc/abathur/abathur.conf /etc/cron.d/abathur-tools /lib/systemd/system/abathur-backup.timer \
          /usr/share/man/man8/abathur-backup.8.gz /usr/share/man/man8/abathur-integrity.8.gz \
          /usr/share/man/man7/abathur-tools.7.gz /lib/systemd/system/abathur-integrity.timer \
+         /usr/share/man/man8/abathur-restore.8.gz /usr/share/bash-completion/completions/abathur-restore \
+         /lib/systemd/system/abathur-restore-drill.service /lib/systemd/system/abathur-restore-drill.timer \
          /usr/share/bash-completion/completions/abathur-backup /usr/share/bash-completion/completions/abathur-integrity; do
   [ -e "$root$f" ] || { echo "missing $f"; exit 1; }
 done
@@ -60,6 +63,39 @@ in_root sh -c "gunzip -c '$backup' > /tmp/restored.db"
 [ "$(in_root sqlite3 /tmp/restored.db 'SELECT count(*) FROM tasks')" = "$tasks" ]
 in_root sh -c 'cd /var/backups/abathur && sha256sum -c SHA256SUMS'
 echo "restored $backup: integrity ok, $tasks tasks"
+
+step "abathur-restore: list, dry run, restore, drill"
+# No systemd runs in the test root: --no-services, and no health URL to ask.
+in_root abathur-restore --list | grep -qx "$(basename "$backup")" || { echo "--list does not name $backup"; exit 1; }
+in_root abathur-restore --dry-run
+# Lose half the tasks, so that the restore has something to bring back.
+in_root sqlite3 /var/lib/abathur/abathur.db 'DELETE FROM tasks WHERE rowid % 2 = 0'
+damaged=$(in_root sqlite3 -readonly /var/lib/abathur/abathur.db 'SELECT count(*) FROM tasks')
+[ "$damaged" -lt "$tasks" ]
+if ! out=$(in_root ABATHUR_HEALTH_URL= abathur-restore --no-services); then
+  printf '%s\n' "$out"; echo "abathur-restore failed"; exit 1
+fi
+printf '%s\n' "$out"
+printf '%s\n' "$out" | grep -qx "restored /var/lib/abathur/abathur.db from $backup in .*"
+[ "$(in_root sqlite3 -readonly /var/lib/abathur/abathur.db 'PRAGMA integrity_check')" = ok ]
+[ "$(in_root sqlite3 -readonly /var/lib/abathur/abathur.db 'SELECT count(*) FROM tasks')" = "$tasks" ]
+for f in abathur.db-wal abathur.db-shm abathur.db-journal; do
+  [ ! -e "$root/var/lib/abathur/$f" ] || { echo "$f beside the restored database"; exit 1; }
+done
+in_root abathur-integrity
+# The safety copy holds the database as it was, and the incident record tells the story.
+safety=$(printf '%s\n' "$out" | sed -n 's/^safety copy: //p')
+[ -n "$safety" ] && [ -f "$root$safety/abathur.db" ] || { echo "no safety copy"; exit 1; }
+[ "$(in_root sqlite3 -readonly "$safety/abathur.db" 'SELECT count(*) FROM tasks')" = "$damaged" ]
+record=$(printf '%s\n' "$out" | sed -n 's/^incident record: //p')
+[ -n "$record" ] && [ -s "$root$record" ] && [ -s "$root${record%.md}.json" ] || { echo "no incident record"; exit 1; }
+grep -q '^## Timeline' "$root$record" && grep -q '^## Resolution' "$root$record" && grep -q 'Result: \*\*restored\*\* (exit 0)' "$root$record" \
+  || { cat "$root$record"; echo "incomplete incident record"; exit 1; }
+drill=$(in_root abathur-restore --drill) || { printf '%s\n' "$drill"; echo "abathur-restore --drill failed"; exit 1; }
+printf '%s\n' "$drill"
+printf '%s\n' "$drill" | grep -q "^drill: $backup restored and checked in "
+[ -z "$(ls -A "$root/var/tmp" | grep '^\.abathur-tmp-' || true)" ] || { echo "the drill left its scratch copy"; exit 1; }
+echo "abathur-restore: restored $tasks tasks, safety copy $safety, incident record $record"
 
 step "purge removes the configuration, never the backups"
 in_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq abathur-tools >/dev/null

@@ -79,13 +79,20 @@ public enum DatabaseSwap {
         let hasWAL = try FileStatus.of(database + "-wal") != nil
         let hasJournal = try FileStatus.of(database + "-journal") != nil
         guard hasWAL || hasJournal else { return "no -wal or -journal: nothing to settle" }
+        // What the WAL holds, read raw before SQLite opens the database (FACTS.md 14).
+        let wal = hasWAL ? try? WALInspection.inspect(database + "-wal") : nil
         do {
             let connection = try Connection(path: database, mode: .readWrite, busyTimeoutMs: busyTimeoutMs)
             _ = try connection.integer("SELECT count(*) FROM sqlite_schema")
             let row = try connection.rows("PRAGMA wal_checkpoint(TRUNCATE)").first ?? []
             if row.first == "1" { throw AbathurError(.busy, database, "checkpoint blocked: another connection holds the database") }
-            let frames = row.count > 2 ? row[2] ?? "0" : "0"
-            return hasWAL ? "checkpointed \(frames == "-1" ? "0" : frames) WAL frame(s) into the old database" : "rolled back its hot journal"
+            guard hasWAL else { return "rolled back its hot journal" }
+            guard let wal else { return "checkpointed its WAL into it" }
+            var detail = "checkpointed its WAL (\(wal.commits) committed transaction(s), \(wal.committedFrames) frame(s)) into it"
+            if wal.droppedCommits > 0 {
+                detail += "; \(wal.droppedCommits) later commit(s) after a damaged frame were not applied (SQLite drops them; the raw -wal is in the safety copy)"
+            }
+            return detail
         } catch let error as SQLiteError {
             if error.exitCode == .busy { throw AbathurError(.busy, database, "cannot settle: \(error.message)") }
             return "SQLite cannot open the old database (\(error.message)); its files are moved aside as they are"

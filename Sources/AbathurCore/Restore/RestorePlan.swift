@@ -46,7 +46,7 @@ public struct RestorePlan: Sendable, Encodable {
             "prove nothing holds \(database), -wal, -shm (/proc/*/fd, POSIX locks, SQLite exclusive-lock probe)",
             safety > 0 ? "safety copy of \(files.keys.sorted().joined(separator: ", ")) into \(request.safetyRoot)/" : "no safety copy: \(database) does not exist",
             "settle the old database (checkpoint its WAL), move what is left of -wal/-shm/-journal aside, rename the candidate over \(database)",
-            "post-check: sha256 read back, quick_check, foreign_key_check, schema, row counts",
+            "post-check: the file reads back with the candidate's sha256, SQLite opens it, schema and row counts as checked",
         ]
         if !units.isEmpty { steps.append("systemctl start \(units.joined(separator: " "))") }
         if let health { steps.append("health check \(health)") }
