@@ -15,8 +15,8 @@
 #   ours      ABATHUR_HEALTH_URL= ABATHUR_SERVICES= abathur-restore --db TARGET/abathur.db
 #             --backup-dir BACKUPS --config EMPTY_CONF --no-services NAME.db.gz
 #             (no units stopped or started, no health check; everything else a restore does:
-#             verification of the candidate, safety copy of the database it replaces, the
-#             swap, incident record)
+#             inflate and check the candidate, safety copy of the database it replaces, the
+#             swap, the post-check, the incident record)
 #   baseline  sh -c 'gunzip -c BACKUPS/NAME.db.gz > TARGET2/db &&
 #                    sqlite3 -batch -init /dev/null TARGET2/db "PRAGMA integrity_check"'
 # ratio = seconds / baseline seconds.
@@ -237,7 +237,7 @@ done
 ratio() { awk -v a="$1" -v b="${MSEC[baseline]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }'; }
 
 echo "abathur-restore benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load $LOAD_START -> $LOAD_END, $(( $(date +%s) - BENCH_START ))s"
-echo "database: $DB_BYTES bytes ($((DB_BYTES / 1048576)) MiB), $SRC_TABLES tables, $SRC_INDEXES indexes; backup: $GZ_BYTES bytes gzip, $RESTORED_BYTES bytes restored; sqlite3 $(sqlite3 --version | cut -d' ' -f1); $("$BIN/abathur-restore" --version 2>/dev/null || echo '?')"
+echo "database: $DB_BYTES bytes ($((DB_BYTES / 1048576)) MiB), $SRC_TABLES tables, $SRC_INDEXES indexes; backup: $GZ_BYTES bytes gzip, $RESTORED_BYTES bytes restored; sqlite3 $(sqlite3 --version | cut -d' ' -f1); abathur-restore $("$BIN/abathur-restore" --version 2>/dev/null || echo '?')"
 echo "ours replaces a 1-row database ($SMALL_BYTES bytes) each run; no services, no health check"
 echo "median of $RUNS run(s) per row (each column separately); ratio = seconds / baseline seconds"
 echo
