@@ -13,16 +13,9 @@ enum RestoreCommands {
         } catch {
             failure = AbathurError.internal("unexpected error: \(error)")
         }
-        var outcome = job.outcome
-        // Every real attempt gets an incident record, once it has got as far as taking the lock.
-        if !outcome.steps.isEmpty {
-            do {
-                outcome.incidentRecord = try IncidentRecord.write(outcome, exitCode: failure?.code ?? .success, error: failure,
-                                                                  into: request.incidentDir, toolVersion: request.toolVersion)
-            } catch let error as AbathurError {
-                console.error(error)
-                if failure == nil { context.warn("the restore succeeded but its incident record could not be written") }
-            }
+        let outcome = job.outcome
+        if let problem = outcome.incidentRecordProblem {
+            context.warn("the incident record could not be written: \(problem)")
         }
         for warning in outcome.warnings { context.warn(warning) }
         if let failure {

@@ -82,7 +82,6 @@ public enum Drill {
         } catch let error as AbathurError {
             warnings.append("cannot compare with the live database: \(error.description)")
         }
-        for warning in warnings { console.warning(warning) }
         return Report(source: source, scratch: scratch, steps: timeline.steps, timeToRecoverSeconds: Double(recover) / 1000,
                       totalSeconds: Double(timeline.totalMs) / 1000, rowCounts: counts, live: request.database, warnings: warnings)
     }

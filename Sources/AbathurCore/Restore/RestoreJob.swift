@@ -33,6 +33,8 @@ public final class RestoreJob {
         public var totalMs: Int64 = 0
         public var warnings: [String] = []
         public var incidentRecord: String?
+        /// Why the incident record could not be written, if it could not.
+        public var incidentRecordProblem: String?
     }
 
     public struct CandidateFacts: Sendable, Encodable {
@@ -49,6 +51,9 @@ public final class RestoreJob {
     public let timeline: Timeline
     let units: Units
     private var temps: [String] = []
+    /// The backup directory's and the database's locks, held from the first step until the
+    /// incident record is written.
+    private var locks: [FileLock] = []
     public private(set) var outcome: Outcome
 
     public init(request: RestoreRequest, console: Console, kind: Kind) {
@@ -66,17 +71,32 @@ public final class RestoreJob {
     /// Runs the restore or the fresh start. The outcome is kept (for the incident record and
     /// `--json`) whether it succeeds or throws.
     public func run() throws {
-        defer {
-            outcome.steps = timeline.steps
-            outcome.totalMs = timeline.totalMs
-        }
+        defer { locks.removeAll() }
+        var failure: AbathurError?
         do {
             try runSteps()
         } catch let error as AbathurError {
-            // Anything refused before the swap changed nothing.
-            if outcome.result == "failed" && error.code == .refused && outcome.swap == nil { outcome.result = "refused" }
-            throw error
+            failure = error
+        } catch {
+            failure = AbathurError.internal("unexpected error: \(error)")
         }
+        // Anything refused before the swap changed nothing.
+        if let failure, outcome.result == "failed", failure.code == .refused, outcome.swap == nil { outcome.result = "refused" }
+        outcome.steps = timeline.steps
+        outcome.totalMs = timeline.totalMs
+        // Every attempt that got the locks leaves an incident record, written while they are
+        // still held, so the incident directory's stale temp files can be swept first.
+        if !locks.isEmpty {
+            do {
+                try SafeFiles.ensureDirectory(request.incidentDir)
+                _ = try SafeFiles.sweepTemps(in: request.incidentDir)
+                outcome.incidentRecord = try IncidentRecord.write(outcome, exitCode: failure?.code ?? .success, error: failure,
+                                                                  into: request.incidentDir, toolVersion: request.toolVersion)
+            } catch {
+                outcome.incidentRecordProblem = "\(error)"
+            }
+        }
+        if let failure { throw failure }
     }
 
     func runSteps() throws {
@@ -92,14 +112,13 @@ public final class RestoreJob {
             throw AbathurError(.usage, directory, "no such directory")
         }
 
-        let locks: [FileLock] = try timeline.step("lock") {
+        locks = try timeline.step("lock") {
             try SafeFiles.ensureDirectory(request.backupDir)
             let backupLock = try FileLock.acquire(Paths.join(request.backupDir, Catalog.lockName), wait: request.lockWait)
             let databaseLock = try FileLock.acquire(FileLock.path(forDatabase: database), wait: request.lockWait)
             let swept = try SafeFiles.sweepTemps(in: directory)
             return ([backupLock, databaseLock], "backup directory and database locked" + (swept.isEmpty ? "" : "; swept \(swept.count) stale temp file(s)"))
         }
-        defer { for lock in locks { lock.release() } }
 
         let candidate: String
         let expectedSHA: String
@@ -151,10 +170,7 @@ public final class RestoreJob {
             let checked = try CandidateCheck.run(path, source: source, manifest: manifest, live: request.database, request: request)
             return (checked, checked.summary + (manifest == nil ? "" : "; schema and row counts match the manifest"))
         }
-        for warning in checked.warnings {
-            outcome.warnings.append(warning)
-            console.warning(warning)
-        }
+        outcome.warnings += checked.warnings
         let report = checked.report
         outcome.candidate = CandidateFacts(sha256: sha256, bytes: bytes, userVersion: report.userVersion,
                                            applicationId: report.applicationId, rowCounts: report.rowCounts, checks: report.checks)
@@ -253,9 +269,7 @@ public final class RestoreJob {
         guard report.holders.isEmpty else {
             let who = report.holders.map(\.description).joined(separator: "; ")
             if request.force {
-                let warning = "--force: swapping although \(who)"
-                outcome.warnings.append(warning)
-                console.warning(warning)
+                outcome.warnings.append("--force: swapping although \(who)")
                 return
             }
             throw AbathurError(.refused, request.database, "still in use: \(who); nothing was changed (stop it, or add it to services)")
