@@ -18,7 +18,9 @@ let package = Package(
         // Fault injection (ENOSPC, EIO, "crash after the N-th write") and a settable clock
         // exist only when built with -DABATHUR_FAULT_INJECTION, as `make check` builds the
         // tests; the build that ships cannot be told to fail.
-        .target(name: "AbathurCore", dependencies: ["CSQLite", "CZlib", "CCrypto"]),
+        // glibc functions the Glibc module hides (posix_spawn's closefrom).
+        .systemLibrary(name: "CLibc"),
+        .target(name: "AbathurCore", dependencies: ["CSQLite", "CZlib", "CCrypto", "CLibc"]),
         .target(
             name: "AbathurCommands",
             dependencies: ["AbathurCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]

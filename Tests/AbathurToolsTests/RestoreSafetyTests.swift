@@ -399,8 +399,9 @@ final class RestoreSafetyTests: XCTestCase {
         let before = try liveFiles(box)
 
         let run = try restore(box, ["--force"])
-        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.status, 1, "restored, with a warning that needs a look: \(run.stderr)")
         XCTAssertTrue(run.stderr.contains("--force"), "a warning names the override: \(run.stderr)")
+        XCTAssertEqual(run.stderrLines.filter { $0.contains("--force") }.count, 1, "said once: \(run.stderr)")
         XCTAssertTrue(run.stderr.contains("pid \(holder.processIdentifier)"), run.stderr)
         XCTAssertEqual(try box.sha256(box.db), backup.sha256)
         XCTAssertFalse(exists(box.db + "-wal"))
@@ -644,11 +645,16 @@ final class RestoreSafetyTests: XCTestCase {
         XCTAssertEqual(old[Self.retitled], old["tasks"])
         XCTAssertNotEqual(old, backup.contents)
 
-        // A normal run, timed.
-        let started = Date()
-        let normal = try restore(box, ["--no-services"])
-        let duration = Date().timeIntervalSince(started)
-        XCTAssertEqual(normal.status, 0, normal.stderr)
+        // Normal runs, timed; the faster of two, so a load spike during the measurement does
+        // not push the kill moments past the end of the later runs.
+        var duration = Double.infinity
+        for _ in 0..<2 {
+            try resetLive(box, from: saved)
+            let started = Date()
+            let normal = try restore(box, ["--no-services"])
+            duration = min(duration, Date().timeIntervalSince(started))
+            XCTAssertEqual(normal.status, 0, normal.stderr)
+        }
 
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ABATHUR_") && $0.key != "JOURNAL_STREAM" }
         environment["ABATHUR_CONFIG"] = box.config

@@ -86,7 +86,10 @@ enum BackupListing {
         let row = Row(entry)
         let out = context.console
         out.result("\(entry.path): \(row.state)" + (row.problem.map { " (\($0))" } ?? ""))
-        guard let m = entry.manifest else { return (.verificationFailed, ShowOutput(backup: row, manifest: nil)) }
+        guard let m = entry.manifest else {
+            context.report(AbathurError(.verificationFailed, entry.path, "not a complete backup: \(row.problem ?? "no manifest")"))
+            return (.verificationFailed, ShowOutput(backup: row, manifest: nil))
+        }
         out.result("  created      \(m.created) (\(m.kind.rawValue), label \(m.label))")
         out.result("  source       \(m.source)")
         out.result("  tools        abathur-tools \(m.toolVersion), SQLite \(m.sqliteVersion), gzip level \(m.compressionLevel)")
@@ -101,6 +104,10 @@ enum BackupListing {
         for table in m.rowCounts.keys.sorted() { out.result("    \(table.padding(24)) \(m.rowCounts[table]!)") }
         let durations = m.durationsMs.keys.sorted().map { "\($0) \(Double(m.durationsMs[$0]!) / 1000)s" }
         out.result("  durations    \(durations.joined(separator: ", "))")
-        return (entry.isComplete ? .success : .verificationFailed, ShowOutput(backup: row, manifest: m))
+        if !entry.isComplete {
+            context.report(AbathurError(.verificationFailed, entry.path, "not a complete backup: \(row.problem ?? "checks did not pass")"))
+            return (.verificationFailed, ShowOutput(backup: row, manifest: m))
+        }
+        return (.success, ShowOutput(backup: row, manifest: m))
     }
 }

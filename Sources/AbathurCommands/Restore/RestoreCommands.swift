@@ -27,15 +27,19 @@ enum RestoreCommands {
         console.result("restored \(request.database) from \(what) in \(Double(outcome.totalMs) / 1000)s")
         if let copy = outcome.safetyCopy { console.result("safety copy: \(copy.directory)") }
         if let record = outcome.incidentRecord { console.result("incident record: \(record)") }
-        return (.success, outcome)
+        // Restored, but something needs a look (user_version differs, --force, no record).
+        return (context.warnings.isEmpty ? .success : .warning, outcome)
     }
 
     static func restoreMetrics(_ sink: inout PrometheusMetrics, _ code: ExitCode, _ outcome: RestoreJob.Outcome?) {
         guard let outcome else { return }
         sink.gauge("abathur_restore_duration_seconds", "Duration of the last restore.", Double(outcome.totalMs) / 1000)
         sink.gauge("abathur_restore_rolled_back", "1 when the last restore was rolled back.", outcome.rolledBack ? 1 : 0)
-        for step in outcome.steps {
-            sink.gauge("abathur_restore_step_seconds", "Duration of each step of the last restore.", Double(step.durationMs) / 1000, labels: [("step", step.name)])
+        // One series per step name (node_exporter rejects a file with duplicates): the last run of it.
+        var seconds: [String: Double] = [:]
+        for step in outcome.steps { seconds[step.name] = Double(step.durationMs) / 1000 }
+        for name in seconds.keys.sorted() {
+            sink.gauge("abathur_restore_step_seconds", "Duration of each step of the last restore.", seconds[name]!, labels: [("step", name)])
         }
     }
 
@@ -51,8 +55,8 @@ enum RestoreCommands {
         var code = ExitCode.success
         for space in [plan.candidateSpace] + (plan.safetyCopySpace.map { [$0] } ?? []) {
             out.result("  space: \(space.directory): needs \(Bytes.describe(space.neededBytes)), \(Bytes.describe(space.freeBytes)) free\(space.enough ? "" : ": NOT ENOUGH")")
-            if !space.enough {
-                context.console.error(AbathurError(.noSpace, space.directory, "\(space.freeBytes) bytes free, the restore needs \(space.neededBytes)"))
+            if !space.enough && code != .noSpace {
+                context.report(AbathurError(.noSpace, space.directory, "\(space.freeBytes) bytes free, the restore needs \(space.neededBytes)"))
                 code = .noSpace
             }
         }
@@ -77,7 +81,7 @@ enum RestoreCommands {
         sink.gauge("abathur_restore_drill_ok", "1 when the last drill restored and checked the backup.", code == .success || code == .warning ? 1 : 0)
         guard let report else { return }
         sink.gauge("abathur_restore_drill_time_to_recover_seconds", "Measured time to locate, decompress and check the newest backup.", report.timeToRecoverSeconds)
-        for step in report.steps {
+        for step in report.steps where step.name != "lock" {
             sink.gauge("abathur_restore_drill_step_seconds", "Duration of each step of the last drill.", Double(step.durationMs) / 1000, labels: [("step", step.name)])
         }
     }

@@ -150,7 +150,7 @@ public struct Settings: Sendable {
         self[key].text.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
     }
 
-    func invalid(_ key: SettingKey, _ problem: String) -> AbathurError {
+    public func invalid(_ key: SettingKey, _ problem: String) -> AbathurError {
         let value = self[key]
         return AbathurError(.usage, nil, "\(key.name)=\"\(value.text)\" (from \(value.source)): \(problem)")
     }
@@ -162,12 +162,17 @@ public enum Duration {
         let trimmed = text.trimmingWhitespace().lowercased()
         guard let last = trimmed.last else { return nil }
         let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800]
+        // Finite and at most ten years: "inf" or 1e300 would trap where seconds become integers.
+        let seconds: Double
         if let unit = units[last] {
-            guard let number = Double(trimmed.dropLast()), number >= 0 else { return nil }
-            return number * unit
+            guard let number = Double(trimmed.dropLast()) else { return nil }
+            seconds = number * unit
+        } else {
+            guard let number = Double(trimmed) else { return nil }
+            seconds = number
         }
-        guard let number = Double(trimmed), number >= 0 else { return nil }
-        return number
+        guard seconds.isFinite, seconds >= 0, seconds <= 10 * 366 * 86400 else { return nil }
+        return seconds
     }
 
     /// `3d 4h`, `2h 5m`, `42s`: for humans reading an age.

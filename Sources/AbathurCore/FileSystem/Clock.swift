@@ -62,7 +62,9 @@ public enum Clock {
         let n = digits.map { $0! }
         guard n.count == 3 || n.count == 6 else { return nil }
         let (h, mi, s) = n.count == 6 ? (n[3], n[4], n[5]) : (0, 0, 0)
-        guard (1...12).contains(n[1]), (1...31).contains(n[2]), (0...23).contains(h), (0...59).contains(mi), (0...60).contains(s) else { return nil }
+        let monthDays = [31, n[0] % 4 == 0 && (n[0] % 100 != 0 || n[0] % 400 == 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        guard (1970...9999).contains(n[0]), (1...12).contains(n[1]), (1...monthDays[n[1] - 1]).contains(n[2]),
+              (0...23).contains(h), (0...59).contains(mi), (0...60).contains(s) else { return nil }
         return epoch(year: n[0], month: n[1], day: n[2], hour: h, minute: mi, second: s)
     }
 

@@ -26,8 +26,14 @@ public struct HealthCheck: Sendable {
 
     /// From the settings; nil when neither `health_command` nor `health_url` is set.
     public init?(settings: Settings) throws {
-        let command = Subprocess.words(settings.string(.healthCommand))
+        // Every health setting is checked, used or not, so a bad value is found before a restore.
+        let command = try Subprocess.words(settings, .healthCommand)
         let url = settings.string(.healthURL)
+        timeout = try settings.seconds(.healthTimeout)
+        retries = try settings.integer(.healthRetries, in: 1...1000)
+        interval = try settings.seconds(.healthInterval)
+        guard timeout > 0, timeout <= 3600 else { throw settings.invalid(.healthTimeout, "expected more than 0s and at most 1h") }
+        guard interval <= 3600 else { throw settings.invalid(.healthInterval, "expected at most 1h") }
         if !command.isEmpty {
             probe = .command(command)
         } else if !url.isEmpty {
@@ -38,9 +44,6 @@ public struct HealthCheck: Sendable {
         } else {
             return nil
         }
-        timeout = try settings.seconds(.healthTimeout)
-        retries = try settings.integer(.healthRetries, in: 1...1000)
-        interval = try settings.seconds(.healthInterval)
     }
 
     public var target: String {
@@ -92,8 +95,9 @@ public struct HTTPURL: Sendable, Equatable {
     public var text: String
 
     public init?(_ text: String) {
-        guard text.hasPrefix("http://") else { return nil }
+        guard text.lowercased().hasPrefix("http://") else { return nil }
         var rest = Substring(text.dropFirst("http://".count))
+        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
         var authority = rest
         if let slash = rest.firstIndex(of: "/") {
             authority = rest[..<slash]
@@ -149,7 +153,8 @@ public struct HTTPURL: Sendable, Equatable {
             var length = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &length)
             guard soError == 0 else { lastError = "\(Errno(soError))"; continue }
-            let request = Array("GET \(path) HTTP/1.0\r\nHost: \(host)\r\nUser-Agent: abathur-restore\r\nConnection: close\r\n\r\n".utf8)
+            let hostHeader = (host.contains(":") ? "[\(host)]" : host) + (port == 80 ? "" : ":\(port)")
+            let request = Array("GET \(path) HTTP/1.0\r\nHost: \(hostHeader)\r\nUser-Agent: abathur-restore\r\nConnection: close\r\n\r\n".utf8)
             var sent = 0
             while sent < request.count {
                 guard try wait(fd, for: Int16(POLLOUT), until: deadline) else { throw Failure(description: "timed out sending") }

@@ -27,7 +27,8 @@ public struct Holder: Sendable, Equatable, Encodable, CustomStringConvertible {
 /// 3. SQLite's own exclusive-lock probe (`PRAGMA locking_mode=EXCLUSIVE; BEGIN IMMEDIATE`;
 ///    FACTS.md 9), with the WAL kept on close and the wal-index in heap memory, so the probe
 ///    neither checkpoints nor touches the `-shm`. It runs only when a `-wal` exists or the
-///    database is not in WAL mode: on a WAL database without one it would create a `-wal`.
+///    database is not in WAL mode (on a WAL database without one it would create a `-wal`),
+///    and not when a `-journal` exists (it would roll that back).
 public enum Holders {
     public struct Report: Sendable, Encodable {
         public var holders: [Holder]
@@ -35,7 +36,7 @@ public enum Holders {
         public var probe: String
     }
 
-    public static func check(_ database: String, busyTimeoutMs: Int = 0) throws -> Report {
+    public static func check(_ database: String) throws -> Report {
         var holders = try openFiles(database)
         for holder in try posixLocks(database) where !holders.contains(where: { $0.pid == holder.pid && $0.path == holder.path }) {
             holders.append(holder)
@@ -103,6 +104,10 @@ public enum Holders {
     static func sqliteProbe(_ database: String) -> (busy: Bool, detail: String) {
         guard let header = try? DatabaseHeader.read(database, followSymlinks: true).0 else {
             return (false, "skipped: not a readable SQLite database")
+        }
+        if (try? FileStatus.of(database + "-journal")) != nil {
+            // Opening it read-write would roll the hot journal back: a write, before the safety copy.
+            return (false, "skipped: a -journal is present")
         }
         if header.isWAL, (try? FileStatus.of(database + "-wal")) == nil {
             return (false, "skipped: WAL database without a -wal (nothing has it open)")

@@ -61,6 +61,8 @@ public struct Candidate: Sendable {
     /// The `.gz` stream's SHA-256 and size, when the source was gzip.
     public var gzSHA256: String?
     public var gzBytes: Int64?
+    /// How a raw source's `-wal` or `-journal` was folded in, if it had one.
+    public var note: String?
 
     static let gzipMagic: [UInt8] = [0x1f, 0x8b]
 
@@ -82,15 +84,35 @@ public struct Candidate: Sendable {
             try output.sync()
             try output.close()
             if let manifest = source.manifest { try candidate.compare(with: manifest, source: source.path ?? "-") }
+            if candidate.gzSHA256 == nil, let path = source.path { try candidate.foldCompanions(of: path) }
             return candidate
         } catch var error as AbathurError {
-            SafeFiles.removeQuietly(output.path)
+            for suffix in [""] + DatabaseSwap.companions { SafeFiles.removeQuietly(output.path + suffix) }
             if error.code == .noSpace { error = AbathurError(.noSpace, directory, "writing the candidate failed: \(error.message)") }
             throw error
         } catch {
-            SafeFiles.removeQuietly(output.path)
+            for suffix in [""] + DatabaseSwap.companions { SafeFiles.removeQuietly(output.path + suffix) }
             throw error
         }
+    }
+
+    /// A raw database file may have a `-wal` (or a hot `-journal`) beside it, like the files of
+    /// a safety copy: its committed transactions belong to it. They are copied beside the
+    /// candidate and folded in with SQLite, so the candidate is the database SQLite would see.
+    mutating func foldCompanions(of source: String) throws {
+        let present = try ["-wal", "-journal"].filter { try FileStatus.of(source + $0)?.isRegular == true }
+        guard !present.isEmpty else { return }
+        for suffix in present {
+            let output = try FileDescriptor.createExclusive(path + suffix)
+            try FileDescriptor.openForReading(source + suffix).forEachChunk { try output.write($0) }
+            try output.close()
+        }
+        note = "with its \(present.joined(separator: " and ")): " + (try DatabaseSwap.settle(path, busyTimeoutMs: 5000))
+        for suffix in DatabaseSwap.companions { try SafeFiles.remove(path + suffix) }
+        (sha256, bytes) = try GzipFile.sha256(of: path)
+        let output = try FileDescriptor.openForReading(path)
+        try output.sync()
+        try output.close()
     }
 
     static func copy(_ input: FileDescriptor, to output: FileDescriptor, progress: ((Int64) -> Void)?) throws -> Candidate {
@@ -138,7 +160,7 @@ public struct Candidate: Sendable {
             throw AbathurError(.verificationFailed, input.path, error.description)
         }
         return Candidate(path: output.path, sha256: rawHash.finalizeHex(), bytes: rawBytes,
-                         gzSHA256: kind == true ? gzHash.finalizeHex() : nil, gzBytes: kind == true ? gzBytes : nil)
+                         gzSHA256: kind == true ? gzHash.finalizeHex() : nil, gzBytes: kind == true ? gzBytes : nil, note: nil)
     }
 
     static func classify(_ head: [UInt8], path: String) throws -> Bool {
@@ -157,5 +179,26 @@ public struct Candidate: Sendable {
         guard sha256 == manifest.database.sha256, bytes == manifest.database.bytes else {
             throw AbathurError(.verificationFailed, source, "the database inflates to \(bytes) bytes with sha256 \(sha256), the manifest says \(manifest.database.bytes) bytes, \(manifest.database.sha256)")
         }
+    }
+}
+
+extension Candidate {
+    /// Bytes the candidate will take: the manifest's size, else the source file's size or,
+    /// for a `.gz`, the larger of that and gzip's recorded length (ISIZE, modulo 4 GiB);
+    /// 0 for stdin, whose size is known only once written (ENOSPC is then exit 6 too).
+    public static func estimatedSize(of source: ChosenSource) throws -> Int64 {
+        if let manifest = source.manifest { return manifest.database.bytes }
+        guard let path = source.path else { return 0 }
+        let file = try FileDescriptor.openForReading(path, followSymlinks: true)
+        let status = try file.status()
+        guard status.isRegular, status.size >= 18 else { return status.size }
+        var head = [UInt8](repeating: 0, count: 2)
+        _ = try head.withUnsafeMutableBytes { try file.readFully(into: $0) }
+        guard head == gzipMagic else { return status.size }
+        var tail = [UInt8](repeating: 0, count: 4)
+        let n = tail.withUnsafeMutableBytes { pread(file.raw, $0.baseAddress!, 4, off_t(status.size - 4)) }
+        guard n == 4 else { return status.size }
+        let isize = Int64(tail[0]) | Int64(tail[1]) << 8 | Int64(tail[2]) << 16 | Int64(tail[3]) << 24
+        return max(status.size, isize)
     }
 }

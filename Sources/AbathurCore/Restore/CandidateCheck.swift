@@ -30,14 +30,14 @@ public struct CandidateCheck: Sendable {
             if report.applicationId != expected {
                 throw AbathurError(.refused, source, "foreign database: application_id \(report.applicationId), expected \(expected) (expect_application_id)")
             }
-        } else if let liveHeader, liveHeader.applicationID != 0, Int64(liveHeader.applicationID) != report.applicationId {
+        } else if let liveHeader, liveHeader.applicationID != 0, Int64(Int32(bitPattern: liveHeader.applicationID)) != report.applicationId {
             throw AbathurError(.refused, source, "foreign database: application_id \(report.applicationId), the live database has \(liveHeader.applicationID)")
         }
         if let expected = request.expectUserVersion {
             if report.userVersion != expected {
                 throw AbathurError(.refused, source, "user_version \(report.userVersion), expected \(expected) (expect_user_version)")
             }
-        } else if let liveHeader, Int64(liveHeader.userVersion) != report.userVersion {
+        } else if let liveHeader, Int64(Int32(bitPattern: liveHeader.userVersion)) != report.userVersion {
             warnings.append("\(source): user_version \(report.userVersion), the live database has \(liveHeader.userVersion): the service may migrate it when it starts")
         }
 

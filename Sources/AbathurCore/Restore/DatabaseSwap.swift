@@ -17,7 +17,8 @@ import Glibc
 /// 2. **Move aside** whatever `-wal`, `-shm`, `-journal` is left (renamed into
 ///    `.abathur-aside-STAMP/` in the database's directory; never deleted), fsync. After a
 ///    settle these are empty or gone, so the old database alone is still the old database.
-///    If SQLite could not settle it (not a database at all), the old file stays what it was.
+///    If SQLite cannot read it at all (not a database, page 1 damaged), the old file stays
+///    what it was. If SQLite read it but could not checkpoint it, nothing moves (`settle`).
 /// 3. **rename(2) the candidate over the database**, fsync the directory. Atomic: the name
 ///    points at the old file or the new one. The new one has no `-wal` beside it.
 ///
@@ -73,7 +74,13 @@ public enum DatabaseSwap {
     }
 
     /// Step 1: the old database's WAL (or hot journal) folded into it, the way SQLite does on
-    /// a clean close. Returns what happened; throws only when something else holds the database.
+    /// a clean close. Returns what happened.
+    ///
+    /// When SQLite cannot read the database at all (not a database, page 1 damaged), there is
+    /// nothing SQLite could fold into it: its files are moved aside as they are. When SQLite
+    /// opened it but rolling back or checkpointing failed (I/O error, disk full, another
+    /// holder), this throws: the old database may then be whole only together with its `-wal`,
+    /// so nothing may be moved aside.
     public static func settle(_ database: String, busyTimeoutMs: Int) throws -> String {
         guard try FileStatus.of(database) != nil else { return "no database to settle" }
         let hasWAL = try FileStatus.of(database + "-wal") != nil
@@ -81,26 +88,37 @@ public enum DatabaseSwap {
         guard hasWAL || hasJournal else { return "no -wal or -journal: nothing to settle" }
         // What the WAL holds, read raw before SQLite opens the database (FACTS.md 14).
         let wal = hasWAL ? try? WALInspection.inspect(database + "-wal") : nil
+        let connection: Connection
         do {
-            let connection = try Connection(path: database, mode: .readWrite, busyTimeoutMs: busyTimeoutMs)
-            _ = try connection.integer("SELECT count(*) FROM sqlite_schema")
-            let row = try connection.rows("PRAGMA wal_checkpoint(TRUNCATE)").first ?? []
-            if row.first == "1" { throw AbathurError(.busy, database, "checkpoint blocked: another connection holds the database") }
-            guard hasWAL else { return "rolled back its hot journal" }
-            guard let wal else { return "checkpointed its WAL into it" }
-            var detail = "checkpointed its WAL (\(wal.commits) committed transaction(s), \(wal.committedFrames) frame(s)) into it"
-            if wal.droppedCommits > 0 {
-                detail += "; \(wal.droppedCommits) later commit(s) after a damaged frame were not applied (SQLite drops them; the raw -wal is in the safety copy)"
+            connection = try Connection(path: database, mode: .readWrite, busyTimeoutMs: busyTimeoutMs)
+            // Reads page 1 only (no schema): rolls back a hot journal, recovers the WAL index.
+            _ = try connection.integer("PRAGMA schema_version")
+        } catch {
+            if error.exitCode == .busy { throw AbathurError(.busy, database, "cannot settle the old database: \(error.message)") }
+            if error.code.primary == .notADatabase || error.code.primary == .corrupt {
+                return "SQLite cannot read the old database (\(error.message)): its files are moved aside as they are"
             }
-            return detail
-        } catch let error as SQLiteError {
-            if error.exitCode == .busy { throw AbathurError(.busy, database, "cannot settle: \(error.message)") }
-            return "SQLite cannot open the old database (\(error.message)); its files are moved aside as they are"
+            throw AbathurError(error.exitCode, database, "cannot settle the old database (\(error.message)); nothing was moved")
         }
+        do {
+            guard try connection.checkpointTruncate() else {
+                throw AbathurError(.busy, database, "checkpointing the old database was blocked by another connection; nothing was moved")
+            }
+        } catch let error as SQLiteError {
+            throw AbathurError(error.exitCode, database, "checkpointing the old database failed (\(error.message)); it is whole with its -wal, nothing was moved")
+        }
+        guard hasWAL else { return "rolled back its hot journal" }
+        guard let wal else { return "checkpointed its WAL into it" }
+        var detail = "checkpointed its WAL (\(wal.commits) committed transaction(s), \(wal.committedFrames) frame(s)) into it"
+        if wal.droppedCommits > 0 {
+            detail += "; \(wal.droppedCommits) later commit(s) after a damaged frame were not applied (SQLite drops them; the raw -wal is in the safety copy)"
+        }
+        return detail
     }
 
     /// The new file gets the old one's owner, group and mode (the service runs as its own
-    /// user); with no old file, the directory's owner and group, mode 0600.
+    /// user); with no old file, the directory's owner and group, mode 0600. Done through a
+    /// descriptor opened without following links: the directory may belong to the service.
     static func takeOwnership(_ candidate: String, from database: String) throws {
         var reference = stat()
         let fromFile = stat(database, &reference) == 0
@@ -109,10 +127,13 @@ public enum DatabaseSwap {
                 throw AbathurError(Errno.current.exitCode, Paths.directory(of: database), "cannot stat: \(Errno.current)")
             }
         }
+        let file = try FileDescriptor.openForReading(candidate)
+        guard try file.status().isRegular else { throw AbathurError(.refused, candidate, "not a regular file") }
         let mode = fromFile ? reference.st_mode & 0o7777 : 0o600
-        guard chown(candidate, reference.st_uid, reference.st_gid) == 0, chmod(candidate, mode) == 0 else {
+        guard fchown(file.raw, reference.st_uid, reference.st_gid) == 0, fchmod(file.raw, mode) == 0 else {
             throw AbathurError(Errno.current.exitCode, candidate, "cannot set owner and mode: \(Errno.current)")
         }
+        try file.close()
     }
 
     static func makeAsideDirectory(in directory: String) throws -> String {

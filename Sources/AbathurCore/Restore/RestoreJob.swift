@@ -130,14 +130,20 @@ public final class RestoreJob {
                 return (source, "\(source.path ?? "stdin")\(created)")
             }
             outcome.source = source
-            try preflight(needed: source.manifest?.database.bytes ?? 0)
+            if let path = source.path {
+                var a = stat(), b = stat()
+                if stat(path, &a) == 0, stat(database, &b) == 0, a.st_dev == b.st_dev, a.st_ino == b.st_ino {
+                    throw AbathurError(.usage, path, "is the database itself; give a backup or another copy")
+                }
+            }
+            try preflight(needed: try Candidate.estimatedSize(of: source))
             let written = try timeline.step("decompress") {
                 let written = try Candidate.write(from: source, into: directory, force: request.force) { done in
                     self.console.progress("decompress", done: done, total: source.manifest?.gz.bytes ?? 0)
                 }
                 console.endProgress()
                 let hash = source.manifest == nil ? "no manifest to compare with" : "sha256 matches the manifest"
-                return (written, "\(written.bytes) bytes into \(Paths.basename(written.path)); \(hash)")
+                return (written, "\(written.bytes) bytes into \(Paths.basename(written.path)); \(hash)" + (written.note.map { "; \($0)" } ?? ""))
             }
             temps.append(written.path)
             candidate = written.path
@@ -150,18 +156,21 @@ public final class RestoreJob {
         try install(candidate, sha256: expectedSHA)
     }
 
-    /// The candidate is written beside the database and the safety copy beside the backups:
-    /// both must fit before anything is written (exit 6).
+    /// Before anything is written (exit 6): beside the database, the candidate and, should a
+    /// rollback be needed, the old database rebuilt; beside the backups, the safety copy of the
+    /// current files and, for a rollback, one of the restored database.
     func preflight(needed candidateBytes: Int64) throws {
         let directory = Paths.directory(of: request.database)
+        let current = try SafetyCopy.size(of: request.database)
         let free = try SafeFiles.freeBytes(at: directory)
-        if free < candidateBytes + (1 << 20) {
-            throw AbathurError(.noSpace, directory, "\(free) bytes free, the restored database needs \(candidateBytes + (1 << 20))")
+        let here = candidateBytes + current + (1 << 20)
+        if free < here {
+            throw AbathurError(.noSpace, directory, "\(free) bytes free, the restore needs \(here) here (the restored database, and the current one rebuilt should it roll back)")
         }
-        let safety = try SafetyCopy.size(of: request.database)
         let backupFree = try SafeFiles.freeBytes(at: request.backupDir)
-        if safety > 0 && backupFree < safety + (1 << 20) {
-            throw AbathurError(.noSpace, request.backupDir, "\(backupFree) bytes free, the safety copy of the current database needs \(safety + (1 << 20))")
+        let there = current + candidateBytes + (1 << 20)
+        if current > 0 && backupFree < there {
+            throw AbathurError(.noSpace, request.backupDir, "\(backupFree) bytes free, the safety copies need \(there) (the current database, and the restored one should it roll back)")
         }
     }
 
@@ -201,10 +210,17 @@ public final class RestoreJob {
     }
 
     /// Steps 4 to 8: stop, prove, safety copy, swap, post-checks, start, health; rollback.
+    /// SIGINT, SIGTERM and SIGHUP are ignored from the moment the units stop until they run
+    /// again: a dropped SSH session must not leave the service down halfway.
     func install(_ candidate: String, sha256: String) throws {
+        try Signals.ignoringTermination { try installShielded(candidate, sha256: sha256) }
+    }
+
+    private func installShielded(_ candidate: String, sha256: String) throws {
         let database = request.database
         let managesUnits = !units.names.isEmpty
         let safety: SafetyCopy?
+        let candidateStatus = try FileStatus.of(candidate)
         do {
             if managesUnits { try timeline.step("stop units") { ((), try units.stop()) } }
             try proveNothingHolds("prove nothing holds the database")
@@ -214,41 +230,66 @@ public final class RestoreJob {
                 return (copy, detail)
             }
             outcome.safetyCopy = safety
+            // The safety copy of a large database takes a while: look again just before the swap.
+            try proveNothingHolds("prove nothing holds the database (again, before the swap)")
         } catch {
             if managesUnits { startUnitsAfterFailure() }
             throw error
         }
 
-        outcome.swap = try timeline.step("swap") {
-            let report = try DatabaseSwap.install(candidate, over: database, busyTimeoutMs: request.busyTimeoutMs)
+        var swapFailure: Error?
+        do {
+            outcome.swap = try timeline.step("swap") {
+                let report = try DatabaseSwap.install(candidate, over: database, busyTimeoutMs: request.busyTimeoutMs)
+                temps.removeAll { $0 == candidate }
+                let aside = report.movedAside.isEmpty ? "" : "; moved aside \(report.movedAside.map(Paths.basename).joined(separator: ", ")) into \(report.asideDirectory!)"
+                return (report, "\(report.settled)\(aside); candidate renamed to \(database)")
+            }
+        } catch {
+            // Did the rename land before the failure (a failed directory fsync)? Then the new
+            // database is in place and goes through the post-check and, failing, the rollback.
+            let now = try? FileStatus.of(database)
+            guard let now, let candidateStatus, now.device == candidateStatus.device, now.inode == candidateStatus.inode else {
+                if managesUnits { startUnitsAfterFailure() }
+                let where_ = safety.map { "; the raw files as they were are in \($0.directory)" } ?? ""
+                throw AbathurError((error as? AbathurError)?.code ?? .ioError, database,
+                                   "the swap failed, the old database is still in place: \((error as? AbathurError)?.message ?? "\(error)")\(where_)")
+            }
             temps.removeAll { $0 == candidate }
-            let aside = report.movedAside.isEmpty ? "" : "; moved aside \(report.movedAside.map(Paths.basename).joined(separator: ", ")) into \(report.asideDirectory!)"
-            return (report, "\(report.settled)\(aside); candidate renamed to \(database)")
+            swapFailure = error
         }
 
         do {
+            if let swapFailure { throw swapFailure }
             try timeline.step("post-check") { ((), try postCheck(database, sha256: sha256)) }
             if managesUnits { try timeline.step("start units") { ((), try units.start()) } }
-            if let health = request.health, !request.isAlternateTarget {
-                let result = try timeline.step("health check") {
-                    let result = health.run { self.console.info($0) }
-                    guard result.healthy else {
-                        throw AbathurError(.verificationFailed, health.target, "unhealthy after \(result.attempts) attempt(s): \(result.detail)")
+            if let health = request.health {
+                // Only a service this run started can answer; with --no-services, --to or no
+                // configured units the operator starts it and checks it.
+                if managesUnits {
+                    let result = try timeline.step("health check") {
+                        let result = health.run { self.console.info($0) }
+                        outcome.health = result
+                        guard result.healthy else {
+                            throw AbathurError(.verificationFailed, health.target, "unhealthy after \(result.attempts) attempt(s): \(result.detail)")
+                        }
+                        return (result, "\(health.target): \(result.detail) (attempt \(result.attempts))")
                     }
-                    return (result, "\(health.target): \(result.detail) (attempt \(result.attempts))")
+                    outcome.health = result
+                } else {
+                    timeline.note("health check", ok: true, "skipped: this run started no units (--no-services, --to, or services is empty)")
                 }
-                outcome.health = result
             }
             outcome.result = "restored"
         } catch let failure {
-            if outcome.health == nil, case .verificationFailed? = (failure as? AbathurError)?.code, let health = request.health {
-                outcome.health = HealthCheck.Outcome(healthy: false, attempts: health.retries, detail: (failure as? AbathurError)?.message ?? "\(failure)", target: health.target)
-            }
             do {
                 try rollback(to: safety)
             } catch {
                 outcome.result = "failed"
-                throw AbathurError(.verificationFailed, database,
+                // Not 3: the database is not as it was; say where the raw files are.
+                var code = (error as? AbathurError)?.code ?? .ioError
+                if code == .verificationFailed { code = .ioError }
+                throw AbathurError(code, database,
                                    "\(failure); rolling back failed too: \(error). The raw files of the database as it was are in \(safety?.directory ?? "(no safety copy)")")
             }
             outcome.result = "rolled back"
@@ -269,18 +310,20 @@ public final class RestoreJob {
         guard report.holders.isEmpty else {
             let who = report.holders.map(\.description).joined(separator: "; ")
             if request.force {
-                outcome.warnings.append("--force: swapping although \(who)")
+                let warning = "--force: swapping although \(who)"
+                if !outcome.warnings.contains(warning) { outcome.warnings.append(warning) }
                 return
             }
             throw AbathurError(.refused, request.database, "still in use: \(who); nothing was changed (stop it, or add it to services)")
         }
     }
 
-    func startUnitsAfterFailure() {
+    /// Best effort after a failure: the service runs again, and a failure to start it is told.
+    func startUnitsAfterFailure(_ name: String = "start units") {
         do {
-            try timeline.step("start units") { ((), try units.start()) }
+            try timeline.step(name) { ((), try units.start()) }
         } catch {
-            console.error(AbathurError(.refused, nil, "could not start the units again: \(error)"))
+            outcome.warnings.append("the units did not start again: \(error); start them by hand (systemctl start \(units.names.joined(separator: " ")))")
         }
     }
 
@@ -353,9 +396,9 @@ public final class RestoreJob {
                 }
             }
         } catch {
-            if managesUnits { startUnitsAfterFailure() }
+            if managesUnits { startUnitsAfterFailure("rollback: start units") }
             throw error
         }
-        if managesUnits { try timeline.step("rollback: start units") { ((), try units.start()) } }
+        if managesUnits { startUnitsAfterFailure("rollback: start units") }
     }
 }

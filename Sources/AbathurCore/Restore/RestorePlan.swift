@@ -26,17 +26,20 @@ public struct RestorePlan: Sendable, Encodable {
             if let status = try FileStatus.of(database + suffix) { files[Paths.basename(database) + suffix] = status.size }
         }
         let directory = Paths.directory(of: database)
-        let candidateBytes = (source.manifest?.database.bytes ?? 0) + (1 << 20)
-        let candidateFree = try SafeFiles.freeBytes(at: directory)
+        // The same sums as RestoreJob.preflight: room for a rollback too.
         let safety = try SafetyCopy.size(of: database)
+        let restored = try Candidate.estimatedSize(of: source)
+        let candidateBytes = restored + safety + (1 << 20)
+        let candidateFree = try SafeFiles.freeBytes(at: directory)
         var safetySpace: Space?
         if safety > 0 {
             let root = try FileStatus.of(request.backupDir) != nil ? request.backupDir : Paths.directory(of: request.backupDir)
             let free = try SafeFiles.freeBytes(at: root)
-            safetySpace = Space(directory: request.safetyRoot, neededBytes: safety + (1 << 20), freeBytes: free, enough: free >= safety + (1 << 20))
+            let needed = safety + restored + (1 << 20)
+            safetySpace = Space(directory: request.safetyRoot, neededBytes: needed, freeBytes: free, enough: free >= needed)
         }
         let units = request.services
-        let health = request.isAlternateTarget ? nil : request.health.map { "\($0.target) (\($0.retries) attempts, \(Duration.describe($0.interval)) apart)" }
+        let health = units.isEmpty ? nil : request.health.map { "\($0.target) (\($0.retries) attempts, \(Duration.describe($0.interval)) apart)" }
         var steps = [
             "lock \(Paths.join(request.backupDir, Catalog.lockName)) and \(FileLock.path(forDatabase: database))",
             "decompress \(source.path ?? "stdin") into \(directory)" + (source.manifest == nil ? "" : " and compare its sha256 with the manifest"),
@@ -49,7 +52,7 @@ public struct RestorePlan: Sendable, Encodable {
             "post-check: the file reads back with the candidate's sha256, SQLite opens it, schema and row counts as checked",
         ]
         if !units.isEmpty { steps.append("systemctl start \(units.joined(separator: " "))") }
-        if let health { steps.append("health check \(health)") }
+        if let health { steps.append("health check \(health)") } else if request.health != nil { steps.append("no health check: this run starts no units") }
         steps.append("on a failed post-check or health check: roll back to the safety copy the same way, start the units, exit 3")
         return RestorePlan(
             source: source, database: database, databaseExists: files[Paths.basename(database)] != nil, currentFiles: files,

@@ -54,7 +54,7 @@ public struct RestoreRequest: Sendable {
         incidentDir = incidents.isEmpty ? Paths.join(backupDir, Catalog.incidentDirName) : incidents
         tempDir = settings.string(.tempDir)
         shrinkWarning = try settings.fraction(.shrinkWarning)
-        initCommand = Subprocess.words(settings.string(.initCommand))
+        initCommand = try Subprocess.words(settings, .initCommand)
         self.toolVersion = toolVersion
         guard !database.isEmpty else { throw AbathurError.usage("database path is empty") }
         guard !backupDir.isEmpty else { throw AbathurError.usage("backup directory path is empty") }

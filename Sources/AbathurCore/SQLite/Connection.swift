@@ -78,6 +78,17 @@ public final class Connection {
         guard rc == SQLITE_OK else { throw error(rc, sql: nil) }
     }
 
+    /// `sqlite3_wal_checkpoint_v2(TRUNCATE)` on the main database: unlike the PRAGMA it
+    /// does not need to parse the schema, so it works on a database whose schema is damaged.
+    /// Returns false when another connection kept it from completing.
+    public func checkpointTruncate() throws(SQLiteError) -> Bool {
+        var log: Int32 = 0, checkpointed: Int32 = 0
+        let rc = sqlite3_wal_checkpoint_v2(handle, "main", SQLITE_CHECKPOINT_TRUNCATE, &log, &checkpointed)
+        if rc == SQLITE_BUSY { return false }
+        guard rc == SQLITE_OK else { throw error(rc, sql: nil) }
+        return true
+    }
+
     /// Runs SQL that returns no rows (or whose rows are not wanted).
     public func execute(_ sql: String) throws(SQLiteError) {
         let rc = sqlite3_exec(handle, sql, nil, nil, nil)
