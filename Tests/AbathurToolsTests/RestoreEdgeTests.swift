@@ -125,4 +125,25 @@ extension RestoreSafetyTests {
         }
         XCTAssertEqual(try liveFiles(box), before)
     }
+
+    /// A drill killed mid-way leaves its scratch copy in temp_dir; the next drill removes it
+    /// (its process is gone) and leaves one whose process still runs.
+    func testADrillSweepsScratchCopiesOfKilledDrills() throws {
+        let box = try makeBox()
+        try box.makeDemoDatabase(rows: 100)
+        _ = try takeBackup(box)
+        let temp = box.root + "/tmp"
+        let exited = try Sandbox.execute("/bin/sh", ["-c", "echo $$"])
+        let deadPid = try XCTUnwrap(Int32(exited.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let dead = temp + "/.abathur-tmp-\(deadPid)-1f2e-drill"
+        let alive = temp + "/.abathur-tmp-\(getpid())-3c4d-drill"
+        for dir in [dead, alive] {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/abathur.db", contents: Data(count: 4096)))
+        }
+        let run = try restore(box, ["--drill"], env: ["ABATHUR_TEMP_DIR": temp])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertFalse(exists(dead), "the killed drill's scratch copy is swept")
+        XCTAssertTrue(exists(alive + "/abathur.db"), "a running drill's scratch copy is left alone")
+    }
 }

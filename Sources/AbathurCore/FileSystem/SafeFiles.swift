@@ -69,6 +69,24 @@ public enum SafeFiles {
         }
     }
 
+    /// Temp directories tagged `tag` in `directory` whose creating process is gone (the pid
+    /// is part of every temp name): what a killed run left where no lock guards the directory
+    /// (`temp_dir`). Returns the names removed.
+    public static func sweepOrphanedTempDirectories(in directory: String, tag: String) throws -> [String] {
+        var removed: [String] = []
+        for name in (try? listDirectory(directory)) ?? [] where name.hasPrefix(tempPrefix) && name.hasSuffix("-" + tag) {
+            let fields = name.dropFirst(tempPrefix.count).split(separator: "-")
+            guard let pid = fields.first.flatMap({ Int32($0) }), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            let path = Paths.join(directory, name)
+            guard try FileStatus.of(path)?.isDirectory == true else { continue }
+            let inside = try listDirectory(path)
+            guard try inside.allSatisfy({ try FileStatus.of(Paths.join(path, $0))?.isRegular == true }) else { continue }
+            for file in inside { try remove(Paths.join(path, file)) }
+            if rmdir(path) == 0 { removed.append(name) }
+        }
+        return removed
+    }
+
     /// Removes a file of ours; a missing file is fine.
     public static func remove(_ path: String) throws {
         do {
@@ -88,12 +106,15 @@ public enum SafeFiles {
     /// directories holding only regular files, checked with `lstat`; a symlink that carries
     /// our prefix is not ours and is left alone.
     /// Call only under the directory's lock. Returns the names removed.
-    public static func sweepTemps(in directory: String) throws -> [String] {
+    /// With `directories` false, only regular files are swept: for a directory someone else
+    /// owns (the database's), where a temp directory could be swapped for a link while we look.
+    public static func sweepTemps(in directory: String, directories: Bool = true) throws -> [String] {
         var removed: [String] = []
         for name in try listDirectory(directory) where name.hasPrefix(tempPrefix) {
             let path = Paths.join(directory, name)
             guard let status = try FileStatus.of(path) else { continue }
             if status.isDirectory {
+                guard directories else { continue }
                 // A private copy directory (LiveReader): our regular files inside, then itself.
                 let inside = try listDirectory(path)
                 guard try inside.allSatisfy({ try FileStatus.of(Paths.join(path, $0))?.isRegular == true }) else { continue }

@@ -40,6 +40,9 @@ public enum Drill {
         let needed = (source.manifest?.database.bytes ?? 0) + (1 << 20)
         let free = try SafeFiles.freeBytes(at: request.tempDir)
         guard free >= needed else { throw AbathurError(.noSpace, request.tempDir, "\(free) bytes free, the drill's scratch copy needs \(needed)") }
+        // A killed drill leaves its scratch copy in temp_dir, which no lock guards: remove
+        // the ones whose process is gone.
+        _ = try SafeFiles.sweepOrphanedTempDirectories(in: request.tempDir, tag: "drill")
         let scratch = SafeFiles.tempPath(in: request.tempDir, tag: "drill")
         guard mkdir(scratch, 0o700) == 0 else { throw AbathurError(Errno.current.exitCode, scratch, "cannot create directory: \(Errno.current)") }
         var written: Candidate?

@@ -12,7 +12,8 @@ import Glibc
 ///
 /// Everything before the swap changes nothing live: a failure there removes the candidate,
 /// starts the units it stopped, and leaves the database, its `-wal`/`-shm` and every backup
-/// byte-identical.
+/// byte-identical. A swap that fails before its rename leaves the old database (settled)
+/// and starts the units; one that fails after it goes on to the post-check and rollback.
 public final class RestoreJob {
     public enum Kind: String, Sendable, Encodable { case restore, reinit }
 
@@ -116,7 +117,7 @@ public final class RestoreJob {
             try SafeFiles.ensureDirectory(request.backupDir)
             let backupLock = try FileLock.acquire(Paths.join(request.backupDir, Catalog.lockName), wait: request.lockWait)
             let databaseLock = try FileLock.acquire(FileLock.path(forDatabase: database), wait: request.lockWait)
-            let swept = try SafeFiles.sweepTemps(in: directory)
+            let swept = try SafeFiles.sweepTemps(in: directory, directories: false)
             return ([backupLock, databaseLock], "backup directory and database locked" + (swept.isEmpty ? "" : "; swept \(swept.count) stale temp file(s)"))
         }
 
