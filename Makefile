@@ -46,6 +46,7 @@ demo: build
 bench: build
 	bash scripts/bench.sh $(BIN)
 	bash scripts/bench-integrity.sh $(BIN)
+	bash scripts/bench-restore.sh $(BIN)
 
 clean:
 	rm -rf $(BUILD_DIR) $(TEST_DIR) build dist
