@@ -94,15 +94,6 @@ after_run() {  # after_run WHAT: the run created nothing and changed nothing
     [ "$(fingerprint)" = "$DB_PRINT" ] || die "$1 changed $DB (size/mtime/ctime/inode: $DB_PRINT -> $(fingerprint))"
 }
 
-# Every timed command runs under /usr/bin/time; its '%e %M' lands in $WORK/t.
-timed() {  # timed OUT ERR CMD...   -> sets T_SEC T_RSS; returns the command's status
-    local out=$1 err=$2; shift 2
-    local rc=0
-    /usr/bin/time -f '%e %M' -o "$WORK/t" "$@" >"$out" 2>"$err" || rc=$?
-    read -r T_SEC T_RSS < <(tail -n 1 "$WORK/t")
-    return "$rc"
-}
-
 declare -A SEC RSS   # name -> space-separated per-run values
 add() { SEC[$1]+="$2 "; RSS[$1]+="$3 "; }
 
@@ -143,13 +134,6 @@ run_baseline() {  # run_baseline NAME RUN SQL
     [ ! -s "$err" ] || { cat "$err" >&2; die "$name run $i: unexpected output on stderr"; }
     add "$name" "$T_SEC" "$T_RSS"
     say "$name run $i: ${T_SEC}s, ${T_RSS} KiB peak, ok"
-}
-
-median() {  # median FORMAT VALUES...
-    local fmt=$1; shift
-    printf '%s\n' "$@" | sort -g | awk -v fmt="$fmt" '
-        { v[NR] = $1 }
-        END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf fmt "\n", m }'
 }
 
 FULL_SQL='PRAGMA integrity_check; PRAGMA foreign_key_check'

@@ -9,6 +9,8 @@
 #   bench_workdir NAME                WORK (removed at exit), EMPTY_CONF
 #   bench_create_database             creates DB when bench_database found none
 #   bench_refuse_holders WHY          exits when any process has the database open
+#   timed OUT ERR CMD...              runs CMD under /usr/bin/time: T_SEC T_RSS (OUT = ERR: one log)
+#   median FORMAT VALUES...           the median, printf-formatted
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
@@ -118,4 +120,24 @@ bench_refuse_holders() {
     done | sort -u | tr '\n' ' ')
     [ -z "$pids" ] || die "$DB is open in process(es) $pids; $1"
     [ ! -e "$DB-wal" ] || die "$DB-wal exists after creation; something is writing the database"
+}
+
+# Every timed command runs under /usr/bin/time; its '%e %M' lands in $WORK/t.
+timed() {  # timed OUT ERR CMD...   -> sets T_SEC T_RSS; returns the command's status
+    local out=$1 err=$2; shift 2
+    local rc=0
+    if [ "$out" = "$err" ]; then
+        /usr/bin/time -f '%e %M' -o "$WORK/t" "$@" >"$out" 2>&1 || rc=$?
+    else
+        /usr/bin/time -f '%e %M' -o "$WORK/t" "$@" >"$out" 2>"$err" || rc=$?
+    fi
+    read -r T_SEC T_RSS < <(tail -n 1 "$WORK/t")
+    return "$rc"
+}
+
+median() {  # median FORMAT VALUES...
+    local fmt=$1; shift
+    printf '%s\n' "$@" | sort -g | awk -v fmt="$fmt" '
+        { v[NR] = $1 }
+        END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf fmt "\n", m }'
 }

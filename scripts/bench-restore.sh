@@ -135,15 +135,6 @@ GZ_PRINT=$(gz_print)
 SMALL_SHA=$(sha256sum "$SMALL" | cut -d' ' -f1)
 SMALL_BYTES=$(stat -c %s "$SMALL")
 
-# Every timed command runs under /usr/bin/time; its '%e %M' lands in $WORK/t.
-timed() {  # timed OUT ERR CMD...   -> sets T_SEC T_RSS; returns the command's status
-    local out=$1 err=$2; shift 2
-    local rc=0
-    /usr/bin/time -f '%e %M' -o "$WORK/t" "$@" >"$out" 2>"$err" || rc=$?
-    read -r T_SEC T_RSS < <(tail -n 1 "$WORK/t")
-    return "$rc"
-}
-
 declare -A SEC RSS   # name -> space-separated per-run values
 add() { SEC[$1]+="$2 "; RSS[$1]+="$3 "; }
 
@@ -199,13 +190,6 @@ run_baseline() {  # run_baseline RUN
     [ "$got" = "$WANT_SHA" ] || die "baseline run $i: $TARGET2 has SHA-256 $got, the manifest's database.sha256 is $WANT_SHA"
     add baseline "$T_SEC" "$T_RSS"
     say "baseline run $i: ${T_SEC}s, ${T_RSS} KiB peak, ok"
-}
-
-median() {  # median FORMAT VALUES...
-    local fmt=$1; shift
-    printf '%s\n' "$@" | sort -g | awk -v fmt="$fmt" '
-        { v[NR] = $1 }
-        END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf fmt "\n", m }'
 }
 
 say "database $DB: $DB_BYTES bytes, $SRC_TABLES tables, $SRC_INDEXES indexes; backup $NAME: $GZ_BYTES bytes, inflates to $RESTORED_BYTES; $RUNS run(s) per row; work dir $WORK"

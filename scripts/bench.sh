@@ -60,15 +60,6 @@ SRC_TABLES=$(sqlite3 "$SRC_URI" "SELECT count(*) FROM sqlite_schema WHERE type =
 SRC_INDEXES=$(sqlite3 "$SRC_URI" "SELECT count(*) FROM sqlite_schema WHERE type = 'index'")
 [ ! -e "$DB-wal" ] || die "$DB-wal appeared; something else is writing the database"
 
-# Every timed command runs under /usr/bin/time; its '%e %M' lands in $WORK/t.
-timed() {  # timed LOG CMD...   -> sets T_SEC T_RSS; returns the command's status
-    local log=$1; shift
-    local rc=0
-    /usr/bin/time -f '%e %M' -o "$WORK/t" "$@" >"$log" 2>&1 || rc=$?
-    read -r T_SEC T_RSS < <(tail -n 1 "$WORK/t")
-    return "$rc"
-}
-
 # A .gz that gunzips (CRC checked) to an SQLite database whose integrity_check says exactly
 # "ok", with more than one page and the source's tables (FACTS.md 4-6).
 verify_gz() {  # verify_gz GZ CHECK_DB WHAT
@@ -91,7 +82,7 @@ add() { SEC[$1]+="$2 "; RSS[$1]+="$3 "; GZ[$1]+="$4 "; }
 run_ours() {  # run_ours NAME RUN [extra flags]
     local name=$1 i=$2; shift 2
     local dir="$WORK/$name-$i" gz
-    if ! timed "$WORK/$name.log" env ABATHUR_CONFIG="$EMPTY_CONF" \
+    if ! timed "$WORK/$name.log" "$WORK/$name.log" env ABATHUR_CONFIG="$EMPTY_CONF" \
             "$BIN/abathur-backup" --db "$DB" --backup-dir "$dir" "$@"; then
         cat "$WORK/$name.log" >&2
         die "$name run $i: abathur-backup --db $DB --backup-dir $dir $* failed"
@@ -109,7 +100,7 @@ run_baseline() {  # run_baseline RUN
     local i=$1 dir="$WORK/baseline-$i" s1 r1 s2 r2 out gzbytes
     mkdir "$dir"
     # shellcheck disable=SC2016
-    if ! timed "$WORK/baseline-backup.log" bash -c 'sqlite3 "$1" ".backup \"$2\"" && gzip -6 "$2"' _ "$DB" "$dir/tmp.db"; then
+    if ! timed "$WORK/baseline-backup.log" "$WORK/baseline-backup.log" bash -c 'sqlite3 "$1" ".backup \"$2\"" && gzip -6 "$2"' _ "$DB" "$dir/tmp.db"; then
         cat "$WORK/baseline-backup.log" >&2
         die "baseline run $i: sqlite3 .backup && gzip -6 failed"
     fi
@@ -117,7 +108,7 @@ run_baseline() {  # run_baseline RUN
     [ -f "$dir/tmp.db.gz" ] || die "baseline run $i: no tmp.db.gz"
     gzbytes=$(stat -c %s "$dir/tmp.db.gz")
     # shellcheck disable=SC2016
-    if ! timed "$WORK/baseline-verify.log" bash -c 'gunzip -c "$1" > "$2" && sqlite3 "$2" "PRAGMA integrity_check" > "$3"' \
+    if ! timed "$WORK/baseline-verify.log" "$WORK/baseline-verify.log" bash -c 'gunzip -c "$1" > "$2" && sqlite3 "$2" "PRAGMA integrity_check" > "$3"' \
             _ "$dir/tmp.db.gz" "$dir/check.db" "$dir/check.out"; then
         cat "$WORK/baseline-verify.log" >&2
         die "baseline run $i: gunzip && integrity_check failed"
@@ -133,13 +124,6 @@ run_baseline() {  # run_baseline RUN
     # sqlite3 opened the source read-write; it must have closed it cleanly (no -wal left),
     # or our next run would read a different kind of source.
     [ ! -e "$DB-wal" ] || die "baseline run $i left $DB-wal behind"
-}
-
-median() {  # median FORMAT VALUES...
-    local fmt=$1; shift
-    printf '%s\n' "$@" | sort -g | awk -v fmt="$fmt" '
-        { v[NR] = $1 }
-        END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf fmt "\n", m }'
 }
 
 say "database $DB: $DB_BYTES bytes, $SRC_TABLES tables, $SRC_INDEXES indexes; $RUNS run(s) per side; work dir $WORK"
