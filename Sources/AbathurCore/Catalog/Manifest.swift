@@ -60,13 +60,6 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// Milliseconds per step (snapshot, checks, compress, reverify, total).
     public var durationsMs: [String: Int64]
 
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return encoder
-    }()
-
     static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
@@ -74,7 +67,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     }()
 
     public func encoded() throws -> [UInt8] {
-        Array(try Manifest.encoder.encode(self)) + [UInt8(ascii: "\n")]
+        try JSONFormat.encode(self)
     }
 
     public static func decode(_ bytes: [UInt8], path: String) throws -> Manifest {

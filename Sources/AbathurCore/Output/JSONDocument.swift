@@ -1,5 +1,3 @@
-import FoundationEssentials
-
 /// The one JSON document a `--json` run prints: the same envelope for every tool and command,
 /// with the command's own result inside. Fields are only ever added.
 public struct JSONDocument<Result: Encodable>: Encodable {
@@ -28,12 +26,9 @@ public struct JSONDocument<Result: Encodable>: Encodable {
     }
 
     public func encoded() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        guard let data = try? encoder.encode(self) else {
+        guard let bytes = try? JSONFormat.encode(self) else {
             return "{\"ok\": false, \"error\": \"cannot encode the result\"}\n"
         }
-        return String(decoding: data, as: UTF8.self) + "\n"
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -1,5 +1,3 @@
-import FoundationEssentials
-
 /// What an operator turns into the post-mortem: every real restore, rollback and fresh start
 /// writes `INCIDENT_DIR/STAMP-KIND.json` (the whole outcome) and `STAMP-KIND.md` (a Timeline
 /// and a Resolution section, in the post-mortem template's shape), both written atomically.
@@ -22,11 +20,8 @@ public enum IncidentRecord {
             var error: String?
             var outcome: RestoreJob.Outcome
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        let json = try encoder.encode(Document(toolVersion: toolVersion, exitCode: exitCode.rawValue, error: error?.description, outcome: outcome))
-        try SafeFiles.writeAtomically(Array(json) + [UInt8(ascii: "\n")], to: base + ".json")
+        let json = try JSONFormat.encode(Document(toolVersion: toolVersion, exitCode: exitCode.rawValue, error: error?.description, outcome: outcome))
+        try SafeFiles.writeAtomically(json, to: base + ".json")
         try SafeFiles.writeAtomically(Array(markdown(outcome, exitCode: exitCode, error: error, json: base + ".json").utf8), to: base + ".md")
         return base + ".md"
     }
