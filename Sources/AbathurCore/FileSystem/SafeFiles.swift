@@ -87,6 +87,24 @@ public enum SafeFiles {
         return removed
     }
 
+    /// Copies `source` into a new file `target` (mode 0600, `O_EXCL|O_NOFOLLOW`) in chunks,
+    /// fsyncing it when `sync`; returns the SHA-256 and size of the bytes copied.
+    @discardableResult
+    public static func copy(_ source: String, toNew target: String, followSymlinks: Bool = false,
+                            sync: Bool = false) throws -> (sha256: String, bytes: Int64) {
+        let output = try FileDescriptor.createExclusive(target)
+        var hash = SHA256()
+        var bytes: Int64 = 0
+        try FileDescriptor.openForReading(source, followSymlinks: followSymlinks).forEachChunk { chunk in
+            hash.update(chunk)
+            bytes += Int64(chunk.count)
+            try output.write(chunk)
+        }
+        if sync { try output.sync() }
+        try output.close()
+        return (hash.finalizeHex(), bytes)
+    }
+
     /// Removes a file of ours; a missing file is fine.
     public static func remove(_ path: String) throws {
         do {

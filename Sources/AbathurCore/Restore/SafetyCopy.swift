@@ -45,19 +45,11 @@ public struct SafetyCopy: Sendable, Encodable {
         do {
             for suffix in present {
                 let name = Paths.basename(database) + suffix
-                let output = try FileDescriptor.createExclusive(Paths.join(temp, name))
-                var hash = SHA256()
-                var bytes: Int64 = 0
                 // The live database may be a file the service reaches through a symlink; its
                 // companions never are.
-                try FileDescriptor.openForReading(database + suffix, followSymlinks: suffix.isEmpty).forEachChunk { chunk in
-                    hash.update(chunk)
-                    bytes += Int64(chunk.count)
-                    try output.write(chunk)
-                }
-                try output.sync()
-                try output.close()
-                files.append(File(name: name, bytes: bytes, sha256: hash.finalizeHex()))
+                let (sha256, bytes) = try SafeFiles.copy(database + suffix, toNew: Paths.join(temp, name),
+                                                         followSymlinks: suffix.isEmpty, sync: true)
+                files.append(File(name: name, bytes: bytes, sha256: sha256))
             }
             try SafeFiles.syncDirectory(temp)
             var final = Paths.join(root, "\(Clock.fileStamp(Int64(Clock.now())))-\(tag)")

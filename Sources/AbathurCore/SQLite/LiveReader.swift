@@ -52,9 +52,7 @@ public enum LiveReader {
             rmdir(directory)
         }
         for suffix in ["", "-wal"] {
-            let output = try FileDescriptor.createExclusive(copy + suffix)
-            try FileDescriptor.openForReading(path + suffix, followSymlinks: suffix.isEmpty).forEachChunk { try output.write($0) }
-            try output.close()
+            try SafeFiles.copy(path + suffix, toNew: copy + suffix, followSymlinks: suffix.isEmpty)
         }
         return try body(try open(copy, .readOnly, busyTimeoutMs))
     }
