@@ -5,14 +5,9 @@ enum RestoreCommands {
     static func restore(_ request: RestoreRequest, kind: RestoreJob.Kind, _ context: ToolContext) throws -> (ExitCode, RestoreJob.Outcome?) {
         let console = context.console
         let job = RestoreJob(request: request, console: console, kind: kind)
+        // RestoreJob.run throws only AbathurError, after recording the outcome.
         var failure: AbathurError?
-        do {
-            try job.run()
-        } catch let error as AbathurError {
-            failure = error
-        } catch {
-            failure = AbathurError.internal("unexpected error: \(error)")
-        }
+        do { try job.run() } catch { failure = error as? AbathurError ?? AbathurError.internal("unexpected error: \(error)") }
         let outcome = job.outcome
         if let problem = outcome.incidentRecordProblem {
             context.warn("the incident record could not be written: \(problem)")
@@ -53,12 +48,12 @@ enum RestoreCommands {
         out.result("  into \(plan.database)" + (current.isEmpty ? " (does not exist yet)" : " (now: \(current.joined(separator: ", ")))"))
         for (i, step) in plan.steps.enumerated() { out.result("  \(i + 1). \(step)") }
         var code = ExitCode.success
-        for space in [plan.candidateSpace] + (plan.safetyCopySpace.map { [$0] } ?? []) {
+        for space in plan.space {
             out.result("  space: \(space.directory): needs \(Bytes.describe(space.neededBytes)), \(Bytes.describe(space.freeBytes)) free\(space.enough ? "" : ": NOT ENOUGH")")
-            if !space.enough && code != .noSpace {
-                context.report(AbathurError(.noSpace, space.directory, "\(space.freeBytes) bytes free, the restore needs \(space.neededBytes)"))
-                code = .noSpace
-            }
+        }
+        if let shortage = plan.space.compactMap(\.shortage).first {
+            context.report(shortage)
+            code = .noSpace
         }
         out.result("dry run: nothing was changed")
         return (code, plan)

@@ -10,6 +10,14 @@ public struct ChosenSource: Sendable, Encodable {
     public var path: String?
     public var manifest: Manifest?
 
+    /// The "locate" step of a restore or a drill.
+    static func locate(_ request: RestoreRequest, on timeline: Timeline) throws -> ChosenSource {
+        try timeline.step("locate") {
+            let source = try choose(request.source, backupDir: request.backupDir, force: request.force)
+            return (source, "\(source.path ?? "stdin")" + (source.manifest.map { ", created \($0.created)" } ?? ""))
+        }
+    }
+
     /// Picks the backup `source` names from `catalog` (complete, verified backups only).
     public static func choose(_ source: RestoreRequest.Source, backupDir: String, force: Bool) throws -> ChosenSource {
         switch source {
@@ -69,7 +77,9 @@ public struct Candidate: Sendable {
     /// Reads `source` (a `.db.gz` or a raw `.db`, told apart by content) into a new temp file
     /// in `directory`, in bounded memory, and compares it with the manifest when there is one.
     /// Any decompressor error or hash mismatch is exit 3; the temp file is removed on error.
-    public static func write(from source: ChosenSource, into directory: String, force: Bool,
+    /// `verbatim` copies the bytes whatever they are (a rollback puts back what was there,
+    /// even a file that is not a database).
+    public static func write(from source: ChosenSource, into directory: String, force: Bool, verbatim: Bool = false,
                              progress: ((Int64) -> Void)? = nil) throws -> Candidate {
         let input: FileDescriptor
         if let path = source.path {
@@ -79,19 +89,18 @@ public struct Candidate: Sendable {
         }
         let output = try SafeFiles.createTemp(in: directory, tag: "restore.db")
         do {
-            var candidate = try copy(input, to: output, progress: progress)
+            var candidate = try copy(input, to: output, verbatim: verbatim, progress: progress)
             candidate.path = output.path
             try output.sync()
             try output.close()
             if let manifest = source.manifest { try candidate.compare(with: manifest, source: source.path ?? "-") }
             if candidate.gzSHA256 == nil, let path = source.path { try candidate.foldCompanions(of: path) }
             return candidate
-        } catch var error as AbathurError {
-            for suffix in [""] + DatabaseSwap.companions { SafeFiles.removeQuietly(output.path + suffix) }
-            if error.code == .noSpace { error = AbathurError(.noSpace, directory, "writing the candidate failed: \(error.message)") }
-            throw error
         } catch {
             for suffix in [""] + DatabaseSwap.companions { SafeFiles.removeQuietly(output.path + suffix) }
+            if let error = error as? AbathurError, error.code == .noSpace {
+                throw AbathurError(.noSpace, directory, "writing the candidate failed: \(error.message)")
+            }
             throw error
         }
     }
@@ -102,11 +111,7 @@ public struct Candidate: Sendable {
     mutating func foldCompanions(of source: String) throws {
         let present = try ["-wal", "-journal"].filter { try FileStatus.of(source + $0)?.isRegular == true }
         guard !present.isEmpty else { return }
-        for suffix in present {
-            let output = try FileDescriptor.createExclusive(path + suffix)
-            try FileDescriptor.openForReading(source + suffix).forEachChunk { try output.write($0) }
-            try output.close()
-        }
+        for suffix in present { try SafeFiles.copy(source + suffix, toNew: path + suffix) }
         note = "with its \(present.joined(separator: " and ")): " + (try DatabaseSwap.settle(path, busyTimeoutMs: 5000))
         for suffix in DatabaseSwap.companions { try SafeFiles.remove(path + suffix) }
         (sha256, bytes) = try GzipFile.sha256(of: path)
@@ -115,7 +120,7 @@ public struct Candidate: Sendable {
         try output.close()
     }
 
-    static func copy(_ input: FileDescriptor, to output: FileDescriptor, progress: ((Int64) -> Void)?) throws -> Candidate {
+    static func copy(_ input: FileDescriptor, to output: FileDescriptor, verbatim: Bool, progress: ((Int64) -> Void)?) throws -> Candidate {
         var rawHash = SHA256(), gzHash = SHA256()
         var rawBytes: Int64 = 0, gzBytes: Int64 = 0
         var decompressor: GzipDecompressor?
@@ -135,26 +140,24 @@ public struct Candidate: Sendable {
                 try sink(chunk)
             }
         }
+        // Decided on the first 16 bytes (a pipe may deliver fewer at first), or at the end.
+        func begin() throws {
+            kind = verbatim ? false : try classify(sniffed, path: input.path)
+            if kind == true { decompressor = try GzipDecompressor() }
+            try sniffed.withUnsafeBytes { try feed($0) }
+            sniffed = []
+        }
         do {
             try input.forEachChunk { chunk in
                 if kind == nil {
-                    // Decide on the first 16 bytes (a pipe may deliver fewer at first).
                     sniffed += chunk
-                    guard sniffed.count >= 16 else { return }
-                    kind = try classify(sniffed, path: input.path)
-                    if kind == true { decompressor = try GzipDecompressor() }
-                    try sniffed.withUnsafeBytes { try feed($0) }
-                    sniffed = []
+                    if sniffed.count >= 16 { try begin() }
                 } else {
                     try feed(chunk)
                 }
                 progress?(kind == true ? gzBytes : rawBytes)
             }
-            if kind == nil {
-                kind = try classify(sniffed, path: input.path)
-                if kind == true { decompressor = try GzipDecompressor() }
-                try sniffed.withUnsafeBytes { try feed($0) }
-            }
+            if kind == nil { try begin() }
             try decompressor?.finish()
         } catch let error as GzipError {
             throw AbathurError(.verificationFailed, input.path, error.description)

@@ -33,11 +33,8 @@ public enum Drill {
             (try FileLock.acquire(Paths.join(request.backupDir, Catalog.lockName), wait: request.lockWait), "backup directory locked")
         }
         defer { lock.release() }
-        let source = try timeline.step("locate") {
-            let source = try ChosenSource.choose(request.source, backupDir: request.backupDir, force: request.force)
-            return (source, "\(source.path ?? "stdin")" + (source.manifest.map { ", created \($0.created)" } ?? ""))
-        }
-        let needed = (source.manifest?.database.bytes ?? 0) + (1 << 20)
+        let source = try ChosenSource.locate(request, on: timeline)
+        let needed = try Candidate.estimatedSize(of: source) + (1 << 20)
         let free = try SafeFiles.freeBytes(at: request.tempDir)
         guard free >= needed else { throw AbathurError(.noSpace, request.tempDir, "\(free) bytes free, the drill's scratch copy needs \(needed)") }
         // A killed drill leaves its scratch copy in temp_dir, which no lock guards: remove

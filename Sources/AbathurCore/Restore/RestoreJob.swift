@@ -125,11 +125,7 @@ public final class RestoreJob {
         let expectedSHA: String
         switch outcome.kind {
         case .restore:
-            let source = try timeline.step("locate") {
-                let source = try ChosenSource.choose(request.source, backupDir: request.backupDir, force: request.force)
-                let created = source.manifest.map { ", created \($0.created)" } ?? ""
-                return (source, "\(source.path ?? "stdin")\(created)")
-            }
+            let source = try ChosenSource.locate(request, on: timeline)
             outcome.source = source
             if let path = source.path {
                 var a = stat(), b = stat()
@@ -157,21 +153,10 @@ public final class RestoreJob {
         try install(candidate, sha256: expectedSHA)
     }
 
-    /// Before anything is written (exit 6): beside the database, the candidate and, should a
-    /// rollback be needed, the old database rebuilt; beside the backups, the safety copy of the
-    /// current files and, for a rollback, one of the restored database.
-    func preflight(needed candidateBytes: Int64) throws {
-        let directory = Paths.directory(of: request.database)
-        let current = try SafetyCopy.size(of: request.database)
-        let free = try SafeFiles.freeBytes(at: directory)
-        let here = candidateBytes + current + (1 << 20)
-        if free < here {
-            throw AbathurError(.noSpace, directory, "\(free) bytes free, the restore needs \(here) here (the restored database, and the current one rebuilt should it roll back)")
-        }
-        let backupFree = try SafeFiles.freeBytes(at: request.backupDir)
-        let there = current + candidateBytes + (1 << 20)
-        if current > 0 && backupFree < there {
-            throw AbathurError(.noSpace, request.backupDir, "\(backupFree) bytes free, the safety copies need \(there) (the current database, and the restored one should it roll back)")
+    /// Exit 6 before anything is written (`RestorePlan.Space.needed` says what is needed where).
+    func preflight(needed restoredBytes: Int64) throws {
+        if let shortage = try RestorePlan.Space.needed(for: request, restoredBytes: restoredBytes).compactMap(\.shortage).first {
+            throw shortage
         }
     }
 
@@ -365,21 +350,14 @@ public final class RestoreJob {
                 return (copy, copy.map { "the restored database into \($0.directory)" } ?? "nothing to copy")
             }
             if let safety, let old = safety.path(of: "") {
-                let (candidate, sha) = try timeline.step("rollback: prepare") {
-                    let path = SafeFiles.tempPath(in: directory, tag: "rollback.db")
-                    temps += [path, path + "-wal", path + "-shm", path + "-journal"]
-                    for suffix in ["", "-wal", "-journal"] {
-                        guard let source = suffix.isEmpty ? old : safety.path(of: suffix) else { continue }
-                        let output = try FileDescriptor.createExclusive(path + suffix)
-                        try FileDescriptor.openForReading(source).forEachChunk { try output.write($0) }
-                        try output.sync()
-                        try output.close()
-                    }
-                    let settled = try DatabaseSwap.settle(path, busyTimeoutMs: request.busyTimeoutMs)
-                    for suffix in DatabaseSwap.companions { SafeFiles.removeQuietly(path + suffix) }
-                    let (sha, bytes) = try GzipFile.sha256(of: path)
-                    return ((path, sha), "\(bytes) bytes rebuilt from \(safety.directory); \(settled)")
+                // The old database rebuilt as one file, its -wal folded in, as a raw source is.
+                let rebuilt = try timeline.step("rollback: prepare") {
+                    let rebuilt = try Candidate.write(from: ChosenSource(name: old, path: old, manifest: nil), into: directory,
+                                                      force: false, verbatim: true)
+                    temps.append(rebuilt.path)
+                    return (rebuilt, "\(rebuilt.bytes) bytes rebuilt from \(safety.directory)" + (rebuilt.note.map { "; \($0)" } ?? ""))
                 }
+                let (candidate, sha) = (rebuilt.path, rebuilt.sha256)
                 try timeline.step("rollback: swap") {
                     let report = try DatabaseSwap.install(candidate, over: database, busyTimeoutMs: request.busyTimeoutMs)
                     temps.removeAll { $0 == candidate }

@@ -1,10 +1,38 @@
 /// `--dry-run`: what a restore would do, with the space it needs, and nothing changed.
 public struct RestorePlan: Sendable, Encodable {
+    /// Room one filesystem must have for a restore, a rollback included.
     public struct Space: Sendable, Encodable {
         public var directory: String
         public var neededBytes: Int64
         public var freeBytes: Int64
         public var enough: Bool
+        /// What the bytes are for, for a diagnostic.
+        public var purpose: String
+
+        public var shortage: AbathurError? {
+            enough ? nil : AbathurError(.noSpace, directory, "\(freeBytes) bytes free, the restore needs \(neededBytes) (\(purpose))")
+        }
+
+        /// Beside the database, the restored database and, should it roll back, the current
+        /// one rebuilt; beside the backups, the safety copy of the current files and, for a
+        /// rollback, one of the restored database. What `RestoreJob` checks before writing and
+        /// `--dry-run` prints.
+        public static func needed(for request: RestoreRequest, restoredBytes: Int64) throws -> [Space] {
+            let current = try SafetyCopy.size(of: request.database)
+            let directory = Paths.directory(of: request.database)
+            let here = restoredBytes + current + (1 << 20)
+            let hereFree = try SafeFiles.freeBytes(at: directory)
+            var spaces = [Space(directory: directory, neededBytes: here, freeBytes: hereFree, enough: hereFree >= here,
+                                purpose: "the restored database, and the current one rebuilt should it roll back")]
+            if current > 0 {
+                let root = try FileStatus.of(request.backupDir) != nil ? request.backupDir : Paths.directory(of: request.backupDir)
+                let there = current + restoredBytes + (1 << 20)
+                let free = try SafeFiles.freeBytes(at: root)
+                spaces.append(Space(directory: request.safetyRoot, neededBytes: there, freeBytes: free, enough: free >= there,
+                                    purpose: "the safety copies of the current database, and of the restored one should it roll back"))
+            }
+            return spaces
+        }
     }
 
     public var source: ChosenSource
@@ -12,8 +40,7 @@ public struct RestorePlan: Sendable, Encodable {
     public var databaseExists: Bool
     /// Sizes of the database and the companions that exist now.
     public var currentFiles: [String: Int64]
-    public var candidateSpace: Space
-    public var safetyCopySpace: Space?
+    public var space: [Space]
     public var units: [String]
     public var healthCheck: String?
     public var steps: [String]
@@ -26,18 +53,7 @@ public struct RestorePlan: Sendable, Encodable {
             if let status = try FileStatus.of(database + suffix) { files[Paths.basename(database) + suffix] = status.size }
         }
         let directory = Paths.directory(of: database)
-        // The same sums as RestoreJob.preflight: room for a rollback too.
         let safety = try SafetyCopy.size(of: database)
-        let restored = try Candidate.estimatedSize(of: source)
-        let candidateBytes = restored + safety + (1 << 20)
-        let candidateFree = try SafeFiles.freeBytes(at: directory)
-        var safetySpace: Space?
-        if safety > 0 {
-            let root = try FileStatus.of(request.backupDir) != nil ? request.backupDir : Paths.directory(of: request.backupDir)
-            let free = try SafeFiles.freeBytes(at: root)
-            let needed = safety + restored + (1 << 20)
-            safetySpace = Space(directory: request.safetyRoot, neededBytes: needed, freeBytes: free, enough: free >= needed)
-        }
         let units = request.services
         let health = units.isEmpty ? nil : request.health.map { "\($0.target) (\($0.retries) attempts, \(Duration.describe($0.interval)) apart)" }
         var steps = [
@@ -56,7 +72,7 @@ public struct RestorePlan: Sendable, Encodable {
         steps.append("on a failed post-check or health check: roll back to the safety copy the same way, start the units, exit 3")
         return RestorePlan(
             source: source, database: database, databaseExists: files[Paths.basename(database)] != nil, currentFiles: files,
-            candidateSpace: Space(directory: directory, neededBytes: candidateBytes, freeBytes: candidateFree, enough: candidateFree >= candidateBytes),
-            safetyCopySpace: safetySpace, units: units, healthCheck: health, steps: steps)
+            space: try Space.needed(for: request, restoredBytes: try Candidate.estimatedSize(of: source)),
+            units: units, healthCheck: health, steps: steps)
     }
 }
