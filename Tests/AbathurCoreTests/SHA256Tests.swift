@@ -48,4 +48,15 @@ final class SHA256Tests: XCTestCase {
             XCTAssertEqual(hasher.finalizeHex(), String(expected), "length \(length)")
         }
     }
+
+    /// A copied hasher goes on independently of the original (value semantics over one
+    /// libcrypto context each).
+    func testACopiedHasherIsIndependent() {
+        var first = SHA256()
+        first.update(Array("abc".utf8))
+        var second = first
+        second.update(Array("dbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+        XCTAssertEqual(first.finalizeHex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(second.finalizeHex(), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+    }
 }

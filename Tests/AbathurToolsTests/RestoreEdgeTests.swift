@@ -146,4 +146,135 @@ extension RestoreSafetyTests {
         XCTAssertFalse(exists(dead), "the killed drill's scratch copy is swept")
         XCTAssertTrue(exists(alive + "/abathur.db"), "a running drill's scratch copy is left alone")
     }
+
+    /// An I/O error at any rename or fsync of a restore (the safety copy, the move aside, the
+    /// rename, the directory fsyncs): the old database stays or comes back, the units run again,
+    /// and the exit code says which (8: the swap failed, nothing replaced; 3: the rename had
+    /// landed, so the restore went on to its post-check and was rolled back).
+    func testAnIOErrorAtAnyStepOfTheSwapLeavesTheOldDatabaseAndTheUnitsRunning() throws {
+        let box = try makeBox()
+        try box.makeDemoDatabase(rows: 300)
+        let backup = try takeBackup(box)
+        try commitLater(box, rows: 20)
+        let saved = try saveLive(box)
+        let old = try contents(try inspectionCopy(box))
+        var codes: Set<Int32> = []
+        for op in ["rename", "fsync"] {
+            for n in 1...20 {
+                try resetLive(box, from: saved)
+                try? FileManager.default.removeItem(atPath: systemctlLog(box))
+                let fault = "\(op):EIO@\(n)"
+                let run = try restore(box, [], env: ["ABATHUR_FAULT": fault])
+                let calls = systemctlCalls(box).map { String($0.prefix { $0 != " " }) }
+                if run.status == 0 || run.status == 1 {
+                    // Restored; exit 1 when only the incident record could not be written.
+                    XCTAssertEqual(try box.sha256(box.db), backup.sha256, fault)
+                    XCTAssertEqual(calls, ["stop", "start"], fault)
+                    if run.status == 0 { break }
+                    XCTAssertTrue(run.stderr.contains("incident record could not be written"), "\(fault): \(run.stderr)")
+                    continue
+                }
+                codes.insert(run.status)
+                XCTAssertTrue([3, 8].contains(run.status), "\(fault): exit \(run.status): \(run.stderr)")
+                XCTAssertEqual(try contents(try inspectionCopy(box)), old, "\(fault): the old database, its later commits included")
+                // Failing before the units were stopped leaves them alone; after, they run again.
+                XCTAssertTrue(calls.isEmpty || calls == ["stop", "start"] || calls == ["stop", "start", "stop", "start"],
+                              "\(fault): the units run again: \(calls)")
+            }
+        }
+        XCTAssertTrue(codes.contains(8), "some error must have stopped the swap before its rename: \(codes)")
+    }
+
+    /// A unit that will not stop: the restore is refused, nothing changes, and the units are
+    /// started again (a partial stop must not leave the service down).
+    func testAUnitThatWillNotStopRefusesAndStartsTheUnitsAgain() throws {
+        let box = try makeBox()
+        try box.makeDemoDatabase(rows: 200)
+        _ = try takeBackup(box)
+        let failing = """
+        #!/bin/sh
+        echo "$*" >> '\(systemctlLog(box))'
+        [ "$1" = stop ] && { echo "Job for abathur-api.service canceled." >&2; exit 1; }
+        exit 0
+
+        """
+        try failing.write(toFile: box.root + "/bin/systemctl", atomically: true, encoding: .utf8)
+        XCTAssertEqual(chmod(box.root + "/bin/systemctl", 0o755), 0)
+        let before = try liveFiles(box)
+        let run = try restore(box)
+        XCTAssertEqual(run.status, 7, run.stderr)
+        XCTAssertTrue(run.stderr.contains("systemctl stop"), run.stderr)
+        XCTAssertEqual(try liveFiles(box), before)
+        XCTAssertEqual(systemctlCalls(box).map { String($0.prefix { $0 != " " }) }, ["stop", "start"])
+        XCTAssertEqual(try safetyCopies(box), [])
+    }
+
+    /// SIGTERM, SIGINT and SIGHUP while the units are stopped (here: during a slow health
+    /// check) do not stop the restore halfway: it finishes and the units run.
+    func testTerminationSignalsWhileTheUnitsAreStoppedDoNotInterrupt() throws {
+        let box = try makeBox()
+        try box.makeDemoDatabase(rows: 200)
+        let backup = try takeBackup(box)
+        let marker = box.root + "/health-started"
+        let script = box.root + "/health.sh"
+        try "#!/bin/sh\ntouch '\(marker)'\nsleep 1\nexit 0\n".write(toFile: script, atomically: true, encoding: .utf8)
+        XCTAssertEqual(chmod(script, 0o755), 0)
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ABATHUR_") }
+        environment["ABATHUR_CONFIG"] = box.config
+        for (key, value) in self.environment(box, ["ABATHUR_HEALTH_COMMAND": script, "ABATHUR_HEALTH_RETRIES": "1"]) { environment[key] = value }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binaries.tool("abathur-restore"))
+        process.arguments = ["--db", box.db, "--backup-dir", box.backups]
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try poll("the health check to start") { exists(marker) }
+        for signal in [SIGTERM, SIGINT, SIGHUP] { kill(process.processIdentifier, signal) }
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .exit)
+        XCTAssertEqual(process.terminationStatus, 0)
+        XCTAssertEqual(try box.sha256(box.db), backup.sha256)
+        XCTAssertEqual(systemctlCalls(box).map { String($0.prefix { $0 != " " }) }, ["stop", "start"])
+    }
+
+    /// A hot rollback journal is part of the database as it was: it reaches the safety copy
+    /// byte for byte (the lock probe must not roll it back first), and the restore then goes on.
+    func testAHotJournalIsInTheSafetyCopyAsItWas() throws {
+        let box = try makeBox()
+        try box.makeDemoDatabase(rows: 200)
+        let backup = try takeBackup(box)
+        // Rollback-journal mode, then a transaction killed after it spilled pages to the file.
+        let hot = """
+        import sqlite3, os, sys
+        c = sqlite3.connect(sys.argv[1], isolation_level=None)
+        c.execute('PRAGMA journal_mode=DELETE')
+        c.execute('PRAGMA cache_size=1')
+        c.execute('BEGIN')
+        c.execute("UPDATE tasks SET title = title || ' (half-written)'")
+        os._exit(0)
+        """
+        let made = try Sandbox.execute("/usr/bin/python3", ["-c", hot, box.db])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        XCTAssertTrue(exists(box.db + "-journal"), "a hot -journal was expected")
+        let journal = try box.sha256(box.db + "-journal")
+        let run = try restore(box)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let safety = try XCTUnwrap(try safetyCopies(box).first)
+        XCTAssertEqual(try box.sha256(box.backups + "/safety/" + safety + "/abathur.db-journal"), journal)
+        XCTAssertEqual(try box.sha256(box.db), backup.sha256)
+        XCTAssertFalse(exists(box.db + "-journal"))
+    }
+
+    /// `--show` of a backup whose manifest is gone says so in one line and exits 3.
+    func testShowOfAnIncompleteBackupSaysWhy() throws {
+        let box = try makeBox()
+        try box.makeDemoDatabase(rows: 100)
+        let backup = try takeBackup(box)
+        try FileManager.default.removeItem(atPath: box.backups + "/" + backup.name + ".json")
+        let run = try restore(box, ["--show", backup.name])
+        XCTAssertEqual(run.status, 3, run.stderr)
+        XCTAssertEqual(run.stderrLines.count, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains(backup.name) && run.stderr.contains("not a complete backup"), run.stderr)
+    }
 }

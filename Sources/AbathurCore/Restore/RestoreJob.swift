@@ -224,6 +224,7 @@ public final class RestoreJob {
         }
 
         var swapFailure: Error?
+        var unitsRunning = false
         do {
             outcome.swap = try timeline.step("swap") {
                 let report = try DatabaseSwap.install(candidate, over: database, busyTimeoutMs: request.busyTimeoutMs)
@@ -248,7 +249,10 @@ public final class RestoreJob {
         do {
             if let swapFailure { throw swapFailure }
             try timeline.step("post-check") { ((), try postCheck(database, sha256: sha256)) }
-            if managesUnits { try timeline.step("start units") { ((), try units.start()) } }
+            if managesUnits {
+                try timeline.step("start units") { ((), try units.start()) }
+                unitsRunning = true
+            }
             if let health = request.health {
                 // Only a service this run started can answer; with --no-services, --to or no
                 // configured units the operator starts it and checks it.
@@ -269,7 +273,7 @@ public final class RestoreJob {
             outcome.result = "restored"
         } catch let failure {
             do {
-                try rollback(to: safety)
+                try rollback(to: safety, unitsRunning: unitsRunning)
             } catch {
                 outcome.result = "failed"
                 // Not 3: the database is not as it was; say where the raw files are.
@@ -335,14 +339,15 @@ public final class RestoreJob {
         return "sha256 matches the checked candidate; SQLite opens it: schema ok, \(report.rowCounts.values.reduce(0, +)) rows as expected"
     }
 
-    /// Step 8: the database as it was, back through the same swap: stop the units again,
-    /// prove nothing holds it, keep a safety copy of the restored one, rebuild the old
-    /// database from the safety copy as one settled file, swap, check, start.
-    func rollback(to safety: SafetyCopy?) throws {
+    /// Step 8: the database as it was, back through the same swap: stop the units again (when
+    /// this run had started them), prove nothing holds it, keep a safety copy of the restored
+    /// one, rebuild the old database from the safety copy as one settled file, swap, check,
+    /// start.
+    func rollback(to safety: SafetyCopy?, unitsRunning: Bool) throws {
         let database = request.database
         let directory = Paths.directory(of: database)
         let managesUnits = !units.names.isEmpty
-        if managesUnits { try timeline.step("rollback: stop units") { ((), try units.stop()) } }
+        if managesUnits && unitsRunning { try timeline.step("rollback: stop units") { ((), try units.stop()) } }
         do {
             try proveNothingHolds("rollback: prove nothing holds the database")
             outcome.rollbackSafetyCopy = try timeline.step("rollback: safety copy") {
