@@ -52,27 +52,39 @@ final class LockTests: XCTestCase {
         }
     }
 
+    /// Two real backup runs at once: the second exits 5 while the first holds the lock.
+    /// Deterministic under any load: the first streams with `--stdout` into a pipe shrunk to
+    /// one page that nobody reads yet, so it holds the lock (blocked in write) for as long as
+    /// the test needs; then the pipe is drained and the first finishes with a whole stream.
     func testTwoRealBackupsAtOnce() throws {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 4000)
         try FileManager.default.createDirectory(atPath: box.backups, withIntermediateDirectories: true)
+        let pipe = Pipe()
+        XCTAssertGreaterThan(fcntl(pipe.fileHandleForWriting.fileDescriptor, 1031 /* F_SETPIPE_SZ */, 4096), 0)
         let first = Process()
         first.executableURL = URL(fileURLWithPath: Binaries.tool("abathur-backup"))
-        first.arguments = ["--db", box.db, "--backup-dir", box.backups]
+        first.arguments = ["--stdout", "--db", box.db, "--backup-dir", box.backups]
         first.environment = ["ABATHUR_CONFIG": box.config]
-        first.standardOutput = FileHandle.nullDevice
+        first.standardOutput = pipe
         try first.run()
-        // Wait until the first run holds the lock (flock -n fails), then race it.
-        while first.isRunning, try Sandbox.shell("flock -n -x '\(box.backups)/.abathur.lock' true").status == 0 {
-            Thread.sleep(forTimeInterval: 0.005)
+        try? pipe.fileHandleForWriting.close()
+        defer { if first.isRunning { first.terminate() } }
+        // The first run holds the lock once flock -n fails; it cannot finish before we read.
+        while try Sandbox.shell("flock -n -x '\(box.backups)/.abathur.lock' true").status == 0 {
+            XCTAssertTrue(first.isRunning, "the first backup ended before it was read")
+            if !first.isRunning { return }
+            Thread.sleep(forTimeInterval: 0.01)
         }
-        var sawBusy = false
-        while first.isRunning {
-            let second = try box.backup()
-            if second.status == 5 { sawBusy = true; break }
-        }
+        let second = try box.backup()
+        XCTAssertEqual(second.status, 5, "a second backup while the first runs: \(second.stderr)")
+        XCTAssertTrue(second.stderr.contains(".abathur.lock"), second.stderr)
+        let stream = pipe.fileHandleForReading.readDataToEndOfFile()
         first.waitUntilExit()
         XCTAssertEqual(first.terminationStatus, 0)
-        XCTAssertTrue(sawBusy, "a second backup while the first ran should have exited 5")
+        let copy = box.root + "/streamed.db.gz"
+        try stream.write(to: URL(fileURLWithPath: copy))
+        XCTAssertEqual(try Sandbox.shell("gunzip -t '\(copy)'").status, 0, "the first run's stream is whole")
+        XCTAssertEqual(try box.backup().status, 0, "and the lock is free again")
     }
 }
