@@ -103,22 +103,8 @@ final class IntegrityTests: XCTestCase {
         return run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Inserts `count` rows into `state`, one transaction each, from a process that dies
-    /// without closing: the database, a hot `-wal` and its `-shm` stay (FACTS.md 7, 11).
     func makeHotWAL(_ box: Sandbox, inserts count: Int, file: StaticString = #filePath, line: UInt = #line) throws {
-        let script = """
-        import sqlite3, os, sys
-        c = sqlite3.connect(sys.argv[1], isolation_level=None)
-        c.execute('PRAGMA wal_autocheckpoint=0')
-        for i in range(int(sys.argv[2])):
-            c.execute("INSERT INTO state(key, value, updated_at) VALUES (?, 'x', datetime('now'))", ('hot-%d' % i,))
-        os._exit(0)
-        """
-        let run = try Sandbox.execute("/usr/bin/python3", ["-c", script, box.db, "\(count)"])
-        XCTAssertEqual(run.status, 0, run.stderr, file: file, line: line)
-        for suffix in ["-wal", "-shm"] {
-            XCTAssertTrue(FileManager.default.fileExists(atPath: box.db + suffix), "hot \(suffix) expected", file: file, line: line)
-        }
+        try box.makeHotWAL(inserts: count, file: file, line: line)
     }
 
     func writeBytes(_ path: String, at offset: UInt64, _ bytes: Data) throws {
@@ -211,13 +197,8 @@ final class IntegrityTests: XCTestCase {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 300)
         try makeHotWAL(box, inserts: 20)
-        let wal = box.db + "-wal"
-        let header = try Data(contentsOf: URL(fileURLWithPath: wal)).prefix(32)
-        let pageSize = Int(header[8]) << 24 | Int(header[9]) << 16 | Int(header[10]) << 8 | Int(header[11])
-        let frames = (try fileSize(wal) - 32) / (24 + pageSize)
-        XCTAssertGreaterThanOrEqual(frames, 20)
-        let middle = frames / 2 + 1
-        try flipBit(wal, at: 32 + (middle - 1) * (24 + pageSize) + 24 + 1000)
+        XCTAssertGreaterThanOrEqual(try box.walGeometry().frames, 20)
+        let middle = try box.damageMiddleWALFrame()
         let before = try box.fingerprint(box.liveDir)
 
         let run = try integrity(box)

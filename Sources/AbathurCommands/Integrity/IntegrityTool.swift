@@ -127,9 +127,7 @@ struct IntegrityTool: ParsableCommand {
     /// The worst target decides: a corrupt database, then a bad backup, then a foreign
     /// database, then warnings.
     func overallExit(_ reports: [TargetReport]) -> ExitCode {
-        let codes = reports.map(\.exitCode)
-        for code in [ExitCode.corrupt, .verificationFailed, .refused, .warning] where codes.contains(code) { return code }
-        return .success
+        ExitCode.mostSevere(reports.map(\.exitCode))
     }
 
     func report(_ reports: [TargetReport], context: ToolContext) {

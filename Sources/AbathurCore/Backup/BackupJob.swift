@@ -57,10 +57,19 @@ public final class BackupJob {
         let estimate = max(fileSize, header.pageCountIsValid ? Int64(header.pageCount) * Int64(header.pageSize) : 0) + walSize
         try preflight(directory: directory, estimate: estimate)
 
+        // FACTS.md 10: behind a broken WAL frame SQLite silently drops every later commit, and
+        // the snapshot, SQLite's view, lacks them. Look before and after the snapshot (a
+        // checkpoint in between would make the loss permanent and the WAL look clean).
+        let lossBefore = header.isWAL ? try walLoss(of: source) : nil
         let createdAt = Clock.now()
         var mark = Clock.monotonicSeconds()
         let snapshot = try takeSnapshot(of: source, in: directory)
         mark = lap("snapshot", since: mark)
+        let lossAfter = lossBefore == nil && header.isWAL ? try walLoss(of: source) : nil
+        let walLoss = lossBefore ?? lossAfter
+        if let walLoss, request.toStdout {
+            throw AbathurError(.corrupt, walLoss.wal, "\(walLoss.detail); the snapshot lacks them, so it is not streamed; nothing was written; run abathur-walfix")
+        }
 
         let report: DatabaseCheck
         do {
@@ -71,6 +80,7 @@ public final class BackupJob {
             throw error
         }
         mark = lap("checks", since: mark)
+        if let foreign = report.foreign { throw AbathurError(.refused, source, foreign) }
         if let failed = report.failure {
             throw AbathurError(.corrupt, source, "\(failed.name) failed: \(failed.detail)")
         }
@@ -93,12 +103,16 @@ public final class BackupJob {
         temps.removeAll { $0 == snapshot }
 
         let catalog = try Catalog.scan(directory)
+        // A snapshot that lacks committed data is kept (it may be the best one there is) as a
+        // manual backup, so retention never prunes it nor counts it toward the floor, and
+        // marked not verified, so no restore picks it unless named by path.
+        let (kind, label) = walLoss == nil ? (request.kind, request.label) : (BackupName.Kind.manual, BackupJob.walLossLabel)
         let name = request.toStdout
-            ? BackupName(kind: request.kind, label: request.label, time: Int64(createdAt))
-            : try catalog.freeName(kind: request.kind, label: request.label, time: Int64(createdAt))
+            ? BackupName(kind: kind, label: label, time: Int64(createdAt))
+            : try catalog.freeName(kind: kind, label: label, time: Int64(createdAt))
         durations["total"] = Int64((Clock.monotonicSeconds() - started) * 1000)
         let manifest = Manifest(
-            format: Manifest.currentFormat, name: name.fileName, kind: request.kind, label: request.label,
+            format: Manifest.currentFormat, name: name.fileName, kind: kind, label: label,
             created: Clock.iso8601(Int64(createdAt)), createdUnix: Int64(createdAt),
             source: Paths.absolute(source), toolVersion: request.toolVersion,
             sqliteVersion: Connection.libraryVersion, compressionLevel: request.compressionLevel,
@@ -107,8 +121,9 @@ public final class BackupJob {
                             pageCount: report.pageCount, freelistCount: report.freelistCount,
                             userVersion: report.userVersion, applicationId: report.applicationId),
             schema: report.schema, rowCounts: report.rowCounts,
-            checks: report.checks + [Manifest.Check(name: "gzip_readback", ok: true, detail: "inflated and matched sha256")],
-            verified: true, durationsMs: durations)
+            checks: report.checks + [Manifest.Check(name: "gzip_readback", ok: true, detail: "inflated and matched sha256")]
+                + (walLoss.map { [Manifest.Check(name: "wal", ok: false, detail: $0.detail)] } ?? []),
+            verified: walLoss == nil, durationsMs: durations, walLoss: walLoss)
 
         if request.toStdout {
             try stream(gzTemp)
@@ -116,6 +131,10 @@ public final class BackupJob {
         }
 
         let final = try publish(gzTemp, manifest: manifest, as: name, in: directory)
+        if let walLoss {
+            // No verified success: no retention, and SHA256SUMS lists verified backups only.
+            throw AbathurError(.corrupt, walLoss.wal, "\(walLoss.detail); the backup lacks them: kept as \(final) (not verified, never pruned automatically); run abathur-walfix")
+        }
 
         let decisions = try request.retention.plan(Catalog.scan(directory), now: Clock.now())
         let removed = try request.retention.apply(decisions, in: directory)
@@ -151,6 +170,21 @@ public final class BackupJob {
             temps.removeAll { $0 == temp }
         }
         return final
+    }
+
+    /// The label of a backup whose snapshot lacks commits the live WAL holds.
+    public static let walLossLabel = "wal-loss"
+
+    /// What the live `-wal` holds that SQLite's view drops, read offline (never through
+    /// SQLite, never written); nil when nothing committed is lost.
+    func walLoss(of source: String) throws -> Manifest.WALLoss? {
+        let path = source + "-wal"
+        guard try FileStatus.of(path)?.isRegular == true else { return nil }
+        let wal = try WALInspection.inspectConfirmed(path)
+        guard let detail = wal.lossDescription else { return nil }
+        return Manifest.WALLoss(wal: path, droppedCommits: wal.droppedCommits, droppedFrames: wal.droppedFrames,
+                                firstInvalidFrame: wal.firstInvalidFrame, reason: wal.headerProblem ?? wal.invalidReason ?? "",
+                                detail: detail)
     }
 
     /// Exit 6 before writing anything when the snapshot plus a worst-case `.gz` cannot fit.

@@ -59,6 +59,18 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var verified: Bool
     /// Milliseconds per step (snapshot, checks, compress, reverify, total).
     public var durationsMs: [String: Int64]
+    /// Set when the live `-wal` held committed transactions that SQLite silently drops
+    /// (FACTS.md 10): the snapshot lacks them, so the backup is kept but never verified.
+    public var walLoss: WALLoss?
+
+    public struct WALLoss: Codable, Sendable, Equatable {
+        public var wal: String
+        public var droppedCommits: Int
+        public var droppedFrames: Int
+        public var firstInvalidFrame: Int?
+        public var reason: String
+        public var detail: String
+    }
 
     static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()

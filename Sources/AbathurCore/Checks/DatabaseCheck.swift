@@ -14,6 +14,10 @@ public struct DatabaseCheck: Sendable {
     public var userVersion: Int64
     public var applicationId: Int64
 
+    /// Set when the file is a healthy SQLite database of another application
+    /// (`SchemaExpectation.foreignReason`): refused (exit 7), not "corrupt".
+    public var foreign: String?
+
     /// The first failed check, if any.
     public var failure: Manifest.Check? { checks.first { !$0.ok } }
     public var passed: Bool { failure == nil }
@@ -104,6 +108,7 @@ public struct DatabaseCheck: Sendable {
         report.schema = Manifest.Schema(sha256: SHA256.hex(of: Array(sqlLines.joined(separator: "\n").utf8)),
                                         tables: tables, indexes: indexes, sql: sqlLines)
         let expectation = options.expectation
+        report.foreign = expectation.foreignReason(tables: tables, applicationId: report.applicationId)
         let missingTables = expectation.tables.filter { !tables.contains($0) }
         let missingIndexes = expectation.indexes.filter { !indexes.contains($0) }
         var schemaProblems: [String] = []

@@ -15,12 +15,16 @@ public struct Finding: Codable, Sendable, Equatable {
     public var severity: Severity
     public var message: String
     public var evidence: [String]
+    /// The exit code this finding stands for when it is not the severity's (SPEC.md, "which
+    /// input gets which code"): a missing file 8, not a regular file or a foreign database 7.
+    public var exitCode: ExitCode?
 
-    public init(_ check: String, _ severity: Severity, _ message: String, evidence: [String] = []) {
+    public init(_ check: String, _ severity: Severity, _ message: String, evidence: [String] = [], exitCode: ExitCode? = nil) {
         self.check = check
         self.severity = severity
         self.message = message
         self.evidence = evidence
+        self.exitCode = exitCode
     }
 }
 
@@ -39,18 +43,18 @@ public struct TargetReport: Codable, Sendable {
 
     public var severity: Severity { findings.map(\.severity).max() ?? .ok }
 
-    /// SPEC.md: 0 ok, 1 warnings only, 4 a corrupt database, 3 a bad backup, 7 a foreign
-    /// database.
+    /// SPEC.md: 0 ok, 1 warnings only, 4 a corrupt database, 3 a bad backup; a finding that
+    /// names its own code (missing 8, not a regular file or foreign 7) decides unless the
+    /// content is also damaged.
     public var exitCode: ExitCode {
-        if findings.contains(where: { $0.check == "application_id" && $0.severity >= .error }) { return .refused }
-        switch severity {
-        case .ok: return .success
-        case .warning: return .warning
-        case .error, .critical: return kind == .backup ? .verificationFailed : .corrupt
+        var codes = findings.filter { $0.severity >= .error }.map { finding -> ExitCode in
+            finding.exitCode ?? (kind == .backup ? .verificationFailed : .corrupt)
         }
+        if codes.isEmpty { codes = findings.contains { $0.severity == .warning } ? [.warning] : [.success] }
+        return ExitCode.mostSevere(codes)
     }
 
-    mutating func add(_ check: String, _ severity: Severity, _ message: String, evidence: [String] = []) {
-        findings.append(Finding(check, severity, message, evidence: evidence))
+    mutating func add(_ check: String, _ severity: Severity, _ message: String, evidence: [String] = [], exitCode: ExitCode? = nil) {
+        findings.append(Finding(check, severity, message, evidence: evidence, exitCode: exitCode))
     }
 }

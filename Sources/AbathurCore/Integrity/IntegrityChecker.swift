@@ -15,7 +15,7 @@ public struct IntegrityChecker {
     public func checkDatabase(_ path: String, kind: TargetReport.Kind, reference: Manifest?, exact: Bool = false) throws -> TargetReport {
         var report = TargetReport(path: path, kind: kind)
         guard let status = try FileStatus.of(path) else {
-            report.add("file", .critical, "no such file (not created)")
+            report.add("file", .critical, "no such file (not created)", exitCode: .ioError)
             return report
         }
         // A symlink to the database is fine; stat what it points at.
@@ -24,7 +24,7 @@ public struct IntegrityChecker {
         do {
             (header, fileSize) = try DatabaseHeader.read(path, followSymlinks: true)
         } catch let error as AbathurError where error.code == .corrupt || error.code == .refused {
-            report.add(status.isRegular || status.isSymlink ? "header" : "file", .critical, error.message)
+            report.add(error.code == .refused ? "file" : "header", .critical, error.message, exitCode: error.code == .refused ? .refused : nil)
             return report
         }
         checkHeader(header, fileSize: fileSize, walPresent: try FileStatus.of(path + "-wal") != nil, into: &report)
@@ -170,8 +170,8 @@ public struct IntegrityChecker {
         }
         guarded("application_id") { report in
             let applicationId = try db.integer("PRAGMA application_id")
-            if let expected = options.expectApplicationId, expected != applicationId {
-                report.add("application_id", .error, "application_id \(applicationId), expected \(expected): a foreign database")
+            if let expected = options.expectation.applicationId, expected != applicationId {
+                report.add("application_id", .error, "application_id \(applicationId), expected \(expected): a foreign database", exitCode: .refused)
             } else {
                 report.add("application_id", .ok, "\(applicationId)")
             }
@@ -192,7 +192,9 @@ public struct IntegrityChecker {
         let unexpected = expectation.tables.isEmpty ? [] : tables.filter { !expectation.tables.contains($0) }
         var tableEvidence = ["tables: \(tables.joined(separator: ", "))"]
         if !unexpected.isEmpty { tableEvidence.append("not in expect_tables: \(unexpected.joined(separator: ", "))") }
-        if missingTables.isEmpty {
+        if let foreign = expectation.foreignReason(tables: tables) {
+            report.add("schema", .error, foreign, evidence: tableEvidence, exitCode: .refused)
+        } else if missingTables.isEmpty {
             report.add("schema", .ok, "\(tables.count) tables, all \(expectation.tables.count) expected present", evidence: tableEvidence)
         } else {
             report.add("schema", .error, "missing table(s): \(missingTables.joined(separator: ", "))", evidence: tableEvidence)
@@ -250,11 +252,11 @@ public struct IntegrityChecker {
     public func checkGzip(_ path: String, manifest: Manifest?, kind: TargetReport.Kind) throws -> TargetReport {
         var report = TargetReport(path: path, kind: kind)
         guard let status = try FileStatus.of(path) else {
-            report.add("file", .critical, "no such file")
+            report.add("file", .critical, "no such file", exitCode: .ioError)
             return report
         }
         guard status.isRegular else {
-            report.add("file", .critical, status.isSymlink ? "is a symlink, not a backup" : "not a regular file")
+            report.add("file", .critical, status.isSymlink ? "is a symlink, not a backup" : "not a regular file", exitCode: .refused)
             return report
         }
         let temp = try SafeFiles.createTemp(in: options.tempDirectory, tag: "integrity.db")

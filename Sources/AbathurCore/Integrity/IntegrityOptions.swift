@@ -5,7 +5,6 @@ public struct IntegrityOptions: Sendable {
     public var maxErrors: Int
     public var expectation: SchemaExpectation
     public var expectUserVersion: Int64?
-    public var expectApplicationId: Int64?
     /// A table that shrank by more than this fraction since the newest backup is a warning.
     public var shrinkWarning: Double
     public var busyTimeoutMs: Int
@@ -16,7 +15,6 @@ public struct IntegrityOptions: Sendable {
         maxErrors = try settings.integer(.maxErrors, in: 1...100_000_000)
         expectation = try SchemaExpectation(settings: settings)
         expectUserVersion = try settings.optionalInteger(.expectUserVersion)
-        expectApplicationId = try settings.optionalInteger(.expectApplicationId)
         shrinkWarning = try settings.fraction(.shrinkWarning)
         busyTimeoutMs = try settings.integer(.busyTimeoutMs, in: 0...3_600_000)
         tempDirectory = settings.string(.tempDir)

@@ -1,5 +1,5 @@
 /// The exit-code table shared by every abathur tool (SPEC.md, "Exit codes").
-public enum ExitCode: Int32, Sendable {
+public enum ExitCode: Int32, Sendable, Codable {
     /// Success, or healthy.
     case success = 0
     /// Healthy enough to run, but something needs attention.
@@ -20,4 +20,13 @@ public enum ExitCode: Int32, Sendable {
     case ioError = 8
     /// A bug: something that should not happen did.
     case internalError = 9
+}
+
+extension ExitCode {
+    /// The code that speaks for several outcomes: the input could not be read at all (8, 5),
+    /// then damage (4, then 3), then a refusal (7), then warnings.
+    public static func mostSevere(_ codes: [ExitCode]) -> ExitCode {
+        let order: [ExitCode] = [.internalError, .ioError, .busy, .noSpace, .corrupt, .verificationFailed, .refused, .usage, .warning]
+        return order.first(where: codes.contains) ?? .success
+    }
 }

@@ -24,7 +24,7 @@ public struct ChosenSource: Sendable, Encodable {
         case .standardInput:
             return ChosenSource(name: "-", path: nil, manifest: nil)
         case .path(let path):
-            guard let status = try FileStatus.of(path) else { throw AbathurError(.usage, path, "no such file") }
+            guard let status = try FileStatus.of(path) else { throw AbathurError(.ioError, path, "no such file") }
             if !force {
                 if status.isSymlink { throw AbathurError(.refused, path, "is a symlink; refusing to follow it (use --force to accept it)") }
                 if !status.isRegular { throw AbathurError(.refused, path, "not a regular file (use --force to read it anyway)") }
@@ -42,7 +42,8 @@ public struct ChosenSource: Sendable, Encodable {
                     throw AbathurError(.usage, Paths.join(backupDir, Paths.basename(name)), "no such backup (see abathur-restore --list)")
                 }
                 guard found.isComplete else {
-                    let why = found.status.map { $0.isRegular ? (found.manifestProblem ?? "no manifest") : "not a regular file" } ?? "the .db.gz is missing"
+                    let unverified = found.manifest.map { m in m.walLoss.map { "not verified: \($0.detail); the snapshot lacks them" } ?? (m.verified ? nil : "its manifest says it is not verified") } ?? nil
+                    let why = unverified ?? found.status.map { $0.isRegular ? (found.manifestProblem ?? "no manifest") : "not a regular file" } ?? "the .db.gz is missing"
                     throw AbathurError(.verificationFailed, found.path, "not a complete, verified backup: \(why)")
                 }
                 entry = found
@@ -167,10 +168,11 @@ public struct Candidate: Sendable {
     }
 
     static func classify(_ head: [UInt8], path: String) throws -> Bool {
-        if head.isEmpty { throw AbathurError(.verificationFailed, path, "empty input: neither a gzip stream nor an SQLite database") }
+        // SPEC.md, "which input gets which code": empty or not SQLite is 4, as in every tool.
+        if head.isEmpty { throw AbathurError(.corrupt, path, "empty input: neither a gzip stream nor an SQLite database") }
         if Array(head.prefix(2)) == gzipMagic { return true }
         if Array(head.prefix(16)) == DatabaseHeader.magic { return false }
-        throw AbathurError(.verificationFailed, path, "neither a gzip stream nor an SQLite database")
+        throw AbathurError(.corrupt, path, "neither a gzip stream nor an SQLite database")
     }
 
     /// The bytes must be exactly what the manifest recorded (FACTS.md 6: a flipped bit can

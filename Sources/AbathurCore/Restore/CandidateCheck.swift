@@ -10,27 +10,26 @@ public struct CandidateCheck: Sendable {
         "\(report.checks.map { "\($0.name) ok" }.joined(separator: ", ")); \(report.rowCounts.values.reduce(0, +)) rows in \(report.rowCounts.count) tables"
     }
 
-    /// `source` names the candidate in diagnostics (the backup, not a temp file).
+    /// `source` names the candidate in diagnostics (the backup, not a temp file). `damaged`
+    /// is the code for a candidate that fails a check: 3 for a backup, 4 for a database file
+    /// given as the source (SPEC.md, "which input gets which code").
     public static func run(_ path: String, source: String, manifest: Manifest?, live: String?,
-                           request: RestoreRequest) throws -> CandidateCheck {
+                           request: RestoreRequest, damaged: ExitCode = .verificationFailed) throws -> CandidateCheck {
         let report: DatabaseCheck
         do {
             report = try DatabaseCheck.run(path: path, options: request.check)
         } catch let error as AbathurError where error.code == .corrupt {
-            throw AbathurError(.verificationFailed, source, error.message)
+            throw AbathurError(damaged, source, error.message)
         }
+        // A foreign database is refused, not "failed verification".
+        if let foreign = report.foreign { throw AbathurError(.refused, source, foreign) }
         if let failed = report.failure {
-            throw AbathurError(.verificationFailed, source, "\(failed.name) failed: \(failed.detail)")
+            throw AbathurError(damaged, source, "\(failed.name) failed: \(failed.detail)")
         }
         var warnings: [String] = []
         let liveHeader = live.flatMap { try? DatabaseHeader.read($0, followSymlinks: true).header }
 
-        // A foreign database (FACTS: application_id) is refused, not "failed verification".
-        if let expected = request.expectApplicationId {
-            if report.applicationId != expected {
-                throw AbathurError(.refused, source, "foreign database: application_id \(report.applicationId), expected \(expected) (expect_application_id)")
-            }
-        } else if let liveHeader, liveHeader.applicationID != 0, Int64(Int32(bitPattern: liveHeader.applicationID)) != report.applicationId {
+        if request.check.expectation.applicationId == nil, let liveHeader, liveHeader.applicationID != 0, Int64(Int32(bitPattern: liveHeader.applicationID)) != report.applicationId {
             throw AbathurError(.refused, source, "foreign database: application_id \(report.applicationId), the live database has \(liveHeader.applicationID)")
         }
         if let expected = request.expectUserVersion {

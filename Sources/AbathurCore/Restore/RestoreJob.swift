@@ -145,7 +145,8 @@ public final class RestoreJob {
             temps.append(written.path)
             candidate = written.path
             expectedSHA = written.sha256
-            try checkCandidate(candidate, sha256: written.sha256, bytes: written.bytes, source: source.path ?? "stdin", manifest: source.manifest)
+            try checkCandidate(candidate, sha256: written.sha256, bytes: written.bytes, source: source.path ?? "stdin", manifest: source.manifest,
+                               damaged: written.gzSHA256 == nil && source.manifest == nil ? .corrupt : .verificationFailed)
         case .reinit:
             try preflight(needed: 0)
             (candidate, expectedSHA) = try freshDatabase(in: directory)
@@ -160,9 +161,11 @@ public final class RestoreJob {
         }
     }
 
-    func checkCandidate(_ path: String, sha256: String, bytes: Int64, source: String, manifest: Manifest?) throws {
+    func checkCandidate(_ path: String, sha256: String, bytes: Int64, source: String, manifest: Manifest?,
+                        damaged: ExitCode = .verificationFailed) throws {
         let checked = try timeline.step("check candidate") {
-            let checked = try CandidateCheck.run(path, source: source, manifest: manifest, live: request.database, request: request)
+            let checked = try CandidateCheck.run(path, source: source, manifest: manifest, live: request.database, request: request,
+                                                 damaged: damaged)
             return (checked, checked.summary + (manifest == nil ? "" : "; schema and row counts match the manifest"))
         }
         outcome.warnings += checked.warnings

@@ -25,7 +25,6 @@ public struct RestoreRequest: Sendable {
     public var busyTimeoutMs: Int
     public var check: DatabaseCheck.Options
     public var expectUserVersion: Int64?
-    public var expectApplicationId: Int64?
     /// systemd units stopped around the swap; empty with `--no-services` or `--to`.
     public var services: [String]
     public var health: HealthCheck?
@@ -47,7 +46,6 @@ public struct RestoreRequest: Sendable {
         check.busyTimeoutMs = busyTimeoutMs
         check.maxErrors = try settings.integer(.maxErrors, in: 1...Int(Int32.max))
         expectUserVersion = try settings.optionalInteger(.expectUserVersion)
-        expectApplicationId = try settings.optionalInteger(.expectApplicationId)
         services = settings.string(.services).split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" }).map(String.init)
         health = try HealthCheck(settings: settings)
         let incidents = settings.string(.incidentDir)

@@ -14,7 +14,11 @@ import Glibc
 /// - `-wal` and `-shm`: the service runs, or crashed with a hot WAL. Read through them with
 ///   the `-shm` opened read-only (`readonly_shm=1`).
 /// - `-wal` without `-shm`: SQLite cannot read that WAL without creating a `-shm`, so copy the
-///   database and its `-wal` into a private temp directory and read the copy there.
+///   database and its `-wal` into a private temp directory and read the copy there. A writer
+///   in `locking_mode=EXCLUSIVE` keeps its wal-index in heap memory and has exactly these
+///   files; a raw copy of them is not a snapshot (FACTS.md 1). So the copy is made only while
+///   no process holds a POSIX lock on the database, proven before and after it (with the
+///   files unchanged in between); a lock held past the busy timeout is exit 5, naming it.
 /// - rollback-journal mode: a read-only connection creates nothing.
 public enum LiveReader {
     public static func read<T>(_ path: String, busyTimeoutMs: Int, tempDirectory: String,
@@ -51,10 +55,42 @@ public enum LiveReader {
             for suffix in ["", "-wal", "-shm"] { SafeFiles.removeQuietly(copy + suffix) }
             rmdir(directory)
         }
-        for suffix in ["", "-wal"] {
-            try SafeFiles.copy(path + suffix, toNew: copy + suffix, followSymlinks: suffix.isEmpty)
+        let deadline = Clock.monotonicSeconds() + Double(busyTimeoutMs) / 1000
+        while true {
+            let before = try unlockedState(path, deadline: deadline)
+            // The writer closed (its -wal is gone) or a connection in normal locking mode
+            // arrived (a -shm): read the way that fits now.
+            if before[1] == nil || before[2] != nil {
+                let left = Int(max(0, deadline - Clock.monotonicSeconds()) * 1000)
+                return try read(path, busyTimeoutMs: left, tempDirectory: tempDirectory, body)
+            }
+            for suffix in ["", "-wal"] {
+                SafeFiles.removeQuietly(copy + suffix)
+                try SafeFiles.copy(path + suffix, toNew: copy + suffix, followSymlinks: suffix.isEmpty)
+            }
+            if try unlockedState(path, deadline: deadline) == before { break }
+            // Something wrote while we copied: the copy may mix two states. Copy again.
+            if Clock.monotonicSeconds() >= deadline {
+                throw AbathurError(.busy, path, "kept changing while being copied, past the busy timeout; its files are not read raw, since a copy is not a snapshot")
+            }
         }
         return try body(try open(copy, .readOnly, busyTimeoutMs))
+    }
+
+    /// The database's and its `-wal`'s state once no process holds a POSIX lock on the
+    /// database (waiting until `deadline`, then exit 5 naming the holder).
+    static func unlockedState(_ path: String, deadline: Double) throws -> [FileStatus?] {
+        while true {
+            let holders = try Holders.posixLocks(path).filter { $0.path == path }
+            if holders.isEmpty {
+                return [try FileStatus.of(path), try FileStatus.of(path + "-wal"), try FileStatus.of(path + "-shm")]
+            }
+            if Clock.monotonicSeconds() >= deadline {
+                let who = holders.map(\.description).joined(separator: "; ")
+                throw AbathurError(.busy, path, "locked past the busy timeout: \(who) (a writer in exclusive locking mode?); its files are not read raw, since a copy is not a snapshot")
+            }
+            Clock.sleep(seconds: 0.05)
+        }
     }
 
     /// What changes when anything writes the main file: size, mtime, the header's change

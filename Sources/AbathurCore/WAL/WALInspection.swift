@@ -83,7 +83,11 @@ public struct WALInspection: Sendable, Equatable {
         // With a damaged header SQLite ignores every frame: all commits that carry the
         // header's salts are then dropped, and are counted below as past the break.
         var broken = false
-        if sum.0 != bigEndian(header, 24) || sum.1 != bigEndian(header, 28) {
+        // Past the break, frames are counted as dropped only when they verify as a chain
+        // seeded from the last broken frame's stored checksum (or the header's): intact
+        // frames that SQLite will never read, not random bytes that happen to carry the salts.
+        var chain = (bigEndian(header, 24), bigEndian(header, 28))
+        if sum.0 != chain.0 || sum.1 != chain.1 {
             result.headerProblem = "WAL header checksum mismatch: SQLite ignores this WAL"
             broken = true
         }
@@ -95,10 +99,15 @@ public struct WALInspection: Sendable, Equatable {
             let saltsMatch = bigEndian(frame, 8) == result.salt1 && bigEndian(frame, 12) == result.salt2
             if broken {
                 // Past the break: count commits that still belong to this WAL generation.
-                if saltsMatch {
+                guard saltsMatch else { continue }
+                let stored = (bigEndian(frame, 16), bigEndian(frame, 20))
+                let next = checksum(frame, 0..<8, littleEndian: littleEndian, start: chain)
+                let full = checksum(frame, frameHeaderSize..<frameSize, littleEndian: littleEndian, start: next)
+                if pageNumber != 0 && full == stored {
                     result.droppedFrames += 1
                     if commitSize != 0 { result.droppedCommits += 1 }
                 }
+                chain = stored
                 continue
             }
             var reason: String?
@@ -117,6 +126,7 @@ public struct WALInspection: Sendable, Equatable {
             }
             if let reason {
                 broken = true
+                chain = (bigEndian(frame, 16), bigEndian(frame, 20))
                 result.firstInvalidFrame = index
                 result.invalidReason = reason
                 continue
@@ -134,6 +144,37 @@ public struct WALInspection: Sendable, Equatable {
         result.pagesTouched = pages.count
         try file.close()
         return result
+    }
+
+    /// `inspect` for a WAL that a live writer may be appending to. A frame read while it is
+    /// being written looks broken, and a commit written right after it looks dropped; real
+    /// damage stays where it is. So a finding of dropped commits counts only when it reads
+    /// the same (same salts, same first invalid frame) three times over 100 ms.
+    public static func inspectConfirmed(_ path: String) throws -> WALInspection {
+        var result = try inspect(path)
+        var agreeing = 1
+        var reads = 1
+        while result.droppedCommits > 0 && agreeing < 3 && reads < 10 {
+            Clock.sleep(seconds: 0.05)
+            let again = try inspect(path)
+            reads += 1
+            if again.droppedCommits == 0 { return again }
+            let same = again.salt1 == result.salt1 && again.salt2 == result.salt2
+                && again.firstInvalidFrame == result.firstInvalidFrame && again.headerProblem == result.headerProblem
+            agreeing = same ? agreeing + 1 : 1
+            result = again
+        }
+        return result
+    }
+
+    /// What SQLite's recovery silently drops, in one sentence for a diagnostic; nil when
+    /// nothing committed is lost.
+    public var lossDescription: String? {
+        guard droppedCommits > 0 else { return nil }
+        if let headerProblem {
+            return "SQLite ignores this WAL (\(headerProblem)), yet \(droppedCommits) committed transaction(s) in it carry its salts and are silently dropped"
+        }
+        return "\(droppedCommits) committed transaction(s) (\(droppedFrames) frames) after invalid frame \(firstInvalidFrame ?? 0) (\(invalidReason ?? "?")) are silently dropped by SQLite"
     }
 
     static func bigEndian(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
