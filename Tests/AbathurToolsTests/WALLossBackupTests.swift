@@ -103,4 +103,24 @@ final class WALLossBackupTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertEqual(try box.backupFiles().filter { $0.hasPrefix("abathur_") }.count, 1)
     }
+
+    /// The same class in restore: a raw database file given as the source, whose `-wal`
+    /// holds commits SQLite drops. Folding it in would silently lose them: exit 4, and
+    /// nothing live changes.
+    func testRestoreRefusesARawSourceWhoseWALDropsCommits() throws {
+        let source = try Sandbox()
+        try source.makeDemoDatabase(rows: 300)
+        try source.makeHotWAL(inserts: 20)
+        try source.damageMiddleWALFrame()
+        let sourceFiles = try source.fingerprint(source.liveDir)
+        let box = try Sandbox()
+        try box.makeDemoDatabase(rows: 100)
+        let live = try box.fingerprint(box.liveDir)
+        let run = try box.run("abathur-restore", [source.db, "--db", box.db, "--backup-dir", box.backups, "--no-services"])
+        XCTAssertEqual(run.status, 4, run.stderr)
+        XCTAssertTrue(run.stderr.contains("\(source.db)-wal: "), run.stderr)
+        XCTAssertTrue(run.stderr.contains("silently dropped"), run.stderr)
+        XCTAssertEqual(try box.fingerprint(box.liveDir).filter { !$0.key.hasSuffix("abathur-lock") }, live)
+        XCTAssertEqual(try source.fingerprint(source.liveDir), sourceFiles, "the source is only read")
+    }
 }

@@ -83,6 +83,13 @@ public struct Candidate: Sendable {
     public static func write(from source: ChosenSource, into directory: String, force: Bool, verbatim: Bool = false,
                              progress: ((Int64) -> Void)? = nil) throws -> Candidate {
         let input: FileDescriptor
+        if let path = source.path, !verbatim {
+            // A database file that a process holds locked is being written: a copy of it is not
+            // a snapshot (FACTS.md 1).
+            if let holder = try Holders.posixLocks(path).first(where: { $0.path == path }) {
+                throw AbathurError(.busy, path, "in use: \(holder); a database being written cannot be copied consistently (stop it, or restore from a backup)")
+            }
+        }
         if let path = source.path {
             input = try FileDescriptor.openForReading(path, followSymlinks: force)
         } else {
@@ -95,7 +102,7 @@ public struct Candidate: Sendable {
             try output.sync()
             try output.close()
             if let manifest = source.manifest { try candidate.compare(with: manifest, source: source.path ?? "-") }
-            if candidate.gzSHA256 == nil, let path = source.path { try candidate.foldCompanions(of: path) }
+            if candidate.gzSHA256 == nil, let path = source.path { try candidate.foldCompanions(of: path, verbatim: verbatim) }
             return candidate
         } catch {
             for suffix in [""] + DatabaseSwap.companions { SafeFiles.removeQuietly(output.path + suffix) }
@@ -109,9 +116,15 @@ public struct Candidate: Sendable {
     /// A raw database file may have a `-wal` (or a hot `-journal`) beside it, like the files of
     /// a safety copy: its committed transactions belong to it. They are copied beside the
     /// candidate and folded in with SQLite, so the candidate is the database SQLite would see.
-    mutating func foldCompanions(of source: String) throws {
+    /// SQLite's recovery silently drops the commits behind a broken WAL frame (FACTS.md 10):
+    /// such a source is refused (exit 4) unless `verbatim` (a rollback puts back what was
+    /// there; its raw files stay in the safety copy).
+    mutating func foldCompanions(of source: String, verbatim: Bool) throws {
         let present = try ["-wal", "-journal"].filter { try FileStatus.of(source + $0)?.isRegular == true }
         guard !present.isEmpty else { return }
+        if !verbatim, present.contains("-wal"), let loss = try WALInspection.inspectConfirmed(source + "-wal").lossDescription {
+            throw AbathurError(.corrupt, source + "-wal", "\(loss); a candidate made from it would lack them; run abathur-walfix on it first")
+        }
         for suffix in present { try SafeFiles.copy(source + suffix, toNew: path + suffix) }
         note = "with its \(present.joined(separator: " and ")): " + (try DatabaseSwap.settle(path, busyTimeoutMs: 5000))
         for suffix in DatabaseSwap.companions { try SafeFiles.remove(path + suffix) }
