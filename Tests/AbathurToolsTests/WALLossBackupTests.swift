@@ -123,4 +123,26 @@ final class WALLossBackupTests: XCTestCase {
         XCTAssertEqual(try box.fingerprint(box.liveDir).filter { !$0.key.hasSuffix("abathur-lock") }, live)
         XCTAssertEqual(try source.fingerprint(source.liveDir), sourceFiles, "the source is only read")
     }
+
+    /// And over a live database whose `-wal` hides commits: the settle before the swap lets
+    /// SQLite drop them, so the restore says so (exit 1) and the raw `-wal` is in the safety
+    /// copy byte for byte.
+    func testRestoreOverADamagedLiveWALWarnsAndKeepsItInTheSafetyCopy() throws {
+        let box = try Sandbox()
+        try box.makeDemoDatabase(rows: 300)
+        XCTAssertEqual(try box.backup().status, 0)
+        try box.makeHotWAL(inserts: 20)
+        try box.damageMiddleWALFrame()
+        let wal = try box.sha256(box.db + "-wal")
+        let run = try box.run("abathur-restore", ["--db", box.db, "--backup-dir", box.backups, "--no-services"])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        let warning = run.stderrLines.filter { $0.contains("silently dropped") }
+        XCTAssertEqual(warning.count, 1, run.stderr)
+        XCTAssertTrue(warning[0].contains("abathur-walfix"), run.stderr)
+        let safety = box.backups + "/safety"
+        let copies = try FileManager.default.contentsOfDirectory(atPath: safety)
+        XCTAssertEqual(copies.count, 1, "\(copies)")
+        XCTAssertEqual(try box.sha256(safety + "/" + copies[0] + "/abathur.db-wal"), wal)
+        XCTAssertTrue(warning[0].contains(copies[0]), run.stderr)
+    }
 }

@@ -219,6 +219,12 @@ public final class RestoreJob {
                 return (copy, detail)
             }
             outcome.safetyCopy = safety
+            // The settle before the swap lets SQLite's recovery drop what a damaged -wal hides
+            // (FACTS.md 10); the raw files are in the safety copy, and the operator is told.
+            if let safety, try FileStatus.of(database + "-wal")?.isRegular == true,
+               let loss = try WALInspection.inspectConfirmed(database + "-wal").lossDescription {
+                outcome.warnings.append("\(database)-wal: \(loss); the old database as SQLite reads it lacks them, its raw -wal is in \(safety.directory) for abathur-walfix")
+            }
             // The safety copy of a large database takes a while: look again just before the swap.
             try proveNothingHolds("prove nothing holds the database (again, before the swap)")
         } catch {
