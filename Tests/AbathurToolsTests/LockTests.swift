@@ -70,11 +70,13 @@ final class LockTests: XCTestCase {
         try first.run()
         try? pipe.fileHandleForWriting.close()
         defer { if first.isRunning { first.terminate() } }
-        // The first run holds the lock once flock -n fails; it cannot finish before we read.
-        while try Sandbox.shell("flock -n -x '\(box.backups)/.abathur.lock' true").status == 0 {
-            XCTAssertTrue(first.isRunning, "the first backup ended before it was read")
+        // The first run streams only once it holds the lock and has a verified backup: data in
+        // the pipe means it is blocked in write, lock held. (Probing with flock -n instead
+        // could itself hold the lock just when the first run tries it.)
+        var poller = pollfd(fd: pipe.fileHandleForReading.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        while poll(&poller, 1, 100) == 0 {
+            XCTAssertTrue(first.isRunning, "the first backup ended before it streamed")
             if !first.isRunning { return }
-            Thread.sleep(forTimeInterval: 0.01)
         }
         let second = try box.backup()
         XCTAssertEqual(second.status, 5, "a second backup while the first runs: \(second.stderr)")
