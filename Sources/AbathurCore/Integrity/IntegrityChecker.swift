@@ -233,8 +233,10 @@ public struct IntegrityChecker {
         }
     }
 
-    /// Checks a `.db.gz`: inflated to a temp file (gzip CRC and length), hashed and compared
-    /// with its manifest when it has one, then checked as a database.
+    /// Checks a `.db.gz`: inflated to a temp file in `temp_dir` (gzip CRC and length), hashed
+    /// and compared with its manifest when it has one, then checked as a database. The
+    /// inflation is held to the manifest's database size (more is a bad backup), else to
+    /// `temp_dir`'s space budget (exit 6), before it starts and as the bytes arrive.
     public func checkGzip(_ path: String, manifest: Manifest?, kind: TargetReport.Kind) throws -> TargetReport {
         var report = TargetReport(path: path, kind: kind)
         guard let status = try FileStatus.of(path) else {
@@ -245,11 +247,15 @@ public struct IntegrityChecker {
             report.add("file", .critical, status.isSymlink ? "is a symlink, not a backup" : "not a regular file")
             return report
         }
+        let budget = try SpaceBudget.of(options.tempDirectory)
+        let estimate = try manifest?.database.bytes ?? GzipFile.estimatedInflatedSize(of: path)
+        try budget.require(estimate + (1 << 20), for: "inflating \(path)")
+        let limit = manifest.map(InflationLimit.manifest) ?? .budget(budget, reserving: 1 << 20)
         let temp = try SafeFiles.createTemp(in: options.tempDirectory, tag: "integrity.db")
         defer { SafeFiles.removeQuietly(temp.path) }
         let digest: GzipDigest
         do {
-            digest = try GzipFile.decompress(from: try FileDescriptor.openForReading(path), to: temp)
+            digest = try GzipFile.decompress(from: try FileDescriptor.openForReading(path), to: temp, limit: limit)
             try temp.close()
         } catch let error as AbathurError where error.code == .verificationFailed {
             report.add("gzip", .critical, error.message)
