@@ -536,7 +536,8 @@ final class IntegrityTests: XCTestCase {
 
         let missingTemp = try integrity(box, [gz], env: ["ABATHUR_TEMP_DIR": box.root + "/no-such-dir"])
         XCTAssertNotEqual(missingTemp.status, 0, "temp_dir is where the copy goes")
-        XCTAssertTrue(missingTemp.stderr.contains(box.root + "/no-such-dir/"), missingTemp.stderr)
+        // Named by the space preflight, which looks at temp_dir before anything is written.
+        XCTAssertTrue(missingTemp.stderr.contains(box.root + "/no-such-dir"), missingTemp.stderr)
 
         let plain = elsewhere + "/plain.db"
         XCTAssertEqual(try box.gunzip(name, to: plain).status, 0)

@@ -35,9 +35,10 @@ extension BackupTool {
                 let directory = settings.string(.backupDir)
                 var options = DatabaseCheck.Options(quick: try settings.boolean(.quickCheck), expectation: try SchemaExpectation(settings: settings))
                 options.busyTimeoutMs = try settings.integer(.busyTimeoutMs, in: 0...3_600_000)
-                let lock = try FileLock.acquire(Paths.join(directory, Catalog.lockName), wait: try settings.seconds(.lockWait))
-                defer { lock.release() }
-                _ = try SafeFiles.sweepTemps(in: directory)
+                // A read-only backup directory (a DR share) is only read: no lock, nothing written.
+                let lock = try FileLock.acquireUnlessReadOnly(Paths.join(directory, Catalog.lockName), wait: try settings.seconds(.lockWait))
+                defer { lock?.release() }
+                if lock != nil { _ = try SafeFiles.sweepTemps(in: directory) }
                 let catalog = try Catalog.scan(directory)
                 let selected: [Catalog.Entry]
                 if let name {
@@ -54,7 +55,7 @@ extension BackupTool {
                     context.warn("\(directory): no backups to verify")
                     return (.warning, Output(backups: [], failed: 0))
                 }
-                let verifier = BackupVerifier(directory: directory, options: options)
+                let verifier = BackupVerifier(tempDirectory: settings.string(.tempDir), options: options)
                 var results: [BackupVerifier.Result] = []
                 for (index, entry) in selected.enumerated() {
                     context.console.progress("verify", done: Int64(index), total: Int64(selected.count))

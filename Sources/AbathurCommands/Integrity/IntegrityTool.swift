@@ -104,8 +104,9 @@ struct IntegrityTool: ParsableCommand {
             return [try checker.checkGzip(entry.path, manifest: entry.manifest, kind: .backup)]
         }
         if allBackups || sample != nil {
-            let lock = try FileLock.acquire(Paths.join(directory, Catalog.lockName), wait: try settings.seconds(.lockWait))
-            defer { lock.release() }
+            // A read-only backup directory (a DR share) is only read: no lock is taken there.
+            let lock = try FileLock.acquireUnlessReadOnly(Paths.join(directory, Catalog.lockName), wait: try settings.seconds(.lockWait))
+            defer { lock?.release() }
             let catalog = try Catalog.scan(directory)
             let names = catalog.entries.map(\.fileName)
             var state = SampleState.load(directory)
@@ -114,7 +115,8 @@ struct IntegrityTool: ParsableCommand {
             for entry in catalog.entries where chosen.contains(entry.fileName) {
                 reports.append(try checker.checkGzip(entry.path, manifest: entry.manifest, kind: .backup))
             }
-            if sample != nil {
+            // A read-only backup directory is not written: the picks are not recorded there.
+            if sample != nil, lock != nil {
                 try state.record(chosen, at: Int64(Clock.now()), existing: names, in: directory)
             }
             return reports

@@ -49,7 +49,8 @@ enum RestoreCommands {
         for (i, step) in plan.steps.enumerated() { out.result("  \(i + 1). \(step)") }
         var code = ExitCode.success
         for space in plan.space {
-            out.result("  space: \(space.directory): needs \(Bytes.describe(space.neededBytes)), \(Bytes.describe(space.freeBytes)) free\(space.enough ? "" : ": NOT ENOUGH")")
+            let usable = space.usableBytes < space.freeBytes ? " (\(Bytes.describe(space.usableBytes)) usable: the filesystem stays at or below \(SpaceBudget.maxUsedPercent)% used)" : ""
+            out.result("  space: \(space.directory): needs \(Bytes.describe(space.neededBytes)), \(Bytes.describe(space.freeBytes)) free\(usable)\(space.enough ? "" : ": NOT ENOUGH")")
         }
         if let shortage = plan.space.compactMap(\.shortage).first {
             context.report(shortage)

@@ -8,15 +8,18 @@ public struct BackupVerifier {
         public var checks: [Manifest.Check]
     }
 
-    let directory: String
+    /// Where the inflated copies are checked (`temp_dir`): never the backup directory, which
+    /// may be a read-only share.
+    let tempDirectory: String
     let options: DatabaseCheck.Options
 
-    public init(directory: String, options: DatabaseCheck.Options) {
-        self.directory = directory
+    public init(tempDirectory: String, options: DatabaseCheck.Options) {
+        self.tempDirectory = tempDirectory
         self.options = options
     }
 
-    /// Call under the backup directory's lock: the inflated copy is a temp file there.
+    /// Reads the backup and writes only a temp file in `tempDirectory`, held to the manifest's
+    /// database size (a stream that inflates past it is a bad backup) and to the space budget.
     public func verify(_ entry: Catalog.Entry) throws -> Result {
         var result = Result(name: entry.fileName, ok: false, problems: [], checks: [])
         guard let status = entry.status else {
@@ -34,17 +37,13 @@ public struct BackupVerifier {
         if manifest.gz.bytes != status.size {
             result.problems.append("size \(status.size) bytes, manifest says \(manifest.gz.bytes)")
         }
-        let needed = manifest.database.bytes + (1 << 20)
-        let free = try SafeFiles.freeBytes(at: directory)
-        guard free >= needed else {
-            throw AbathurError(.noSpace, directory, "\(free) bytes free, inflating \(entry.fileName) needs \(needed)")
-        }
+        try SpaceBudget.of(tempDirectory).require(manifest.database.bytes + (1 << 20), for: "inflating \(entry.fileName)")
 
-        let temp = try SafeFiles.createTemp(in: directory, tag: "verify.db")
+        let temp = try SafeFiles.createTemp(in: tempDirectory, tag: "verify.db")
         defer { SafeFiles.removeQuietly(temp.path) }
         let digest: GzipDigest
         do {
-            digest = try GzipFile.decompress(from: try FileDescriptor.openForReading(entry.path), to: temp)
+            digest = try GzipFile.decompress(from: try FileDescriptor.openForReading(entry.path), to: temp, limit: .manifest(manifest))
             try temp.close()
         } catch let error as AbathurError where error.code == .verificationFailed {
             result.problems.append(error.message)

@@ -37,12 +37,18 @@ public struct DatabaseCheck: Sendable {
     }
 
     /// Runs every check on the database at `path`. Throws only when the file cannot be
-    /// examined at all (missing, not a database, unreadable); check failures are recorded.
+    /// examined at all (missing, not a database, unreadable, not a whole database image by
+    /// `FileShape`'s rules: exit 4); check failures are recorded.
     public static func run(path: String, options: Options) throws -> DatabaseCheck {
         let (header, fileSize) = try DatabaseHeader.read(path)
+        let walPresent = try FileStatus.of(path + "-wal") != nil
+        // SQLite opens a file with bytes after its last page and ignores them (issue 9), or
+        // stops at the first page past the end: the shape rules integrity applies come first.
+        let shape = FileShape.problems(header, fileSize: fileSize, walPresent: walPresent)
+        guard shape.isEmpty else { throw AbathurError(.corrupt, path, "header: \(shape.joined(separator: "; "))") }
         // A plain read-only connection would create a -wal and -shm beside a WAL-mode file
         // that has none (see LiveReader); nothing writes this file, so immutable is exact.
-        let quiet = header.isWAL ? try FileStatus.of(path + "-wal") == nil : false
+        let quiet = header.isWAL && !walPresent
         let connection: Connection
         do {
             connection = try Connection(path: path, mode: quiet ? .immutable : .readOnly, busyTimeoutMs: options.busyTimeoutMs)

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Sizes and SHA-256 hashes of both sides of a gzip file.
 public struct GzipDigest: Sendable, Equatable {
     public var gzSHA256: String
@@ -30,13 +34,15 @@ public enum GzipFile {
     }
 
     /// Reads a gzip stream from `input` to its end, hashing both sides; every inflated chunk
-    /// goes to `output` when one is given. A decompressor error throws (exit 3 by default).
-    public static func decompress(from input: FileDescriptor, to output: FileDescriptor? = nil,
+    /// goes to `output` when one is given. A decompressor error throws (exit 3 by default);
+    /// so does, before it is written, the chunk that would take the output past `limit`.
+    public static func decompress(from input: FileDescriptor, to output: FileDescriptor? = nil, limit: InflationLimit? = nil,
                                   progress: ((Int64) -> Void)? = nil) throws -> GzipDigest {
         let decompressor = try GzipDecompressor()
         var rawHash = SHA256(), gzHash = SHA256()
         var rawBytes: Int64 = 0, gzBytes: Int64 = 0
         let sink: (UnsafeRawBufferPointer) throws -> Void = { chunk in
+            try limit?.check(written: rawBytes, adding: chunk.count, source: input.path)
             rawHash.update(chunk)
             rawBytes += Int64(chunk.count)
             try output?.write(chunk)
@@ -58,6 +64,24 @@ public enum GzipFile {
     public static func digest(of path: String) throws -> GzipDigest {
         let input = try FileDescriptor.openForReading(path)
         return try decompress(from: input)
+    }
+
+    /// The bytes `path` will take once inflated, as far as can be told without inflating it:
+    /// the larger of the file's size and gzip's recorded length of its last member (ISIZE,
+    /// modulo 4 GiB). A bomb can fake ISIZE, so an inflation is also held to a limit as it
+    /// runs (`InflationLimit`). A file that is not gzip counts its own size.
+    public static func estimatedInflatedSize(of path: String) throws -> Int64 {
+        let file = try FileDescriptor.openForReading(path, followSymlinks: true)
+        let status = try file.status()
+        guard status.isRegular, status.size >= 18 else { return status.size }
+        var head = [UInt8](repeating: 0, count: 2)
+        _ = try head.withUnsafeMutableBytes { try file.readFully(into: $0) }
+        guard head == [0x1f, 0x8b] else { return status.size }
+        var tail = [UInt8](repeating: 0, count: 4)
+        let n = tail.withUnsafeMutableBytes { pread(file.raw, $0.baseAddress!, 4, off_t(status.size - 4)) }
+        guard n == 4 else { return status.size }
+        let isize = Int64(tail[0]) | Int64(tail[1]) << 8 | Int64(tail[2]) << 16 | Int64(tail[3]) << 24
+        return max(status.size, isize)
     }
 
     /// SHA-256 of a file's bytes (no inflating).

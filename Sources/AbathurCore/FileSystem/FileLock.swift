@@ -44,6 +44,33 @@ public final class FileLock {
         return FileLock(path: path, descriptor: owned)
     }
 
+    /// A reader's lock on the directory `path` is in: taken as `acquire` takes it when the
+    /// directory is writable; nil when it is read-only (a DR share mounted read-only, or a
+    /// directory this user may not write), where a reader needs no lock and writes nothing.
+    public static func acquireUnlessReadOnly(_ path: String, wait: Double?) throws -> FileLock? {
+        if readOnlyReason(Paths.directory(of: path)) != nil { return nil }
+        return try acquire(path, wait: wait)
+    }
+
+    /// Why nothing can be created in `directory`: its filesystem is mounted read-only
+    /// (`ST_RDONLY`, `EROFS`), or this user may not write it (`EACCES`, with the effective
+    /// ids); nil when it is writable. A missing directory is judged by its parent, where it
+    /// would be created.
+    public static func readOnlyReason(_ directory: String) -> String? {
+        var existing = directory
+        while (try? FileStatus.of(existing)) == nil, existing != "/", !existing.isEmpty {
+            existing = Paths.directory(of: existing)
+        }
+        var info = statvfs()
+        if statvfs(existing, &info) == 0, info.f_flag & UInt(ST_RDONLY) != 0 { return "\(existing) is on a read-only filesystem" }
+        if faccessat(AT_FDCWD, existing, W_OK, AT_EACCESS) != 0 {
+            let error = Errno.current
+            if error.rawValue == EROFS { return "\(existing) is on a read-only filesystem" }
+            if error.rawValue == EACCES { return "\(existing) is not writable by this user (uid \(geteuid()))" }
+        }
+        return nil
+    }
+
     /// The lock that serialises tools that write `database`: `.NAME.abathur-lock` beside it.
     public static func path(forDatabase database: String) -> String {
         Paths.join(Paths.directory(of: database), "." + Paths.basename(database) + ".abathur-lock")

@@ -42,26 +42,14 @@ public struct IntegrityChecker {
         return report
     }
 
-    /// Header sanity, from the raw bytes, before SQLite opens the file.
+    /// Header sanity, from the raw bytes, before SQLite opens the file (`FileShape`, the rules
+    /// every tool applies).
     func checkHeader(_ h: DatabaseHeader, fileSize: Int64, walPresent: Bool, into report: inout TargetReport) {
-        var problems: [String] = []
         var evidence = ["page size \(h.pageSize)", "file \(fileSize) bytes", "header page count \(h.pageCount)",
                         "freelist \(h.freelistCount) pages", "text encoding \(h.textEncoding)", "schema format \(h.schemaFormat)",
                         "format versions \(h.writeVersion)/\(h.readVersion)"]
-        if fileSize % Int64(h.pageSize) != 0 { problems.append("file size \(fileSize) is not a multiple of the page size \(h.pageSize)") }
-        if h.pageCountIsValid {
-            let expected = Int64(h.pageCount) * Int64(h.pageSize)
-            // With a WAL the file may lag behind the header's count until a checkpoint.
-            if fileSize < expected && !walPresent {
-                problems.append("truncated: \(fileSize) bytes, the header says \(h.pageCount) pages (\(expected) bytes)")
-            }
-            if h.freelistCount > h.pageCount { problems.append("freelist of \(h.freelistCount) pages in a \(h.pageCount)-page database") }
-            if h.firstFreelistTrunk > h.pageCount { problems.append("freelist trunk page \(h.firstFreelistTrunk) beyond the end") }
-        } else {
-            evidence.append("page count in header not valid (written by an old SQLite)")
-        }
-        if h.textEncoding == 0 && h.pageCount > 1 { problems.append("text encoding 0 in a database with tables") }
-        if fileSize <= Int64(h.pageSize) && !walPresent { problems.append("only \(fileSize) bytes: an empty database") }
+        if !h.pageCountIsValid { evidence.append("page count in header not valid (written by an old SQLite)") }
+        let problems = FileShape.problems(h, fileSize: fileSize, walPresent: walPresent)
         if problems.isEmpty {
             report.add("header", .ok, "page size \(h.pageSize), \(fileSize / Int64(h.pageSize)) pages on disk", evidence: evidence)
         } else {
@@ -247,8 +235,10 @@ public struct IntegrityChecker {
         }
     }
 
-    /// Checks a `.db.gz`: inflated to a temp file (gzip CRC and length), hashed and compared
-    /// with its manifest when it has one, then checked as a database.
+    /// Checks a `.db.gz`: inflated to a temp file in `temp_dir` (gzip CRC and length), hashed
+    /// and compared with its manifest when it has one, then checked as a database. The
+    /// inflation is held to the manifest's database size (more is a bad backup), else to
+    /// `temp_dir`'s space budget (exit 6), before it starts and as the bytes arrive.
     public func checkGzip(_ path: String, manifest: Manifest?, kind: TargetReport.Kind) throws -> TargetReport {
         var report = TargetReport(path: path, kind: kind)
         guard let status = try FileStatus.of(path) else {
@@ -259,11 +249,15 @@ public struct IntegrityChecker {
             report.add("file", .critical, status.isSymlink ? "is a symlink, not a backup" : "not a regular file", exitCode: .refused)
             return report
         }
+        let budget = try SpaceBudget.of(options.tempDirectory)
+        let estimate = try manifest?.database.bytes ?? GzipFile.estimatedInflatedSize(of: path)
+        try budget.require(estimate + (1 << 20), for: "inflating \(path)")
+        let limit = manifest.map(InflationLimit.manifest) ?? .budget(budget, reserving: 1 << 20)
         let temp = try SafeFiles.createTemp(in: options.tempDirectory, tag: "integrity.db")
         defer { SafeFiles.removeQuietly(temp.path) }
         let digest: GzipDigest
         do {
-            digest = try GzipFile.decompress(from: try FileDescriptor.openForReading(path), to: temp)
+            digest = try GzipFile.decompress(from: try FileDescriptor.openForReading(path), to: temp, limit: limit)
             try temp.close()
         } catch let error as AbathurError where error.code == .verificationFailed {
             report.add("gzip", .critical, error.message)

@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Where a restore's bytes come from, once chosen: a backup with its manifest, a file, or stdin.
 public struct ChosenSource: Sendable, Encodable {
     /// The backup's file name, the path, or "-".
@@ -79,9 +75,9 @@ public struct Candidate: Sendable {
     /// in `directory`, in bounded memory, and compares it with the manifest when there is one.
     /// Any decompressor error or hash mismatch is exit 3; the temp file is removed on error.
     /// `verbatim` copies the bytes whatever they are (a rollback puts back what was there,
-    /// even a file that is not a database).
+    /// even a file that is not a database). Writing stops before it passes `limit`.
     public static func write(from source: ChosenSource, into directory: String, force: Bool, verbatim: Bool = false,
-                             progress: ((Int64) -> Void)? = nil) throws -> Candidate {
+                             limit: InflationLimit? = nil, progress: ((Int64) -> Void)? = nil) throws -> Candidate {
         let input: FileDescriptor
         if let path = source.path, !verbatim {
             // A database file that a process holds locked is being written: a copy of it is not
@@ -97,7 +93,7 @@ public struct Candidate: Sendable {
         }
         let output = try SafeFiles.createTemp(in: directory, tag: "restore.db")
         do {
-            var candidate = try copy(input, to: output, verbatim: verbatim, progress: progress)
+            var candidate = try copy(input, to: output, verbatim: verbatim, limit: limit, progress: progress)
             candidate.path = output.path
             try output.sync()
             try output.close()
@@ -106,7 +102,8 @@ public struct Candidate: Sendable {
             return candidate
         } catch {
             for suffix in [""] + DatabaseSwap.companions { SafeFiles.removeQuietly(output.path + suffix) }
-            if let error = error as? AbathurError, error.code == .noSpace {
+            // A write into the temp file that ran out of space is told about the directory.
+            if let error = error as? AbathurError, error.code == .noSpace, error.path?.hasPrefix(output.path) == true {
                 throw AbathurError(.noSpace, directory, "writing the candidate failed: \(error.message)")
             }
             throw error
@@ -134,13 +131,15 @@ public struct Candidate: Sendable {
         try output.close()
     }
 
-    static func copy(_ input: FileDescriptor, to output: FileDescriptor, verbatim: Bool, progress: ((Int64) -> Void)?) throws -> Candidate {
+    static func copy(_ input: FileDescriptor, to output: FileDescriptor, verbatim: Bool, limit: InflationLimit?,
+                     progress: ((Int64) -> Void)?) throws -> Candidate {
         var rawHash = SHA256(), gzHash = SHA256()
         var rawBytes: Int64 = 0, gzBytes: Int64 = 0
         var decompressor: GzipDecompressor?
         var sniffed: [UInt8] = []
         var kind: Bool? = nil  // true: gzip, false: raw database
         let sink: (UnsafeRawBufferPointer) throws -> Void = { chunk in
+            try limit?.check(written: rawBytes, adding: chunk.count, source: input.path)
             rawHash.update(chunk)
             rawBytes += Int64(chunk.count)
             try output.write(chunk)
@@ -201,22 +200,16 @@ public struct Candidate: Sendable {
 }
 
 extension Candidate {
-    /// Bytes the candidate will take: the manifest's size, else the source file's size or,
-    /// for a `.gz`, the larger of that and gzip's recorded length (ISIZE, modulo 4 GiB);
-    /// 0 for stdin, whose size is known only once written (ENOSPC is then exit 6 too).
+    /// Bytes the candidate will take: the manifest's size, else the source file's estimated
+    /// inflated size (`GzipFile.estimatedInflatedSize`) plus, for a raw database, twice its
+    /// `-wal` and `-journal` (copied beside the candidate, then folded into it); 0 for stdin,
+    /// whose size is known only once written (the inflation is held to the space budget as it
+    /// runs).
     public static func estimatedSize(of source: ChosenSource) throws -> Int64 {
         if let manifest = source.manifest { return manifest.database.bytes }
         guard let path = source.path else { return 0 }
-        let file = try FileDescriptor.openForReading(path, followSymlinks: true)
-        let status = try file.status()
-        guard status.isRegular, status.size >= 18 else { return status.size }
-        var head = [UInt8](repeating: 0, count: 2)
-        _ = try head.withUnsafeMutableBytes { try file.readFully(into: $0) }
-        guard head == gzipMagic else { return status.size }
-        var tail = [UInt8](repeating: 0, count: 4)
-        let n = tail.withUnsafeMutableBytes { pread(file.raw, $0.baseAddress!, 4, off_t(status.size - 4)) }
-        guard n == 4 else { return status.size }
-        let isize = Int64(tail[0]) | Int64(tail[1]) << 8 | Int64(tail[2]) << 16 | Int64(tail[3]) << 24
-        return max(status.size, isize)
+        var companions: Int64 = 0
+        for suffix in ["-wal", "-journal"] { companions += try FileStatus.of(path + suffix)?.size ?? 0 }
+        return try GzipFile.estimatedInflatedSize(of: path) + 2 * companions
     }
 }

@@ -28,15 +28,20 @@ public enum Drill {
     public static func run(_ request: RestoreRequest, console: Console) throws -> Report {
         let timeline = Timeline(console: console)
         var warnings: [String] = []
-        try SafeFiles.ensureDirectory(request.backupDir)
+        // A read-only backup directory (a DR share) is only read: no lock, nothing written there.
+        let readOnly = FileLock.readOnlyReason(request.backupDir)
+        if readOnly == nil { try SafeFiles.ensureDirectory(request.backupDir) }
         let lock = try timeline.step("lock") {
-            (try FileLock.acquire(Paths.join(request.backupDir, Catalog.lockName), wait: request.lockWait), "backup directory locked")
+            let lock = try FileLock.acquireUnlessReadOnly(Paths.join(request.backupDir, Catalog.lockName), wait: request.lockWait)
+            return (lock, lock == nil ? "backup directory read-only (\(readOnly ?? "not writable")): no lock needed to read it" : "backup directory locked")
         }
-        defer { lock.release() }
+        defer { lock?.release() }
         let source = try ChosenSource.locate(request, on: timeline)
-        let needed = try Candidate.estimatedSize(of: source) + (1 << 20)
-        let free = try SafeFiles.freeBytes(at: request.tempDir)
-        guard free >= needed else { throw AbathurError(.noSpace, request.tempDir, "\(free) bytes free, the drill's scratch copy needs \(needed)") }
+        // The scratch copy is held to the space budget of temp_dir, before writing (the
+        // manifest's size or the file's estimate) and as the bytes arrive.
+        let budget = try SpaceBudget.of(request.tempDir)
+        try budget.require(try Candidate.estimatedSize(of: source) + (1 << 20), for: "the drill's scratch copy")
+        let limit = source.manifest.map(InflationLimit.manifest) ?? InflationLimit.budget(budget, reserving: 1 << 20)
         // A killed drill leaves its scratch copy in temp_dir, which no lock guards: remove
         // the ones whose process is gone.
         _ = try SafeFiles.sweepOrphanedTempDirectories(in: request.tempDir, tag: "drill")
@@ -48,7 +53,7 @@ public enum Drill {
             rmdir(scratch)
         }
         written = try timeline.step("decompress") {
-            let candidate = try Candidate.write(from: source, into: scratch, force: request.force)
+            let candidate = try Candidate.write(from: source, into: scratch, force: request.force, limit: limit)
             return (candidate, "\(candidate.bytes) bytes" + (source.manifest == nil ? "" : "; sha256 matches the manifest"))
         }
         let checked = try timeline.step("check candidate") {

@@ -55,6 +55,9 @@ public final class RestoreJob {
     /// The backup directory's and the database's locks, held from the first step until the
     /// incident record is written.
     private var locks: [FileLock] = []
+    /// Where this run keeps its safety copies (`RestoreRequest.safetyRoot`), decided once, at
+    /// the lock step.
+    private var safetyRoot: String
     public private(set) var outcome: Outcome
 
     public init(request: RestoreRequest, console: Console, kind: Kind) {
@@ -63,6 +66,7 @@ public final class RestoreJob {
         timeline = Timeline(console: console)
         units = Units(request.services)
         outcome = Outcome(kind: kind, database: request.database)
+        safetyRoot = request.safetyRoot
     }
 
     deinit {
@@ -114,11 +118,20 @@ public final class RestoreJob {
         }
 
         locks = try timeline.step("lock") {
-            try SafeFiles.ensureDirectory(request.backupDir)
-            let backupLock = try FileLock.acquire(Paths.join(request.backupDir, Catalog.lockName), wait: request.lockWait)
-            let databaseLock = try FileLock.acquire(FileLock.path(forDatabase: database), wait: request.lockWait)
+            // A read-only backup directory (a DR share) is only read: no lock, nothing written
+            // there; the safety copy goes beside the database instead.
+            let readOnly = FileLock.readOnlyReason(request.backupDir)
+            var locks: [FileLock] = []
+            if readOnly == nil {
+                try SafeFiles.ensureDirectory(request.backupDir)
+                locks.append(try FileLock.acquire(Paths.join(request.backupDir, Catalog.lockName), wait: request.lockWait))
+            }
+            locks.append(try FileLock.acquire(FileLock.path(forDatabase: database), wait: request.lockWait))
+            safetyRoot = request.safetyRoot(backupDirReadOnly: readOnly != nil)
             let swept = try SafeFiles.sweepTemps(in: directory, directories: false)
-            return ([backupLock, databaseLock], "backup directory and database locked" + (swept.isEmpty ? "" : "; swept \(swept.count) stale temp file(s)"))
+            let what = readOnly.map { "database locked; backup directory read-only (\($0)): not locked, safety copies go to \(safetyRoot)" }
+                ?? "backup directory and database locked"
+            return (locks, what + (swept.isEmpty ? "" : "; swept \(swept.count) stale temp file(s)"))
         }
 
         let candidate: String
@@ -134,8 +147,12 @@ public final class RestoreJob {
                 }
             }
             try preflight(needed: try Candidate.estimatedSize(of: source))
+            // Bounded as the bytes arrive: by the manifest's size, else by what the preflight
+            // allows (gzip's ISIZE can lie, stdin has no size): a bomb stops there.
+            let limit = try source.manifest.map(InflationLimit.manifest)
+                ?? RestorePlan.Space.inflationLimit(for: request, safetyRoot: safetyRoot)
             let written = try timeline.step("decompress") {
-                let written = try Candidate.write(from: source, into: directory, force: request.force) { done in
+                let written = try Candidate.write(from: source, into: directory, force: request.force, limit: limit) { done in
                     self.console.progress("decompress", done: done, total: source.manifest?.gz.bytes ?? 0)
                 }
                 console.endProgress()
@@ -156,7 +173,8 @@ public final class RestoreJob {
 
     /// Exit 6 before anything is written (`RestorePlan.Space.needed` says what is needed where).
     func preflight(needed restoredBytes: Int64) throws {
-        if let shortage = try RestorePlan.Space.needed(for: request, restoredBytes: restoredBytes).compactMap(\.shortage).first {
+        if let shortage = try RestorePlan.Space.needed(for: request, restoredBytes: restoredBytes, safetyRoot: safetyRoot)
+            .compactMap(\.shortage).first {
             throw shortage
         }
     }
@@ -214,7 +232,7 @@ public final class RestoreJob {
             if managesUnits { try timeline.step("stop units") { ((), try units.stop()) } }
             try proveNothingHolds("prove nothing holds the database")
             safety = try timeline.step("safety copy") {
-                let copy = try SafetyCopy.make(of: database, into: request.safetyRoot, tag: outcome.kind.rawValue)
+                let copy = try SafetyCopy.make(of: database, into: safetyRoot, tag: outcome.kind.rawValue)
                 let detail = copy.map { c in "\(c.files.map(\.name).joined(separator: ", ")) into \(c.directory)" } ?? "no database at \(database): nothing to copy"
                 return (copy, detail)
             }
@@ -360,7 +378,7 @@ public final class RestoreJob {
         do {
             try proveNothingHolds("rollback: prove nothing holds the database")
             outcome.rollbackSafetyCopy = try timeline.step("rollback: safety copy") {
-                let copy = try SafetyCopy.make(of: database, into: request.safetyRoot, tag: "rolled-back-\(outcome.kind.rawValue)")
+                let copy = try SafetyCopy.make(of: database, into: safetyRoot, tag: "rolled-back-\(outcome.kind.rawValue)")
                 return (copy, copy.map { "the restored database into \($0.directory)" } ?? "nothing to copy")
             }
             if let safety, let old = safety.path(of: "") {

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `--dry-run`: what a restore would do, with the space it needs, and nothing changed.
 public struct RestorePlan: Sendable, Encodable {
     /// Room one filesystem must have for a restore, a rollback included.
@@ -5,33 +9,75 @@ public struct RestorePlan: Sendable, Encodable {
         public var directory: String
         public var neededBytes: Int64
         public var freeBytes: Int64
+        /// What the restore may take here: the free bytes, or, on the filesystem the candidate
+        /// is inflated on, only what keeps it at or below 90% used (`SpaceBudget`).
+        public var usableBytes: Int64
         public var enough: Bool
         /// What the bytes are for, for a diagnostic.
         public var purpose: String
 
         public var shortage: AbathurError? {
-            enough ? nil : AbathurError(.noSpace, directory, "\(freeBytes) bytes free, the restore needs \(neededBytes) (\(purpose))")
+            guard !enough else { return nil }
+            let cap = usableBytes < freeBytes
+                ? "; at most \(usableBytes) may be used here, to keep the filesystem at or below \(SpaceBudget.maxUsedPercent)% used" : ""
+            return AbathurError(.noSpace, directory, "\(freeBytes) bytes free, the restore needs \(neededBytes) (\(purpose))\(cap)")
         }
 
         /// Beside the database, the restored database and, should it roll back, the current
-        /// one rebuilt; beside the backups, the safety copy of the current files and, for a
-        /// rollback, one of the restored database. What `RestoreJob` checks before writing and
+        /// one rebuilt, within the space budget (the service still runs there); in the safety
+        /// root, the safety copy of the current files and, for a rollback, one of the restored
+        /// database. One entry per filesystem: when the safety root shares the database's
+        /// filesystem, both needs add up there. What `RestoreJob` checks before writing and
         /// `--dry-run` prints.
         public static func needed(for request: RestoreRequest, restoredBytes: Int64) throws -> [Space] {
+            try needed(for: request, restoredBytes: restoredBytes, safetyRoot: request.safetyRoot)
+        }
+
+        static func needed(for request: RestoreRequest, restoredBytes: Int64, safetyRoot: String) throws -> [Space] {
             let current = try SafetyCopy.size(of: request.database)
             let directory = Paths.directory(of: request.database)
-            let here = restoredBytes + current + (1 << 20)
-            let hereFree = try SafeFiles.freeBytes(at: directory)
-            var spaces = [Space(directory: directory, neededBytes: here, freeBytes: hereFree, enough: hereFree >= here,
-                                purpose: "the restored database, and the current one rebuilt should it roll back")]
+            let budget = try SpaceBudget.of(directory)
+            var here = Space(directory: directory, neededBytes: restoredBytes + current + (1 << 20), freeBytes: budget.freeBytes,
+                             usableBytes: budget.bytes, enough: true,
+                             purpose: "the restored database, and the current one rebuilt should it roll back")
+            var spaces: [Space] = []
             if current > 0 {
-                let root = try FileStatus.of(request.backupDir) != nil ? request.backupDir : Paths.directory(of: request.backupDir)
                 let there = current + restoredBytes + (1 << 20)
-                let free = try SafeFiles.freeBytes(at: root)
-                spaces.append(Space(directory: request.safetyRoot, neededBytes: there, freeBytes: free, enough: free >= there,
-                                    purpose: "the safety copies of the current database, and of the restored one should it roll back"))
+                let purpose = "the safety copies of the current database, and of the restored one should it roll back"
+                let root = existingAncestor(safetyRoot)
+                if let a = device(root), let b = device(directory), a == b {
+                    here.neededBytes += there
+                    here.purpose += "; \(purpose) in \(safetyRoot)"
+                } else {
+                    let free = try SafeFiles.freeBytes(at: root)
+                    spaces.append(Space(directory: safetyRoot, neededBytes: there, freeBytes: free, usableBytes: free, enough: free >= there,
+                                        purpose: purpose))
+                }
             }
-            return spaces
+            here.enough = here.neededBytes <= here.usableBytes
+            return [here] + spaces
+        }
+
+        /// How far a candidate whose size no manifest records may inflate beside the
+        /// database: what this preflight would have let through, checked as bytes arrive
+        /// (gzip's ISIZE can lie; stdin has no size).
+        public static func inflationLimit(for request: RestoreRequest, safetyRoot: String) throws -> InflationLimit {
+            let none = try needed(for: request, restoredBytes: 0, safetyRoot: safetyRoot)[0]
+            let perByte = try needed(for: request, restoredBytes: 1, safetyRoot: safetyRoot)[0].neededBytes - none.neededBytes
+            let budget = try SpaceBudget.of(none.directory)
+            return InflationLimit(bytes: max(0, (none.usableBytes - none.neededBytes) / max(1, perByte)), bound: .budget(budget))
+        }
+
+        /// The nearest directory of `path` that exists (a safety root is created on demand).
+        static func existingAncestor(_ path: String) -> String {
+            var existing = path
+            while (try? FileStatus.of(existing)) == nil, existing != "/", existing != "." { existing = Paths.directory(of: existing) }
+            return existing
+        }
+
+        static func device(_ path: String) -> UInt64? {
+            var st = stat()
+            return stat(path, &st) == 0 ? UInt64(st.st_dev) : nil
         }
     }
 
@@ -54,11 +100,15 @@ public struct RestorePlan: Sendable, Encodable {
         }
         let directory = Paths.directory(of: database)
         let safety = try SafetyCopy.size(of: database)
+        let readOnly = FileLock.readOnlyReason(request.backupDir)
         let units = request.services
         let health = units.isEmpty ? nil : request.health.map { "\($0.target) (\($0.retries) attempts, \(Duration.describe($0.interval)) apart)" }
         var steps = [
-            "lock \(Paths.join(request.backupDir, Catalog.lockName)) and \(FileLock.path(forDatabase: database))",
-            "decompress \(source.path ?? "stdin") into \(directory)" + (source.manifest == nil ? "" : " and compare its sha256 with the manifest"),
+            readOnly.map { "lock \(FileLock.path(forDatabase: database)); no lock in the backup directory: \($0), so nothing is written there" }
+                ?? "lock \(Paths.join(request.backupDir, Catalog.lockName)) and \(FileLock.path(forDatabase: database))",
+            "decompress \(source.path ?? "stdin") into \(directory)" + (source.manifest == nil
+                ? ", stopping at the space budget (the filesystem stays at or below \(SpaceBudget.maxUsedPercent)% used)"
+                : ", stopping at the manifest's \(source.manifest!.database.bytes) bytes, and compare its sha256 with the manifest"),
             "check the candidate: header, \(request.check.quick ? "quick_check" : "integrity_check"), foreign_key_check, schema, application_id/user_version"
                 + (source.manifest == nil ? "" : ", row counts against the manifest"),
             units.isEmpty ? "stop no units" : "systemctl stop \(units.joined(separator: " "))",

@@ -58,5 +58,14 @@ public struct RestoreRequest: Sendable {
         guard !backupDir.isEmpty else { throw AbathurError.usage("backup directory path is empty") }
     }
 
-    public var safetyRoot: String { Paths.join(backupDir, Catalog.safetyDirName) }
+    /// Where safety copies go: `BACKUP_DIR/safety/`; when the backup directory is read-only
+    /// (a DR share), `.abathur-safety/` beside the database, the directory a restore must be
+    /// able to write anyway: persistent, on the disk the database lives on (so the space
+    /// preflight counts it there), next to the `.abathur-aside-*` directories of the swap.
+    public var safetyRoot: String { safetyRoot(backupDirReadOnly: FileLock.readOnlyReason(backupDir) != nil) }
+
+    public func safetyRoot(backupDirReadOnly: Bool) -> String {
+        backupDirReadOnly ? Paths.join(Paths.directory(of: database), SafetyCopy.besideDatabaseDirName)
+            : Paths.join(backupDir, Catalog.safetyDirName)
+    }
 }

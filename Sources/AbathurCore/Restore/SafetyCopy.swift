@@ -3,7 +3,8 @@ import Glibc
 #endif
 
 /// The database, `-wal`, `-shm` and `-journal` exactly as they were (raw bytes, even when
-/// corrupt), copied into a timestamped directory beside the backups before anything replaces
+/// corrupt), copied into a timestamped directory beside the backups (or, when they are on a
+/// read-only share, beside the database) before anything replaces
 /// them. Written under a temp name and renamed when complete and fsynced, so a directory with
 /// a final name always holds a whole copy.
 public struct SafetyCopy: Sendable, Encodable {
@@ -19,6 +20,8 @@ public struct SafetyCopy: Sendable, Encodable {
     public var files: [File]
 
     public static let suffixes = ["", "-wal", "-shm", "-journal"]
+    /// The safety root beside the database, used when the backup directory is read-only.
+    public static let besideDatabaseDirName = ".abathur-safety"
 
     /// Bytes a safety copy of `database` needs now.
     public static func size(of database: String) throws -> Int64 {
