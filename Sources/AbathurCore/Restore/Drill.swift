@@ -30,7 +30,10 @@ public enum Drill {
         var warnings: [String] = []
         try SafeFiles.ensureDirectory(request.backupDir)
         let lock = try timeline.step("lock") {
-            (try FileLock.acquire(Paths.join(request.backupDir, Catalog.lockName), wait: request.lockWait), "backup directory locked")
+            let lock = try FileLock.acquire(Paths.join(request.backupDir, Catalog.lockName), wait: request.lockWait)
+            let recovery = Catalog.recover(request.backupDir)
+            warnings += recovery.problems
+            return (lock, (["backup directory locked"] + recovery.summary).joined(separator: "; "))
         }
         defer { lock.release() }
         let source = try ChosenSource.locate(request, on: timeline)
@@ -39,7 +42,7 @@ public enum Drill {
         guard free >= needed else { throw AbathurError(.noSpace, request.tempDir, "\(free) bytes free, the drill's scratch copy needs \(needed)") }
         // A killed drill leaves its scratch copy in temp_dir, which no lock guards: remove
         // the ones whose process is gone.
-        _ = try SafeFiles.sweepOrphanedTempDirectories(in: request.tempDir, tag: "drill")
+        SafeFiles.sweepTemps(in: request.tempDir)
         let scratch = SafeFiles.tempPath(in: request.tempDir, tag: "drill")
         guard mkdir(scratch, 0o700) == 0 else { throw AbathurError(Errno.current.exitCode, scratch, "cannot create directory: \(Errno.current)") }
         var written: Candidate?

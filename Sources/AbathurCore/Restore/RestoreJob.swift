@@ -90,7 +90,7 @@ public final class RestoreJob {
         if !locks.isEmpty {
             do {
                 try SafeFiles.ensureDirectory(request.incidentDir)
-                _ = try SafeFiles.sweepTemps(in: request.incidentDir)
+                SafeFiles.sweepTemps(in: request.incidentDir)
                 outcome.incidentRecord = try IncidentRecord.write(outcome, exitCode: failure?.code ?? .success, error: failure,
                                                                   into: request.incidentDir, toolVersion: request.toolVersion)
             } catch {
@@ -117,8 +117,11 @@ public final class RestoreJob {
             try SafeFiles.ensureDirectory(request.backupDir)
             let backupLock = try FileLock.acquire(Paths.join(request.backupDir, Catalog.lockName), wait: request.lockWait)
             let databaseLock = try FileLock.acquire(FileLock.path(forDatabase: database), wait: request.lockWait)
-            let swept = try SafeFiles.sweepTemps(in: directory, directories: false)
-            return ([backupLock, databaseLock], "backup directory and database locked" + (swept.isEmpty ? "" : "; swept \(swept.count) stale temp file(s)"))
+            let recovery = Catalog.recover(request.backupDir)
+            outcome.warnings += recovery.problems
+            let swept = recovery.swept + SafeFiles.sweepTemps(in: directory, directories: false)
+            let finished = recovery.finished.isEmpty ? "" : "; finished the interrupted publish of \(recovery.finished.joined(separator: ", "))"
+            return ([backupLock, databaseLock], "backup directory and database locked" + (swept.isEmpty ? "" : "; swept \(swept.count) stale temp file(s)") + finished)
         }
 
         let candidate: String
