@@ -129,7 +129,7 @@ public struct Catalog: Sendable {
         public var summary: [String] {
             finished.map { "finished the interrupted publish of \($0): its manifest was linked from the killed run's temp manifest" }
                 + (swept.isEmpty ? [] : ["swept \(swept.count) stale temp file(s): \(swept.joined(separator: " "))"])
-                + (sumsRewritten ? ["\(sumsName) did not list exactly the complete backups: rewritten"] : [])
+                + (sumsRewritten ? ["\(sumsName) missed a complete backup or listed one that is gone: rewritten"] : [])
         }
     }
 
@@ -143,8 +143,9 @@ public struct Catalog: Sendable {
     ///    `isPendingManifest`). The lock proves no run is publishing here now, so the temp
     ///    manifest's pid need not be dead;
     /// 2. sweep the temp files of dead runs;
-    /// 3. bring `SHA256SUMS` up to date when it does not list exactly the complete backups
-    ///    (a kill after the manifest and before `SHA256SUMS`, or during retention).
+    /// 3. bring `SHA256SUMS` up to date when it misses a complete backup (a kill after the
+    ///    manifest and before `SHA256SUMS`) or lists a file that is gone (a kill during
+    ///    retention).
     /// A `.gz` without a usable manifest stays: nothing is deleted that no manifest proves ours.
     public static func recover(_ directory: String) -> Recovery {
         var recovery = Recovery()
@@ -173,12 +174,17 @@ public struct Catalog: Sendable {
         }
         recovery.swept = SafeFiles.sweepTemps(in: directory)
         do {
+            // Stale when a complete backup is missing from it, or it lists a file that is
+            // gone (a kill during retention). A backup that is listed but no longer matches
+            // its manifest stays listed: `sha256sum -c` is how standard tools see the damage.
             let catalog = try scan(directory)
             let path = Paths.join(directory, sumsName)
-            let wanted = sums(of: catalog)
-            let present = try FileStatus.of(path) != nil
-            if (present || !wanted.isEmpty), (try? TextFile.readBytes(path, limit: 64 << 20)) != wanted {
-                try SafeFiles.writeAtomically(wanted, to: path)
+            let text = (try? TextFile.readBytes(path, limit: 64 << 20)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let listed = Set(text.split(separator: "\n").compactMap { line in line.firstRange(of: "  ").map { String(line[$0.upperBound...]) } })
+            let missing = catalog.complete.contains { !listed.contains($0.fileName) }
+            let gone = try listed.contains { try FileStatus.of(Paths.join(directory, Paths.basename($0))) == nil }
+            if missing || gone {
+                try SafeFiles.writeAtomically(sums(of: catalog), to: path)
                 recovery.sumsRewritten = true
             }
         } catch {
