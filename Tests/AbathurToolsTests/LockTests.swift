@@ -62,9 +62,12 @@ final class LockTests: XCTestCase {
         first.environment = ["ABATHUR_CONFIG": box.config]
         first.standardOutput = FileHandle.nullDevice
         try first.run()
-        // Wait until the first run holds the lock (flock -n fails), then race it.
-        while first.isRunning, try Sandbox.shell("flock -n -x '\(box.backups)/.abathur.lock' true").status == 0 {
-            Thread.sleep(forTimeInterval: 0.005)
+        // Wait until the first run holds the lock (its snapshot temp file, made under the
+        // lock, exists), then race it. Probing with flock(1) would take the lock itself, and
+        // a first run that tried it just then would exit 5.
+        let marker = ".abathur-tmp-\(first.processIdentifier)-"
+        while first.isRunning, !((try? FileManager.default.contentsOfDirectory(atPath: box.backups)) ?? []).contains(where: { $0.hasPrefix(marker) }) {
+            Thread.sleep(forTimeInterval: 0.001)
         }
         var sawBusy = false
         while first.isRunning {
