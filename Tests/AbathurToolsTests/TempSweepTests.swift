@@ -80,6 +80,37 @@ final class TempSweepTests: XCTestCase {
         }
     }
 
+    /// A run started with SIGHUP ignored (`nohup`) keeps ignoring it.
+    func testASignalInheritedAsIgnoredStaysIgnored() throws {
+        let box = try Sandbox()
+        try box.makeDemoDatabase(rows: 2000)
+        XCTAssertEqual(try box.backup().status, 0)
+        let gz = try Data(contentsOf: URL(fileURLWithPath: box.backups + "/" + XCTUnwrap(try box.backupFiles().last)))
+        let args = ["--db", box.db, "--backup-dir", box.backups, "-"].map { "'\($0)'" }.joined(separator: " ")
+        let errPath = box.root + "/stderr-nohup"
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.arguments = ["-c", "trap '' HUP; exec '\(Binaries.tool("abathur-restore"))' \(args)"]
+        shell.environment = environment(box)
+        let pipe = Pipe()
+        shell.standardInput = pipe
+        shell.standardOutput = FileHandle.nullDevice
+        shell.standardError = FileHandle(forWritingAtPath: errPath)
+        try shell.run()
+        pipe.fileHandleForWriting.write(gz.prefix(gz.count / 2))
+        XCTAssertNotNil(waitForTemp(in: box.liveDir, pid: shell.processIdentifier, tag: "-restore.db"))
+        kill(shell.processIdentifier, SIGHUP)
+        // Still running: the rest of the stream is read and the backup restored.
+        pipe.fileHandleForWriting.write(gz.suffix(from: gz.count / 2))
+        try pipe.fileHandleForWriting.close()
+        shell.waitUntilExit()
+        let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        XCTAssertEqual(shell.terminationReason, .exit, stderr)
+        XCTAssertEqual(shell.terminationStatus, 0, stderr)
+        XCTAssertEqual(temps(in: box.liveDir), [])
+    }
+
     /// Integrity inflating a `.gz` into temp_dir: stopped (SIGSTOP) once its temp file exists,
     /// then SIGTERM and SIGCONT. The inflated copy goes; the exit status is 143.
     func testSIGTERMDuringIntegrityInflatingABackupRemovesTheInflatedCopy() throws {

@@ -28,6 +28,8 @@ public enum TerminationCleanup {
         var paths: Set<String> = []
         var shield = 0
         var installed = false
+        /// The signals the waiter takes, fixed at `install` (before any shield sets SIG_IGN).
+        var waited = sigset_t()
         var tool = "abathur-tools"
 
         func locked<T>(_ body: () throws -> T) rethrows -> T {
@@ -40,14 +42,15 @@ public enum TerminationCleanup {
     static let state = State()
 
     /// Starts the waiter thread. Call first thing in `main`, before anything starts a thread.
+    /// A signal the run inherited as ignored (`nohup` ignores SIGHUP) stays ignored.
     public static func install(tool: String) {
         var set = terminationSet()
         pthread_sigmask(SIG_BLOCK, &set, nil)
         let already = state.locked { () -> Bool in
-            defer { state.installed = true; state.tool = tool }
+            defer { state.installed = true; state.tool = tool; state.waited = set }
             return state.installed
         }
-        guard !already else { return }
+        guard !already, Signals.termination.contains(where: { sigismember(&set, $0) == 1 }) else { return }
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, { _ in TerminationCleanup.waitForSignals() }, nil)
         if rc != 0 {
@@ -77,15 +80,21 @@ public enum TerminationCleanup {
     static func enterShield() { state.locked { state.shield += 1 } }
     static func leaveShield() { state.locked { state.shield -= 1 } }
 
+    /// The termination signals whose disposition is not SIG_IGN.
     static func terminationSet() -> sigset_t {
         var set = sigset_t()
         sigemptyset(&set)
-        for number in Signals.termination { sigaddset(&set, number) }
+        for number in Signals.termination {
+            var current = sigaction()
+            if sigaction(number, nil, &current) == 0, let handler = current.__sigaction_handler.sa_handler,
+               unsafeBitCast(handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { continue }
+            sigaddset(&set, number)
+        }
         return set
     }
 
     private static func waitForSignals() -> UnsafeMutableRawPointer? {
-        var set = terminationSet()
+        var set = state.locked { state.waited }
         while true {
             var number: Int32 = 0
             guard sigwait(&set, &number) == 0 else { continue }
