@@ -157,10 +157,12 @@ final class BackupTakeTests: XCTestCase {
         try box.makeDemoDatabase(rows: 100)
         let quiet = try box.backup()
         XCTAssertEqual(quiet.stderr, "")
-        // Leave a temp file as a killed run would: --verbose reports the sweep.
-        try Data("x".utf8).write(to: URL(fileURLWithPath: box.backups + "/.abathur-tmp-1-dead-snapshot.db"))
+        // Leave a temp file as a killed run would (its pid is gone): --verbose reports the sweep.
+        let exited = try Sandbox.execute("/bin/sh", ["-c", "echo $$"])
+        let dead = exited.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: box.backups + "/.abathur-tmp-\(dead)-dead-snapshot.db"))
         // And a private copy directory, as a killed read of a -wal without -shm leaves.
-        let copyDir = box.backups + "/.abathur-tmp-1-dead-live-copy"
+        let copyDir = box.backups + "/.abathur-tmp-\(dead)-dead-live-copy"
         try FileManager.default.createDirectory(atPath: copyDir, withIntermediateDirectories: false)
         try Data("x".utf8).write(to: URL(fileURLWithPath: copyDir + "/abathur.db"))
         let verbose = try box.backup(["--verbose"])

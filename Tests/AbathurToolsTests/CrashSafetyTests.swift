@@ -24,6 +24,17 @@ final class CrashSafetyTests: XCTestCase {
         }
     }
 
+    /// After a run that held the lock, every `.gz` with a final name has its manifest (a kill
+    /// between the two links is finished from the killed run's temp manifest) and
+    /// SHA256SUMS lists exactly the complete backups.
+    func assertEveryPublishFinished(_ box: Sandbox, file: StaticString = #filePath, line: UInt = #line) throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: box.backups).filter { !$0.hasPrefix(".abathur-tmp-") }
+        let finals = names.filter { $0.hasSuffix(".db.gz") }.sorted()
+        for name in finals { XCTAssertTrue(names.contains(name + ".json"), "\(name) has no manifest", file: file, line: line) }
+        let sums = try String(contentsOfFile: box.backups + "/SHA256SUMS", encoding: .utf8)
+        XCTAssertEqual(sums.split(separator: "\n").map { String($0.split(separator: " ").last!) }.sorted(), finals, file: file, line: line)
+    }
+
     func testInjectedCrashAtEveryWriteFsyncAndRename() throws {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 400)
@@ -53,6 +64,7 @@ final class CrashSafetyTests: XCTestCase {
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: box.backups).filter { $0.hasPrefix(".abathur-tmp-") }
         XCTAssertEqual(leftovers, [])
         try assertOnlyCompleteBackups(box)
+        try assertEveryPublishFinished(box)
         let sums = try Sandbox.shell("cd '\(box.backups)' && sha256sum -c SHA256SUMS")
         XCTAssertEqual(sums.status, 0, sums.stdout)
     }
@@ -87,6 +99,7 @@ final class CrashSafetyTests: XCTestCase {
         XCTAssertEqual(next.status, 0, next.stderr)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: box.backups).filter { $0.hasPrefix(".abathur-tmp-") }, [])
         try assertOnlyCompleteBackups(box)
+        try assertEveryPublishFinished(box)
         // Whatever survived is consistent.
         for name in try box.backupFiles() {
             let restored = box.root + "/r.db"

@@ -31,6 +31,11 @@ extension BackupTool {
                 let policy = try RetentionPolicy(settings: settings)
                 let lock = try FileLock.acquire(Paths.join(directory, Catalog.lockName), wait: try settings.seconds(.lockWait))
                 defer { lock.release() }
+                if !dryRun {
+                    let recovery = Catalog.recover(directory)
+                    for line in recovery.summary { context.console.info(line) }
+                    for problem in recovery.problems { context.warn(problem) }
+                }
                 let decisions = try policy.plan(Catalog.scan(directory), now: Clock.now())
                 for decision in decisions {
                     context.console.result("\(decision.keep ? "keep  " : "remove") \(decision.name)  # \(decision.rule)")

@@ -24,6 +24,8 @@ extension BackupTool {
         struct Output: Encodable {
             var backups: [BackupVerifier.Result]
             var failed: Int
+            /// Backups without any manifest (an interrupted publish): reported, not verified.
+            var incomplete: [String] = []
         }
 
         func run() throws {
@@ -38,9 +40,13 @@ extension BackupTool {
                 // A read-only backup directory (a DR share) is only read: no lock, nothing written.
                 let lock = try FileLock.acquireUnlessReadOnly(Paths.join(directory, Catalog.lockName), wait: try settings.seconds(.lockWait))
                 defer { lock?.release() }
-                if lock != nil { _ = try SafeFiles.sweepTemps(in: directory) }
+                if lock != nil {
+                    let recovery = Catalog.recover(directory)
+                    for line in recovery.summary { context.console.info(line) }
+                    for problem in recovery.problems { context.warn(problem) }
+                }
                 let catalog = try Catalog.scan(directory)
-                let selected: [Catalog.Entry]
+                var selected: [Catalog.Entry]
                 if let name {
                     guard let entry = catalog.entry(named: name) else {
                         throw AbathurError(.usage, Paths.join(directory, Paths.basename(name)), "no such backup")
@@ -49,11 +55,20 @@ extension BackupTool {
                 } else if all {
                     selected = catalog.entries
                 } else {
-                    selected = Array(catalog.entries.prefix(1))
+                    // The newest backup that has a manifest to verify against; a newer one
+                    // without any is reported below, not taken for the newest backup.
+                    selected = Array(catalog.entries.prefix { $0.lacksManifest }) + Array(catalog.entries.drop { $0.lacksManifest }.prefix(1))
                 }
+                // A .gz without any manifest is an interrupted publish, not a corrupt backup:
+                // there is nothing to verify it against. It is reported, and counts for nothing.
+                let incomplete = selected.filter(\.lacksManifest)
+                for entry in incomplete {
+                    context.warn("\(entry.path): incomplete backup: no manifest (a backup was interrupted while publishing it); not verified, never counted or pruned")
+                }
+                selected.removeAll { $0.lacksManifest }
                 guard !selected.isEmpty else {
-                    context.warn("\(directory): no backups to verify")
-                    return (.warning, Output(backups: [], failed: 0))
+                    if incomplete.isEmpty { context.warn("\(directory): no backups to verify") }
+                    return (.warning, Output(backups: [], failed: 0, incomplete: incomplete.map(\.fileName)))
                 }
                 let verifier = BackupVerifier(tempDirectory: settings.string(.tempDir), options: options)
                 var results: [BackupVerifier.Result] = []
@@ -70,7 +85,8 @@ extension BackupTool {
                 }
                 context.console.endProgress()
                 let failed = results.filter { !$0.ok }.count
-                return (failed > 0 ? .verificationFailed : .success, Output(backups: results, failed: failed))
+                let code: ExitCode = failed > 0 ? .verificationFailed : incomplete.isEmpty ? .success : .warning
+                return (code, Output(backups: results, failed: failed, incomplete: incomplete.map(\.fileName)))
             }, metrics: { sink, _, output in
                 guard let output else { return }
                 sink.gauge("abathur_backup_verify_checked", "Backups checked by the last verify.", Double(output.backups.count))

@@ -65,6 +65,7 @@ final class ToolContext {
                 printConfig()
                 throw ToolExit(code: .success)
             }
+            for line in TempSweep.atStart(settings, metricsFile: options.prometheus) { console.info(line) }
             (code, result) = try body(self)
         } catch let exit as ToolExit {
             throw exit

@@ -30,6 +30,7 @@ public enum ToolMain {
             writeErr("abathur-tools: error: run as one of \(known) (a link named after the tool), or as 'abathur-tools TOOL ...'\n")
             exit(ExitCode.usage.rawValue)
         }
+        TerminationCleanup.install(tool: name)
         exit(run(tool, arguments: arguments))
     }
 

@@ -33,6 +33,7 @@ enum BackupListing {
             state = entry.isComplete ? "verified" : (m != nil && m?.verified == false ? "unverified" : "incomplete")
             if !entry.isComplete {
                 problem = entry.status == nil ? "the .db.gz is missing"
+                    : entry.lacksManifest ? "no manifest: a backup was interrupted while publishing it"
                     : entry.status!.isRegular ? (entry.manifestProblem ?? (m == nil ? "no manifest" : "size or checks do not match the manifest"))
                     : "not a regular file"
             }
@@ -67,8 +68,13 @@ enum BackupListing {
                 out.result(line.enumerated().map { $0.offset == header.count - 1 ? $0.element : $0.element.padding(widths[$0.offset]) }.joined(separator: "  "))
             }
         } else {
-            // Like ls: one name per line, newest first, for head, xargs and while read.
-            for row in rows { out.result(row.name) }
+            // Like ls: one name per line, newest first, for head, xargs and while read. Only
+            // what a restore by name accepts, so `--list | head -1` is a restore target; the
+            // rest is named on stderr (and in --json with its state).
+            for row in rows where row.state == "verified" { out.result(row.name) }
+            for row in rows where row.state != "verified" {
+                context.warn("\(row.path): \(row.state) backup, not listed: \(row.problem ?? "checks did not pass")")
+            }
         }
         return (.success, ListOutput(directory: catalog.directory, backups: rows))
     }

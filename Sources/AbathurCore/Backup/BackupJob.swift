@@ -4,13 +4,15 @@ import Glibc
 
 /// One backup, start to finish (SPEC.md, `abathur-backup`):
 ///
-/// lock → sweep stale temp files → free-space preflight → snapshot with the online backup API
+/// lock → finish an interrupted publish, sweep stale temp files, SHA256SUMS (`Catalog.recover`) → free-space preflight → snapshot with the online backup API
 /// into a temp file → make it self-contained (`journal_mode=DELETE`) → checks → gzip while
 /// hashing → read the `.gz` back and compare → publish the `.gz` → manifest last →
 /// `SHA256SUMS` → retention.
 ///
 /// Until the `.gz` gets its final name nothing but temp files exists, and every error path
-/// removes those; a SIGKILL leaves only temp files, which the next run sweeps.
+/// removes those; a SIGKILL leaves only temp files, which the next run sweeps, or, between the
+/// two links of `publish`, a `.gz` whose manifest the next locked run links from the killed
+/// run's temp manifest.
 public final class BackupJob {
     public struct Outcome: Sendable {
         public var manifest: Manifest
@@ -46,8 +48,10 @@ public final class BackupJob {
         try SafeFiles.ensureDirectory(directory)
         let lock = try FileLock.acquire(Paths.join(directory, Catalog.lockName), wait: request.lockWait)
         defer { lock.release() }
-        let swept = try SafeFiles.sweepTemps(in: directory)
-        if !swept.isEmpty { console.info("swept \(swept.count) stale temp file(s): \(swept.joined(separator: " "))") }
+        let recovery = Catalog.recover(directory)
+        for line in recovery.summary { console.info(line) }
+        for problem in recovery.problems { console.warning(problem) }
+        let swept = recovery.swept
 
         // The source: read its header raw, before SQLite opens it (FACTS.md 14).
         let source = request.database
@@ -154,6 +158,9 @@ public final class BackupJob {
         try manifestFile.close()
         let final = Paths.join(directory, name.fileName)
         let finalManifest = Paths.join(directory, name.manifestName)
+        // From the first link on, a SIGTERM must leave the temp manifest, as a SIGKILL does:
+        // it is what the next locked run finishes the publish from (`Catalog.recover`).
+        TerminationCleanup.unregister(manifestFile.path)
         var published: [String] = []
         do {
             try SafeFiles.link(gzTemp, as: final)

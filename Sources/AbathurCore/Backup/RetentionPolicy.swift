@@ -36,6 +36,10 @@ public struct RetentionPolicy: Sendable {
                 continue
             }
             guard let manifest = entry.manifest else {
+                if entry.lacksManifest {
+                    decisions.append(Decision(name: name, keep: true, rule: "incomplete (no manifest: an interrupted publish): never pruned, never counted toward the floor"))
+                    continue
+                }
                 decisions.append(Decision(name: name, keep: true, rule: "no valid manifest: not pruned" + (entry.manifestProblem.map { " (\($0))" } ?? "")))
                 continue
             }

@@ -5,13 +5,17 @@ import Glibc
 /// Temp file, fsync, rename, fsync the directory: how every file the tools write gets its
 /// final name, so that nothing half-written ever carries one.
 public enum SafeFiles {
-    /// Every temp file starts with this, so the next run (under the lock) can sweep leftovers.
+    /// Every temp file starts with this: `.abathur-tmp-PID-HEX-TAG`. The pid says whose it is,
+    /// so any run can sweep what a killed run left (`sweepTemps`).
     public static let tempPrefix = ".abathur-tmp-"
 
-    /// A fresh temp path in `directory`; `tag` says what it is, for whoever finds it.
+    /// A fresh temp path in `directory`; `tag` says what it is, for whoever finds it. It is
+    /// registered with `TerminationCleanup` (a SIGTERM removes it) until removed or published.
     public static func tempPath(in directory: String, tag: String) -> String {
         let hex = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        return Paths.join(directory, "\(tempPrefix)\(getpid())-\(hex)-\(tag)")
+        let path = Paths.join(directory, "\(tempPrefix)\(getpid())-\(hex)-\(tag)")
+        TerminationCleanup.register(path)
+        return path
     }
 
     /// Creates a new temp file in `directory` (mode 0600, `O_EXCL|O_NOFOLLOW`).
@@ -27,6 +31,7 @@ public enum SafeFiles {
         } catch {
             throw AbathurError(error.exitCode, final, "cannot rename \(Paths.basename(temp)) into place: \(error)")
         }
+        TerminationCleanup.unregister(temp)
         try syncDirectory(Paths.directory(of: final))
     }
 
@@ -69,24 +74,6 @@ public enum SafeFiles {
         }
     }
 
-    /// Temp directories tagged `tag` in `directory` whose creating process is gone (the pid
-    /// is part of every temp name): what a killed run left where no lock guards the directory
-    /// (`temp_dir`). Returns the names removed.
-    public static func sweepOrphanedTempDirectories(in directory: String, tag: String) throws -> [String] {
-        var removed: [String] = []
-        for name in (try? listDirectory(directory)) ?? [] where name.hasPrefix(tempPrefix) && name.hasSuffix("-" + tag) {
-            let fields = name.dropFirst(tempPrefix.count).split(separator: "-")
-            guard let pid = fields.first.flatMap({ Int32($0) }), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
-            let path = Paths.join(directory, name)
-            guard try FileStatus.of(path)?.isDirectory == true else { continue }
-            let inside = try listDirectory(path)
-            guard try inside.allSatisfy({ try FileStatus.of(Paths.join(path, $0))?.isRegular == true }) else { continue }
-            for file in inside { try remove(Paths.join(path, file)) }
-            if rmdir(path) == 0 { removed.append(name) }
-        }
-        return removed
-    }
-
     /// Copies `source` into a new file `target` (mode 0600, `O_EXCL|O_NOFOLLOW`) in chunks,
     /// fsyncing it when `sync`; returns the SHA-256 and size of the bytes copied.
     @discardableResult
@@ -107,6 +94,7 @@ public enum SafeFiles {
 
     /// Removes a file of ours; a missing file is fine.
     public static func remove(_ path: String) throws {
+        TerminationCleanup.unregister(path)
         do {
             try Syscall.call(.unlink) { unlink(path) }
         } catch {
@@ -117,35 +105,111 @@ public enum SafeFiles {
 
     /// Best-effort cleanup on an error path, where the first error is the one to report.
     public static func removeQuietly(_ path: String) {
+        TerminationCleanup.unregister(path)
         _ = unlink(path)
     }
 
-    /// Removes the temp files a killed run left in `directory`: regular files, and temp
-    /// directories holding only regular files, checked with `lstat`; a symlink that carries
-    /// our prefix is not ours and is left alone.
-    /// Call only under the directory's lock. Returns the names removed.
-    /// With `directories` false, only regular files are swept: for a directory someone else
-    /// owns (the database's), where a temp directory could be swapped for a link while we look.
-    public static func sweepTemps(in directory: String, directories: Bool = true) throws -> [String] {
+    /// Removes the temp files and temp directories in `directory` whose creating process is
+    /// gone: what killed runs left. Every run calls it at start-up for every directory any tool
+    /// writes temp files to (`TempSweep`), and runs under a lock call it again.
+    ///
+    /// Safe without a lock: a name is touched only when its pid field parses and that process
+    /// no longer exists (`kill(pid, 0)` fails with ESRCH), so the temp files of a running
+    /// instance, ours or another's, are never touched. A dead run's pid that an unrelated live
+    /// process has since taken only delays the sweep (the file is left; nothing wrong is
+    /// removed). Only entries owned by this user are removed, checked with `fstatat` without
+    /// following links; a symlink that carries our prefix is not ours and is left alone. A
+    /// temp directory is removed only when it holds nothing but regular files and temp
+    /// directories of ours, through descriptors, so swapping a name for a link while we look
+    /// redirects nothing. With `directories` false only regular files are swept: for a
+    /// directory someone else owns (the database's). `keep` spares names the caller still
+    /// needs (a temp manifest that can finish an interrupted publish: `Catalog.recover`).
+    /// Best effort: what cannot be read or removed is left. Returns the names removed.
+    @discardableResult
+    public static func sweepTemps(in directory: String, directories: Bool = true, keep: (String) -> Bool = { _ in false }) -> [String] {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
         var removed: [String] = []
-        for name in try listDirectory(directory) where name.hasPrefix(tempPrefix) {
-            let path = Paths.join(directory, name)
-            guard let status = try FileStatus.of(path) else { continue }
-            if status.isDirectory {
-                guard directories else { continue }
-                // A private copy directory (LiveReader): our regular files inside, then itself.
-                let inside = try listDirectory(path)
-                guard try inside.allSatisfy({ try FileStatus.of(Paths.join(path, $0))?.isRegular == true }) else { continue }
-                for file in inside { try remove(Paths.join(path, file)) }
-                guard rmdir(path) == 0 else { continue }
-            } else {
-                guard status.isRegular else { continue }
-                try remove(path)
+        for name in names(in: fd) where name.hasPrefix(tempPrefix) {
+            guard let pid = creatorPid(of: name), isGone(pid), !keep(name) else { continue }
+            var st = stat()
+            guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_uid == geteuid() else { continue }
+            switch st.st_mode & S_IFMT {
+            case S_IFREG:
+                if unlinkat(fd, name, 0) == 0 { removed.append(name) }
+            case S_IFDIR where directories:
+                if removeTree(name, in: fd) { removed.append(name) }
+            default:
+                continue
             }
-            removed.append(name)
         }
-        if !removed.isEmpty { try syncDirectory(directory) }
+        if !removed.isEmpty { _ = fsync(fd) }
         return removed
+    }
+
+    /// The pid field of a temp name; nil when the name is not `PREFIX PID-...` with a pid > 0.
+    static func creatorPid(of name: String) -> pid_t? {
+        guard name.hasPrefix(tempPrefix) else { return nil }
+        let rest = name.dropFirst(tempPrefix.count)
+        guard let dash = rest.firstIndex(of: "-"), rest[..<dash].allSatisfy({ ("0"..."9").contains($0) }),
+              let pid = pid_t(rest[..<dash]), pid > 0 else { return nil }
+        return pid
+    }
+
+    /// True when no process `pid` exists (EPERM means one does, someone else's).
+    static func isGone(_ pid: pid_t) -> Bool {
+        kill(pid, 0) != 0 && errno == ESRCH
+    }
+
+    /// Removes a temp directory of this run (`TerminationCleanup`): its regular files and temp
+    /// directories, then itself.
+    static func removeTempDirectory(_ path: String) {
+        let fd = open(Paths.directory(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        _ = removeTree(Paths.basename(path), in: fd)
+    }
+
+    /// Removes directory `name` in the directory open as `parent` when it is ours and holds
+    /// only regular files and temp directories of ours (checked first, so nothing is removed
+    /// from a directory that is left).
+    private static func removeTree(_ name: String, in parent: Int32) -> Bool {
+        let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var own = stat()
+        guard fstat(fd, &own) == 0, own.st_uid == geteuid() else { return false }
+        var files: [String] = [], subdirectories: [String] = []
+        for entry in names(in: fd) {
+            var st = stat()
+            guard fstatat(fd, entry, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return false }
+            switch st.st_mode & S_IFMT {
+            case S_IFREG: files.append(entry)
+            case S_IFDIR where entry.hasPrefix(tempPrefix): subdirectories.append(entry)
+            default: return false
+            }
+        }
+        for entry in subdirectories { guard removeTree(entry, in: fd) else { return false } }
+        for entry in files { _ = unlinkat(fd, entry, 0) }
+        return unlinkat(parent, name, AT_REMOVEDIR) == 0
+    }
+
+    /// The names in the directory open as `fd`, without `.` and `..`; empty when unreadable.
+    private static func names(in fd: Int32) -> [String] {
+        let copy = dup(fd)
+        guard copy >= 0 else { return [] }
+        guard let dir = fdopendir(copy) else { close(copy); return [] }
+        defer { closedir(dir) }
+        rewinddir(dir)  // the copy shares the offset of `fd`
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
     }
 
     /// The names in a directory, without `.` and `..`.

@@ -38,6 +38,9 @@ public struct ChosenSource: Sendable, Encodable {
                     throw AbathurError(.usage, Paths.join(backupDir, Paths.basename(name)), "no such backup (see abathur-restore --list)")
                 }
                 guard found.isComplete else {
+                    if found.lacksManifest {
+                        throw AbathurError(.verificationFailed, found.path, "incomplete backup: it has no manifest (a backup was interrupted while publishing it), so nothing proves it whole; restore a complete one (see abathur-restore --list), or give its path to restore it as a file without a manifest")
+                    }
                     let unverified = found.manifest.map { m in m.walLoss.map { "not verified: \($0.detail); the snapshot lacks them" } ?? (m.verified ? nil : "its manifest says it is not verified") } ?? nil
                     let why = unverified ?? found.status.map { $0.isRegular ? (found.manifestProblem ?? "no manifest") : "not a regular file" } ?? "the .db.gz is missing"
                     throw AbathurError(.verificationFailed, found.path, "not a complete, verified backup: \(why)")

@@ -33,7 +33,10 @@ public enum Drill {
         if readOnly == nil { try SafeFiles.ensureDirectory(request.backupDir) }
         let lock = try timeline.step("lock") {
             let lock = try FileLock.acquireUnlessReadOnly(Paths.join(request.backupDir, Catalog.lockName), wait: request.lockWait)
-            return (lock, lock == nil ? "backup directory read-only (\(readOnly ?? "not writable")): no lock needed to read it" : "backup directory locked")
+            guard lock != nil else { return (lock, "backup directory read-only (\(readOnly ?? "not writable")): no lock needed to read it") }
+            let recovery = Catalog.recover(request.backupDir)
+            warnings += recovery.problems
+            return (lock, (["backup directory locked"] + recovery.summary).joined(separator: "; "))
         }
         defer { lock?.release() }
         let source = try ChosenSource.locate(request, on: timeline)
@@ -44,7 +47,7 @@ public enum Drill {
         let limit = source.manifest.map(InflationLimit.manifest) ?? InflationLimit.budget(budget, reserving: 1 << 20)
         // A killed drill leaves its scratch copy in temp_dir, which no lock guards: remove
         // the ones whose process is gone.
-        _ = try SafeFiles.sweepOrphanedTempDirectories(in: request.tempDir, tag: "drill")
+        SafeFiles.sweepTemps(in: request.tempDir)
         let scratch = SafeFiles.tempPath(in: request.tempDir, tag: "drill")
         guard mkdir(scratch, 0o700) == 0 else { throw AbathurError(Errno.current.exitCode, scratch, "cannot create directory: \(Errno.current)") }
         var written: Candidate?

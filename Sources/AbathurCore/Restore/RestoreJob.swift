@@ -94,7 +94,7 @@ public final class RestoreJob {
         if !locks.isEmpty {
             do {
                 try SafeFiles.ensureDirectory(request.incidentDir)
-                _ = try SafeFiles.sweepTemps(in: request.incidentDir)
+                SafeFiles.sweepTemps(in: request.incidentDir)
                 outcome.incidentRecord = try IncidentRecord.write(outcome, exitCode: failure?.code ?? .success, error: failure,
                                                                   into: request.incidentDir, toolVersion: request.toolVersion)
             } catch {
@@ -122,16 +122,24 @@ public final class RestoreJob {
             // there; the safety copy goes beside the database instead.
             let readOnly = FileLock.readOnlyReason(request.backupDir)
             var locks: [FileLock] = []
+            var recovered = ""
             if readOnly == nil {
                 try SafeFiles.ensureDirectory(request.backupDir)
                 locks.append(try FileLock.acquire(Paths.join(request.backupDir, Catalog.lockName), wait: request.lockWait))
             }
             locks.append(try FileLock.acquire(FileLock.path(forDatabase: database), wait: request.lockWait))
+            var swept: [String] = []
+            if readOnly == nil {
+                let recovery = Catalog.recover(request.backupDir)
+                outcome.warnings += recovery.problems
+                swept += recovery.swept
+                if !recovery.finished.isEmpty { recovered = "; finished the interrupted publish of \(recovery.finished.joined(separator: ", "))" }
+            }
             safetyRoot = request.safetyRoot(backupDirReadOnly: readOnly != nil)
-            let swept = try SafeFiles.sweepTemps(in: directory, directories: false)
+            swept += SafeFiles.sweepTemps(in: directory, directories: false)
             let what = readOnly.map { "database locked; backup directory read-only (\($0)): not locked, safety copies go to \(safetyRoot)" }
                 ?? "backup directory and database locked"
-            return (locks, what + (swept.isEmpty ? "" : "; swept \(swept.count) stale temp file(s)"))
+            return (locks, what + (swept.isEmpty ? "" : "; swept \(swept.count) stale temp file(s)") + recovered)
         }
 
         let candidate: String

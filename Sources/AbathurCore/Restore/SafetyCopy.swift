@@ -36,7 +36,7 @@ public struct SafetyCopy: Sendable, Encodable {
         let present = try suffixes.filter { try FileStatus.of(database + $0) != nil }
         guard !present.isEmpty else { return nil }
         try SafeFiles.ensureDirectory(root)
-        _ = try SafeFiles.sweepTemps(in: root)
+        SafeFiles.sweepTemps(in: root)
         let needed = try size(of: database) + (1 << 20)
         let free = try SafeFiles.freeBytes(at: root)
         guard free >= needed else {
