@@ -241,22 +241,24 @@ final class IntegrityTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: box.liveDir), ["abathur.db"], "no -wal, no -journal")
     }
 
+    /// SPEC.md, "which input gets which code": a missing database is 8 in every tool (an empty
+    /// path names nothing, so it is missing too).
     func testZeroLengthPath() throws {
         let box = try Sandbox()
         let viaDb = try box.run("abathur-integrity", ["--db", "", "--backup-dir", box.backups])
-        try assertFinding(viaDb, "", check: "file", severity: "critical", status: 4)
+        try assertFinding(viaDb, "", check: "file", severity: "critical", status: 8)
         let viaArgument = try integrity(box, [""])
-        try assertFinding(viaArgument, "", check: "file", severity: "critical", status: 4)
+        try assertFinding(viaArgument, "", check: "file", severity: "critical", status: 8)
     }
 
     func testMissingPathIsNotCreated() throws {
         let box = try Sandbox()
         let run = try integrity(box)
-        try assertFinding(run, box.db, check: "file", severity: "critical", status: 4, contains: "no such file")
+        try assertFinding(run, box.db, check: "file", severity: "critical", status: 8, contains: "no such file")
         XCTAssertEqual(try box.fingerprint(box.liveDir), [:], "neither the database nor a -wal/-shm was created")
         let other = box.root + "/elsewhere.db"
         let byPath = try integrity(box, [other])
-        try assertFinding(byPath, other, check: "file", severity: "critical", status: 4)
+        try assertFinding(byPath, other, check: "file", severity: "critical", status: 8)
         XCTAssertFalse(FileManager.default.fileExists(atPath: other))
         XCTAssertFalse(FileManager.default.fileExists(atPath: box.backups), "no backup directory created either")
     }

@@ -74,6 +74,11 @@ final class WALLossBackupTests: XCTestCase {
         XCTAssertEqual(named.status, 3, named.stderr)
         XCTAssertTrue(named.stderr.contains("silently dropped"), named.stderr)
 
+        // verify: its bytes are intact, but it was never a verified backup: a warning.
+        let verify = try box.run("abathur-backup", ["verify", "--all", "--backup-dir", box.backups])
+        XCTAssertEqual(verify.status, 1, verify.stderr)
+        XCTAssertTrue(verify.stderr.contains(kept[0]) && verify.stderr.contains("not verified when taken"), verify.stderr)
+
         // A later run with the same WAL fails the same way and still prunes nothing.
         let again = try box.backup([], env: ["ABATHUR_NOW": "\(WALLossBackupTests.t0 + 60)"])
         XCTAssertEqual(again.status, 4, again.stderr)
