@@ -83,7 +83,7 @@ public struct Candidate: Sendable {
                              progress: ((Int64) -> Void)? = nil) throws -> Candidate {
         let input: FileDescriptor
         if let path = source.path {
-            input = try FileDescriptor.openForReading(path, followSymlinks: force)
+            input = try FileDescriptor.openForReading(path, followSymlinks: force, anyType: force)
         } else {
             input = FileDescriptor.standardInput
         }
@@ -192,7 +192,8 @@ extension Candidate {
     public static func estimatedSize(of source: ChosenSource) throws -> Int64 {
         if let manifest = source.manifest { return manifest.database.bytes }
         guard let path = source.path else { return 0 }
-        let file = try FileDescriptor.openForReading(path, followSymlinks: true)
+        // Any type: `--force` reads a pipe on purpose; only a regular file is looked into.
+        let file = try FileDescriptor.openForReading(path, followSymlinks: true, anyType: true)
         let status = try file.status()
         guard status.isRegular, status.size >= 18 else { return status.size }
         var head = [UInt8](repeating: 0, count: 2)
