@@ -198,6 +198,40 @@ final class HygieneTests: XCTestCase {
         XCTAssertEqual(restored.status, 0, "the newest good backup is still found: \(restored.stderr)")
     }
 
+    /// SQLite opens a database's `-wal` and `-shm` itself, and blocked in open(2) on a FIFO
+    /// there: backup, integrity and restore (checking who holds the `-shm`) hung, restore
+    /// while ignoring SIGTERM. A FIFO companion is refused now, and nothing live changes.
+    func testFIFOAsWALOrSharedMemoryIsRefused() throws {
+        let env = ["ABATHUR_SERVICES": "", "ABATHUR_HEALTH_URL": ""]
+        // A crashed writer's hot WAL, then one companion swapped for a FIFO.
+        let script = """
+        import sqlite3, os, sys
+        c = sqlite3.connect(sys.argv[1], isolation_level=None)
+        c.execute('PRAGMA wal_autocheckpoint=0')
+        c.execute("INSERT INTO state(key, value, updated_at) VALUES ('hot', 'x', 'now')")
+        os._exit(0)
+        """
+        for companion in ["-shm", "-wal"] {
+            let box = try Sandbox()
+            try box.makeDemoDatabase(rows: 50)
+            XCTAssertEqual(try box.backup().status, 0)
+            XCTAssertEqual(try Sandbox.execute("/usr/bin/python3", ["-c", script, box.db]).status, 0)
+            let path = box.db + companion
+            try FileManager.default.removeItem(atPath: path)
+            makeFIFO(path)
+            // (sha256sum would block on the FIFO itself: fingerprint the regular files.)
+            let other = box.db + (companion == "-shm" ? "-wal" : "-shm")
+            func live() throws -> [String] { [try box.sha256(box.db), try box.sha256(other)] }
+            let before = try live()
+            for tool in HygieneTests.tools {
+                let run = try box.run(tool, ["--db", box.db, "--backup-dir", box.backups], env: env, timeout: HygieneTests.hangGuard)
+                XCTAssertEqual(run.status, 7, "\(tool), FIFO \(companion): \(run.stderr)")
+                XCTAssertTrue(run.stderrLines.contains { $0.contains("\(path): is a FIFO") }, "\(tool): \(run.stderr)")
+                XCTAssertEqual(try live(), before, "\(tool), FIFO \(companion)")
+            }
+        }
+    }
+
     /// The other special files take the same row of SPEC.md's table: a directory, a device
     /// and a socket as `--db` (or integrity's PATH) are refused, one line, by every tool.
     func testDirectoryDeviceAndSocketAsDatabaseAreRefused() throws {
