@@ -18,6 +18,7 @@ final class HygieneUnitTests: XCTestCase {
         XCTAssertEqual(Escape.controlCharacters("a\nb\tc\rd\u{1b}[31m\u{07}\u{7f}"), #"a\nb\tc\rd\x1b[31m\x07\x7f"#)
         XCTAssertEqual(Escape.controlCharacters("\u{9b}2J\u{2028}\u{202e}"), #"\u{9B}2J\u{2028}\u{202E}"#)
         XCTAssertEqual(Escape.controlCharacters("\r\n"), #"\r\n"#, "a CRLF grapheme is two escapes")
+        XCTAssertEqual(Escape.controlCharacters("k=v\t# x\n", keepingTabs: true), #"k=v"# + "\t" + #"# x\n"#)
     }
 
     func testInvalidUTF8BytesAreEscaped() {

@@ -36,10 +36,15 @@ public enum Escape {
     /// `\n`, `\r`, `\t` and `\xNN` for the other C0 controls and DEL; `\u{NNNN}` for C1
     /// controls, line and paragraph separators and bidirectional overrides. Everything else,
     /// backslashes included, is left as it is.
-    public static func controlCharacters(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+    /// With `keepingTabs`, a tab stays a tab (a separator in result lines such as
+    /// `--print-config`'s `key=value<TAB># source`).
+    public static func controlCharacters(_ text: String, keepingTabs: Bool = false) -> String {
+        let escaped = { (scalar: Unicode.Scalar) in needsEscape(scalar) && !(keepingTabs && scalar == "\t") }
+        guard text.unicodeScalars.contains(where: escaped) else { return text }
         var out = ""
-        for scalar in text.unicodeScalars { append(scalar, to: &out) }
+        for scalar in text.unicodeScalars {
+            if escaped(scalar) { append(scalar, to: &out) } else { out.unicodeScalars.append(scalar) }
+        }
         return out
     }
 

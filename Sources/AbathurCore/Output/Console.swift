@@ -34,10 +34,10 @@ public final class Console: @unchecked Sendable {
     }
 
     /// A result line on stdout (not in `--json` mode, where the document says it all).
-    /// Control characters (a newline in a path) are escaped: one item is one line.
+    /// Control characters (a newline in a path) are escaped, tabs kept: one item is one line.
     public func result(_ line: String) {
         guard !json else { return }
-        writeOut(Escape.controlCharacters(line) + "\n")
+        writeOut(Escape.controlCharacters(line, keepingTabs: true) + "\n")
     }
 
     /// The first failure to write stdout in this process (a closed or full stdout, a pipe
