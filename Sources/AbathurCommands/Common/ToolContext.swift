@@ -79,6 +79,11 @@ final class ToolContext {
         if options.json {
             console.writeOut(JSONDocument(tool: tool, command: command, exitCode: code, errors: errors, warnings: warnings, result: result).encoded())
         }
+        // Results that never reached stdout are a failed run (exit 8), metrics included.
+        if let failure = Console.takeOutputFailure() {
+            console.error(failure)
+            if code.rawValue <= ExitCode.warning.rawValue { code = failure.code }
+        }
         if let path = prometheusPath {
             var sink = PrometheusMetrics()
             let prefix = tool.replacingOccurrences("-", "_")

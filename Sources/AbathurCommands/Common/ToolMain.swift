@@ -15,6 +15,12 @@ public enum ToolMain {
     ]
 
     public static func main(_ argv: [String]) -> Never {
+        // Before anything opens a file: a closed 0, 1 or 2 gets /dev/null, so that the lock
+        // file can never become "stdout" and receive a backup stream.
+        guard StandardDescriptors.ensureOpen() else {
+            writeErr("abathur-tools: error: /dev/null: cannot open it for a closed stdin, stdout or stderr\n")
+            exit(ExitCode.ioError.rawValue)
+        }
         // EFBIG from RLIMIT_FSIZE and EPIPE from a closed pipe become errors we report,
         // instead of signals that kill the process mid-write.
         signal(SIGXFSZ, SIG_IGN)
@@ -31,7 +37,15 @@ public enum ToolMain {
             exit(ExitCode.usage.rawValue)
         }
         TerminationCleanup.install(tool: name)
-        exit(run(tool, arguments: arguments))
+        exit(checkedOutput(run(tool, arguments: arguments), tool: name))
+    }
+
+    /// A run whose stdout could not be written (closed, full, a reader that went away) does
+    /// not exit 0 or 1: its output is lost. Says so in one line and exits 8.
+    static func checkedOutput(_ status: Int32, tool: String) -> Int32 {
+        guard let failure = Console.takeOutputFailure() else { return status }
+        writeErr("\(tool): error: \(Escape.controlCharacters(failure.description))\n")
+        return status <= ExitCode.warning.rawValue ? ExitCode.ioError.rawValue : status
     }
 
     static func run(_ tool: any ParsableCommand.Type, arguments: [String]) -> Int32 {
@@ -44,14 +58,15 @@ public enum ToolMain {
         } catch {
             let message = tool.fullMessage(for: error)
             if tool.exitCode(for: error) == .success {
-                print(message)
+                // --help, --version: written like every other output, so a failure is noticed.
+                Console(tool: tool.configuration.commandName ?? "abathur-tools").writeOut(message + "\n")
                 return ExitCode.success.rawValue
             }
             // One line, like every other diagnostic; ArgumentParser's own "Error: " goes.
             let name = tool.configuration.commandName ?? "abathur-tools"
             var first = message.split(separator: "\n").first.map(String.init) ?? message
             if first.hasPrefix("Error: ") { first.removeFirst("Error: ".count) }
-            writeErr("\(name): error: \(first) (see '\(name) --help')\n")
+            writeErr("\(name): error: \(Escape.controlCharacters(first)) (see '\(name) --help')\n")
             return ExitCode.usage.rawValue
         }
     }

@@ -279,8 +279,19 @@ public final class BackupJob {
         return digest
     }
 
+    /// `--stdout`: the verified `.gz` to stdout. Any write error (a stdout that was closed, a
+    /// full one, a reader that went away) fails the run with exit 8; the temp file goes.
     func stream(_ gzTemp: String) throws {
         let stdout = FileDescriptor.standardOutput
-        try FileDescriptor.openForReading(gzTemp).forEachChunk { try stdout.write($0) }
+        let input = try FileDescriptor.openForReading(gzTemp)
+        try input.forEachChunk { chunk in
+            do {
+                try stdout.write(chunk)
+            } catch {
+                var failure = Console.stdoutError(error)
+                failure.message = "cannot write the backup: " + failure.message
+                throw failure
+            }
+        }
     }
 }

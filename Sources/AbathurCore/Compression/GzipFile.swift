@@ -71,7 +71,7 @@ public enum GzipFile {
     /// modulo 4 GiB). A bomb can fake ISIZE, so an inflation is also held to a limit as it
     /// runs (`InflationLimit`). A file that is not gzip counts its own size.
     public static func estimatedInflatedSize(of path: String) throws -> Int64 {
-        let file = try FileDescriptor.openForReading(path, followSymlinks: true)
+        let file = try FileDescriptor.openForReading(path, followSymlinks: true, anyType: true)
         let status = try file.status()
         guard status.isRegular, status.size >= 18 else { return status.size }
         var head = [UInt8](repeating: 0, count: 2)

@@ -72,31 +72,39 @@ public struct Settings: Sendable {
     }
 
     /// `key = value` lines; `#` starts a comment line; blank lines are fine; a value may be
-    /// wrapped in double quotes. An unknown key or a malformed line is a usage error that
-    /// names the file and the line.
+    /// wrapped in double quotes. An unknown key, a malformed line or a line that is not UTF-8
+    /// is a usage error that names the file and the line; what it quotes from the file is
+    /// escaped (`\x1b`, `\xff`), never echoed raw to the terminal.
     static func parseFile(_ path: String, required: Bool) throws -> [String: (String, Int)] {
         // `--config /dev/null` is the usual way to say "no config file".
         if path == "/dev/null" { return [:] }
-        let text: String
+        let bytes: [UInt8]
         do {
-            text = try TextFile.read(path)
+            bytes = try TextFile.readRegular(path)
         } catch {
             if !required, (error as? AbathurError)?.code == .usage { return [:] }
             throw error
         }
         let known = Set(SettingKey.all.map(\.name))
         var result: [String: (String, Int)] = [:]
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, rawBytes) in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            let location = "\(path):\(index + 1)"
+            guard let rawLine = String(validating: rawBytes, as: UTF8.self) else {
+                // A comment may be in any encoding; a setting must be text we can use as is.
+                let start = rawBytes.firstIndex { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }
+                if let start, rawBytes[start] == UInt8(ascii: "#") { continue }
+                throw AbathurError(.usage, location, "not valid UTF-8: \"\(Escape.bytes(rawBytes))\"")
+            }
             let line = rawLine.trimmingWhitespace()
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let equals = line.firstIndex(of: "=") else {
-                throw AbathurError(.usage, "\(path):\(index + 1)", "expected key = value, got \"\(line)\"")
+                throw AbathurError(.usage, location, "expected key = value, got \"\(Escape.controlCharacters(line))\"")
             }
             let key = String(line[..<equals]).trimmingWhitespace()
             var value = String(line[line.index(after: equals)...]).trimmingWhitespace()
             if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
             guard known.contains(key) else {
-                throw AbathurError(.usage, "\(path):\(index + 1)", "unknown setting \"\(key)\"")
+                throw AbathurError(.usage, location, "unknown setting \"\(Escape.controlCharacters(key))\"")
             }
             result[key] = (value, index + 1)
         }
@@ -152,7 +160,7 @@ public struct Settings: Sendable {
 
     public func invalid(_ key: SettingKey, _ problem: String) -> AbathurError {
         let value = self[key]
-        return AbathurError(.usage, nil, "\(key.name)=\"\(value.text)\" (from \(value.source)): \(problem)")
+        return AbathurError(.usage, nil, "\(key.name)=\"\(Escape.controlCharacters(value.text))\" (from \(value.source)): \(problem)")
     }
 }
 

@@ -16,30 +16,72 @@ public final class FileDescriptor {
 
     private var owned = true
 
-    /// The process's stdout, borrowed: never closed here.
+    /// The process's stdout, borrowed: never closed here. When stdout was closed at start
+    /// (`StandardDescriptors`), writing to it fails with EBADF, as it would have.
     public static var standardOutput: FileDescriptor {
-        let fd = FileDescriptor(raw: 1, path: "<stdout>")
+        let fd = FileDescriptor(raw: StandardDescriptors.wasClosed(1) ? -1 : 1, path: "stdout")
         fd.owned = false
         return fd
     }
 
-    /// The process's stdin, borrowed: never closed here.
+    /// The process's stdin, borrowed: never closed here. When stdin was closed at start,
+    /// reading it fails with EBADF, as it would have.
     public static var standardInput: FileDescriptor {
-        let fd = FileDescriptor(raw: 0, path: "<stdin>")
+        let fd = FileDescriptor(raw: StandardDescriptors.wasClosed(0) ? -1 : 0, path: "stdin")
         fd.owned = false
         return fd
     }
 
     /// Opens an existing file for reading; by default a symlink at the last component is
     /// refused (ELOOP), since backups and manifests are never links.
-    public static func openForReading(_ path: String, followSymlinks: Bool = false) throws -> FileDescriptor {
+    ///
+    /// Never blocks in open(2): the file is opened with `O_NONBLOCK` (a FIFO without a writer,
+    /// or a device, would otherwise hang the run while it holds a lock), its type is checked
+    /// with fstat, and only then is `O_NONBLOCK` cleared. Anything but a regular file is
+    /// refused (exit 7) unless `anyType` (restore's `--force`).
+    public static func openForReading(_ path: String, followSymlinks: Bool = false, anyType: Bool = false) throws -> FileDescriptor {
+        let fd: Int32
         do {
-            let flags = O_RDONLY | O_CLOEXEC | (followSymlinks ? 0 : O_NOFOLLOW)
-            let fd = try Syscall.retrying { open(path, flags) }
-            return FileDescriptor(raw: fd, path: path)
+            let flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followSymlinks ? 0 : O_NOFOLLOW)
+            fd = try Syscall.retrying { open(path, flags) }
         } catch {
-            throw AbathurError(error.exitCode, path, error.rawValue == ELOOP ? "is a symlink; refusing to follow it" : "cannot open: \(error)")
+            if error.rawValue == ELOOP { throw AbathurError(.refused, path, "is a symlink; refusing to follow it") }
+            // open(2) on a socket fails with ENXIO: say what it is, as for a FIFO.
+            if error.rawValue == ENXIO, let kind = FileDescriptor.kind(path: path, followSymlinks: followSymlinks) {
+                throw AbathurError(.refused, path, "is \(kind), not a regular file")
+            }
+            throw AbathurError(error.exitCode, path, "cannot open: \(error)")
         }
+        let file = FileDescriptor(raw: fd, path: path)
+        let status = try file.status()
+        if !status.isRegular && !anyType {
+            throw AbathurError(.refused, path, "is \(FileDescriptor.kind(mode: status.mode)), not a regular file")
+        }
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0, fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 else {
+            throw AbathurError(Errno.current.exitCode, path, "cannot open: \(Errno.current)")
+        }
+        return file
+    }
+
+    /// What kind of file a mode describes, for a diagnostic: "a FIFO", "a directory", ...
+    static func kind(mode: UInt32) -> String {
+        switch mode & S_IFMT {
+        case S_IFREG: return "a regular file"
+        case S_IFDIR: return "a directory"
+        case S_IFIFO: return "a FIFO"
+        case S_IFSOCK: return "a socket"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFLNK: return "a symlink"
+        default: return "a special file"
+        }
+    }
+
+    static func kind(path: String, followSymlinks: Bool) -> String? {
+        var st = stat()
+        guard (followSymlinks ? stat(path, &st) : lstat(path, &st)) == 0 else { return nil }
+        return kind(mode: st.st_mode)
     }
 
     /// Creates a new file that must not exist yet (`O_CREAT|O_EXCL|O_NOFOLLOW`), mode 0600.
@@ -131,4 +173,33 @@ public final class FileDescriptor {
             throw AbathurError(Errno.current.exitCode, path, "close failed: \(Errno.current)")
         }
     }
+}
+
+/// Descriptors 0, 1 and 2 as the process found them. A closed one is put on /dev/null at
+/// start-up, before anything opens a file, as careful daemons do: otherwise the first file we
+/// open (the backup directory's lock file) takes its number, and whatever was meant for stdout
+/// lands in it. Which ones were closed is remembered, so that writing to a stdout that was
+/// closed (or reading such a stdin) still fails, with EBADF, instead of vanishing into /dev/null.
+public enum StandardDescriptors {
+    nonisolated(unsafe) static var closedAtStart: Set<Int32> = []
+
+    /// Opens /dev/null on each of 0, 1 and 2 that is closed. Returns false when one stays
+    /// closed (no /dev/null): the caller must not go on.
+    public static func ensureOpen() -> Bool {
+        for fd: Int32 in 0...2 {
+            guard fcntl(fd, F_GETFD) == -1, errno == EBADF else { continue }
+            // Not O_CLOEXEC: a child (systemctl) inherits its 0-2 from us.
+            let opened = open("/dev/null", O_RDWR)
+            guard opened >= 0 else { return false }
+            if opened != fd {
+                guard dup2(opened, fd) == fd else { _ = Glibc.close(opened); return false }
+                _ = Glibc.close(opened)
+            }
+            closedAtStart.insert(fd)
+        }
+        return true
+    }
+
+    /// Whether `fd` (0, 1 or 2) was closed when the process started.
+    public static func wasClosed(_ fd: Int32) -> Bool { closedAtStart.contains(fd) }
 }

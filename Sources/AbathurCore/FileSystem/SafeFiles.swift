@@ -60,10 +60,17 @@ public enum SafeFiles {
     }
 
     /// Writes `bytes` to `final` the safe way: temp file beside it, fsync, rename, fsync dir.
-    public static func writeAtomically(_ bytes: [UInt8], to final: String) throws {
+    /// The file is 0600 unless `mode` says otherwise, set with fchmod so that the umask does
+    /// not matter; only what another user must read (Prometheus textfiles, 0644) asks for more.
+    public static func writeAtomically(_ bytes: [UInt8], to final: String, mode: mode_t = 0o600) throws {
         let directory = Paths.directory(of: final)
         let file = try createTemp(in: directory, tag: Paths.basename(final))
         do {
+            do {
+                try Syscall.retrying { fchmod(file.raw, mode) }
+            } catch {
+                throw AbathurError(error.exitCode, file.path, "cannot set mode \(String(mode, radix: 8)): \(error)")
+            }
             try file.write(bytes)
             try file.sync()
             try file.close()

@@ -2,13 +2,17 @@
 public enum TextFile {
     /// Reads a regular file of at most `limit` bytes. A missing file is a usage error.
     public static func read(_ path: String, limit: Int = 16 << 20) throws -> String {
+        String(decoding: try readRegular(path, limit: limit), as: UTF8.self)
+    }
+
+    /// The bytes of a regular file of at most `limit` bytes. A missing file is a usage error.
+    public static func readRegular(_ path: String, limit: Int = 16 << 20) throws -> [UInt8] {
         guard let status = try FileStatus.of(path) else {
             throw AbathurError(.usage, path, "no such file")
         }
-        guard status.isRegular else { throw AbathurError(.refused, path, "not a regular file") }
+        guard status.isRegular else { throw AbathurError(.refused, path, "is \(FileDescriptor.kind(mode: status.mode)), not a regular file") }
         guard status.size <= limit else { throw AbathurError(.refused, path, "larger than \(limit) bytes") }
-        let bytes = try readBytes(path, limit: limit)
-        return String(decoding: bytes, as: UTF8.self)
+        return try readBytes(path, limit: limit)
     }
 
     public static func readBytes(_ path: String, limit: Int) throws -> [UInt8] {

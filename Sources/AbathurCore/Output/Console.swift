@@ -34,22 +34,41 @@ public final class Console: @unchecked Sendable {
     }
 
     /// A result line on stdout (not in `--json` mode, where the document says it all).
+    /// Control characters (a newline in a path) are escaped, tabs kept: one item is one line.
     public func result(_ line: String) {
         guard !json else { return }
-        writeOut(line + "\n")
+        writeOut(Escape.controlCharacters(line, keepingTabs: true) + "\n")
     }
 
-    /// Raw text on stdout, whatever the mode (used for the JSON document itself).
+    /// The first failure to write stdout in this process (a closed or full stdout, a pipe
+    /// whose reader went away). Once stdout failed, nothing more is written to it, and the
+    /// run must not exit 0: `takeOutputFailure` hands it over to be reported, once.
+    nonisolated(unsafe) private static var outputFailure: AbathurError?
+    nonisolated(unsafe) private static var outputFailed = false
+
+    public static func takeOutputFailure() -> AbathurError? {
+        defer { outputFailure = nil }
+        return outputFailure
+    }
+
+    /// Raw text on stdout, whatever the mode (used for the JSON document itself). A write
+    /// error is remembered (`takeOutputFailure`), never ignored.
     public func writeOut(_ text: String) {
-        var bytes = Array(text.utf8)
-        bytes.withUnsafeMutableBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = write(1, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 { if errno == EINTR { continue }; return }
-                offset += n
-            }
+        guard !Console.outputFailed else { return }
+        do {
+            try FileDescriptor.standardOutput.write(Array(text.utf8))
+        } catch {
+            Console.outputFailed = true
+            Console.outputFailure = Console.stdoutError(error)
         }
+    }
+
+    /// A failed write to stdout, as an I/O error (exit 8) whatever the errno: a full
+    /// /dev/full is not our disk running out of space.
+    public static func stdoutError(_ error: any Error) -> AbathurError {
+        let problem = (error as? AbathurError)?.message ?? "\(error)"
+        let closed = StandardDescriptors.wasClosed(1) ? " (stdout was closed)" : ""
+        return AbathurError(.ioError, "stdout", problem + closed)
     }
 
     public func error(_ error: AbathurError) {
@@ -84,9 +103,11 @@ public final class Console: @unchecked Sendable {
         progressShown = false
     }
 
+    /// One line: control characters in `text` (a newline in a path, an escape sequence from
+    /// a config file) are escaped here, for every diagnostic.
     private func emit(priority: Int, _ text: String) {
         endProgress()
-        writeErr((journal ? "<\(priority)>" : "") + "\(tool): \(text)\n")
+        writeErr((journal ? "<\(priority)>" : "") + "\(tool): \(Escape.controlCharacters(text))\n")
     }
 
     private func writeErr(_ text: String) {

@@ -84,6 +84,7 @@ public enum Holders {
         var holders: [Holder] = []
         for (suffix, start, length) in [("", 0x4000_0000, 512), ("-shm", 120, 9)] {
             let path = database + suffix
+            // O_NONBLOCK: a FIFO where the database or its -shm should be must not hang us.
             let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
             guard fd >= 0 else { continue }
             defer { close(fd) }

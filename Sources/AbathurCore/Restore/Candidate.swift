@@ -90,7 +90,7 @@ public struct Candidate: Sendable {
             }
         }
         if let path = source.path {
-            input = try FileDescriptor.openForReading(path, followSymlinks: force)
+            input = try FileDescriptor.openForReading(path, followSymlinks: force, anyType: force)
         } else {
             input = FileDescriptor.standardInput
         }

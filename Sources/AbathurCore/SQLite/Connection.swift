@@ -53,17 +53,24 @@ public final class Connection {
         sqlite3_close_v2(handle)
     }
 
+    /// The `file:` URI of `path` (sqlite.org/uri.html): every byte that is not an unreserved
+    /// ASCII character or `/` is percent-encoded, so UTF-8 (`ü`), spaces, `%`, `?`, `#` and
+    /// control characters all reach the VFS as the same bytes. An absolute path gets an empty
+    /// authority (`file:///...`), so that a path starting with `//` is never read as a host.
     static func uri(for path: String) -> String {
+        let absolute = Paths.absolute(path)
         var escaped = ""
-        for byte in Paths.absolute(path).utf8 {
+        for byte in absolute.utf8 {
             switch byte {
-            case UInt8(ascii: "%"), UInt8(ascii: "?"), UInt8(ascii: "#"):
-                escaped += "%" + String(byte, radix: 16, uppercase: true)
-            default:
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."),
+                 UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
                 escaped.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                escaped += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
             }
         }
-        return "file:" + escaped
+        return (absolute.hasPrefix("/") ? "file://" : "file:") + escaped
     }
 
     func error(_ rc: Int32, sql: String?) -> SQLiteError {

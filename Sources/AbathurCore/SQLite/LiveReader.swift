@@ -23,6 +23,7 @@ import Glibc
 public enum LiveReader {
     public static func read<T>(_ path: String, busyTimeoutMs: Int, tempDirectory: String,
                                _ body: (Connection) throws -> T) throws -> T {
+        try refuseSpecialCompanions(of: path)
         let before = try Fingerprint(path)
         guard before.isWAL else {
             return try body(try open(path, .readOnly, busyTimeoutMs))
@@ -35,6 +36,17 @@ public enum LiveReader {
             return try body(try open(path, .readOnlySharedMemory, busyTimeoutMs))
         }
         return try readCopy(path, busyTimeoutMs: busyTimeoutMs, tempDirectory: tempDirectory, body)
+    }
+
+    /// SQLite opens the `-wal` and `-shm` itself, blocking in open(2) on a FIFO: anything
+    /// but a regular file there is refused (exit 7) before SQLite sees it.
+    static func refuseSpecialCompanions(of path: String) throws {
+        for suffix in ["-wal", "-shm"] {
+            var st = stat()
+            if stat(path + suffix, &st) == 0, st.st_mode & S_IFMT != S_IFREG {
+                throw AbathurError(.refused, path + suffix, "is \(FileDescriptor.kind(mode: st.st_mode)), not a regular file")
+            }
+        }
     }
 
     static func open(_ path: String, _ mode: Connection.Mode, _ busyTimeoutMs: Int) throws -> Connection {
