@@ -43,18 +43,7 @@ final class RestoreTests: XCTestCase {
 
     /// A crashed writer's state: committed rows only in the `-wal`, and a `-shm` beside it.
     func makeHotWAL(_ box: Sandbox, rows: Int = 30) throws {
-        let script = """
-        import sqlite3, os, sys
-        c = sqlite3.connect(sys.argv[1], isolation_level=None)
-        c.execute('PRAGMA wal_autocheckpoint=0')
-        for i in range(int(sys.argv[2])):
-            c.execute("INSERT INTO state(key, value, updated_at) VALUES (?, 'x', datetime('now'))", ('hot-%d' % i,))
-        os._exit(0)
-        """
-        let run = try Sandbox.execute("/usr/bin/python3", ["-c", script, box.db, "\(rows)"])
-        XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: box.db + "-wal"))
-        XCTAssertTrue(FileManager.default.fileExists(atPath: box.db + "-shm"))
+        try box.makeHotWAL(inserts: rows)
     }
 
     /// A `systemctl` first on PATH that only logs its arguments, and two units to stop.

@@ -159,7 +159,7 @@ final class SpaceBudgetTests: XCTestCase {
         let run = try Sandbox.execute("/bin/sh", ["-c", "cat \"$1\" | \"$2\" - --db \"$3\" --backup-dir \"$4\"", "sh",
                                                   bomb, Binaries.tool("abathur-restore"), box.db, box.backups],
                                       environment: environment)
-        assertStoppedAtTheBudget(run, tool: "abathur-restore", naming: "<stdin>")
+        assertStoppedAtTheBudget(run, tool: "abathur-restore", naming: "stdin")
         XCTAssertEqual(freeBytes(box.liveDir), before)
         XCTAssertEqual(try ourFiles(box, box.liveDir), live)
         XCTAssertEqual(try ourFiles(box, box.backups), backups)

@@ -209,6 +209,11 @@ public enum SafeFiles {
         guard let dir = fdopendir(copy) else { close(copy); return [] }
         defer { closedir(dir) }
         rewinddir(dir)  // the copy shares the offset of `fd`
+        return readNames(dir)
+    }
+
+    /// Every name an open directory stream lists, sorted, without `.` and `..`.
+    private static func readNames(_ dir: OpaquePointer) -> [String] {
         var names: [String] = []
         while let entry = readdir(dir) {
             let name = withUnsafePointer(to: entry.pointee.d_name) {
@@ -226,14 +231,7 @@ public enum SafeFiles {
             throw AbathurError(error.rawValue == ENOENT ? .usage : error.exitCode, directory, "cannot read directory: \(error)")
         }
         defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
+        return readNames(dir)
     }
 
     /// Creates `directory` with mode 0700 when it does not exist yet (not its parents). A
