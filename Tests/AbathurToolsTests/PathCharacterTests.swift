@@ -87,5 +87,10 @@ final class PathCharacterTests: XCTestCase {
         let checked = try run(box, "abathur-integrity", ["--db", db, "--backup-dir", dir + "/backups"])
         XCTAssertEqual(checked.status, 0, checked.stderr)
         XCTAssertTrue(checked.stdout.hasPrefix(db.replacingOccurrences(of: "\n", with: "\\n") + ": ok\n"), checked.stdout)
+        // A monitoring plugin's status is its first line: --nagios stays one line too.
+        let nagios = try run(box, "abathur-integrity", ["--nagios", "--db", missing, "--backup-dir", dir + "/backups"])
+        XCTAssertEqual(nagios.status, 2, nagios.stdout)
+        XCTAssertEqual(nagios.stdout.split(separator: "\n").count, 1, nagios.stdout)
+        XCTAssertTrue(nagios.stdout.hasPrefix("ABATHUR-INTEGRITY CRITICAL - \(shown): "), nagios.stdout)
     }
 }

@@ -85,6 +85,27 @@ final class SpaceBudgetTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: temp), [])
     }
 
+    /// The private copy of a live database whose `-wal` has no `-shm` (LiveReader) lands in
+    /// temp_dir too, under the same budget: refused before a byte is copied.
+    func testIntegrityOfTheLiveDatabaseKeepsItsPrivateCopyWithinTheBudget() throws {
+        let box = try Sandbox()
+        try box.makeDemoDatabase(rows: 300)
+        try box.makeHotWAL(inserts: 20)
+        try FileManager.default.removeItem(atPath: box.db + "-shm")
+        let temp = box.root + "/tmp"
+        try mountTmpfs(temp)
+        XCTAssertEqual(try Sandbox.shell("head -c 57M /dev/zero > '\(temp)/filler'").status, 0)
+        let before = freeBytes(temp)
+        let live = try box.fingerprint(box.liveDir)
+        let run = try box.run("abathur-integrity", ["--db", box.db, "--backup-dir", box.backups], env: ["ABATHUR_TEMP_DIR": temp])
+        XCTAssertEqual(run.status, 6, run.stderr)
+        XCTAssertEqual(run.stderrLines.count, 1, run.stderr)
+        XCTAssertTrue(run.stderr.hasPrefix("abathur-integrity: error: \(temp): "), run.stderr)
+        XCTAssertEqual(freeBytes(temp), before)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: temp), ["filler"])
+        XCTAssertEqual(try box.fingerprint(box.liveDir), live)
+    }
+
     // MARK: - abathur-backup verify
 
     /// A backup whose `.gz` was swapped for a bomb: its manifest records the real database

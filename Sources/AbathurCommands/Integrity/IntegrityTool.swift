@@ -68,7 +68,7 @@ struct IntegrityTool: ParsableCommand {
                 }
                 return (overallExit(reports), output)
             } catch let error as AbathurError where nagios {
-                context.console.writeOut("ABATHUR-INTEGRITY UNKNOWN - \(error.description)\n")
+                context.console.writeOut("ABATHUR-INTEGRITY UNKNOWN - \(Escape.controlCharacters(error.description))\n")
                 throw ToolExit(status: 3)
             }
         }, metrics: { sink, _, output in
@@ -138,7 +138,8 @@ struct IntegrityTool: ParsableCommand {
             let worst = reports.map(\.severity).max() ?? .ok
             let state = ["OK", "WARNING", "CRITICAL", "CRITICAL"][Severity.allCases.firstIndex(of: worst)!]
             let problems = reports.flatMap { r in r.findings.filter { $0.severity != .ok }.map { "\(r.path): \($0.check): \($0.message)" } }
-            let summary = problems.isEmpty ? "\(reports.count) target(s) checked, no problems" : problems.joined(separator: "; ")
+            // One line whatever a path or a message holds: a plugin's output is its first line.
+            let summary = Escape.controlCharacters(problems.isEmpty ? "\(reports.count) target(s) checked, no problems" : problems.joined(separator: "; "))
             console.writeOut("ABATHUR-INTEGRITY \(state) - \(summary) | problems=\(problems.count) targets=\(reports.count)\n")
             return
         }

@@ -58,6 +58,10 @@ public enum LiveReader {
     }
 
     static func readCopy<T>(_ path: String, busyTimeoutMs: Int, tempDirectory: String, _ body: (Connection) throws -> T) throws -> T {
+        // The copy lands in temp_dir, which may share a disk with the service: the same
+        // budget as every other temp copy (at most 90% used).
+        let size = try [path, path + "-wal"].compactMap { try FileStatus.of($0)?.size }.reduce(0, +)
+        try SpaceBudget.of(tempDirectory).require(size + (1 << 20), for: "a private copy of the live database and its -wal")
         let directory = SafeFiles.tempPath(in: tempDirectory, tag: "live-copy")
         guard mkdir(directory, 0o700) == 0 else {
             throw AbathurError(Errno.current.exitCode, directory, "cannot create directory: \(Errno.current)")
