@@ -250,12 +250,6 @@ public enum SafeFiles {
 
     /// Bytes available to an unprivileged writer on the filesystem holding `path`.
     public static func freeBytes(at path: String) throws -> Int64 {
-        var info = statvfs()
-        do {
-            try Syscall.retrying { statvfs(path, &info) }
-        } catch {
-            throw AbathurError(error.exitCode, path, "cannot read free space: \(error)")
-        }
-        return Int64(info.f_bavail) * Int64(info.f_frsize)
+        try SpaceBudget.of(path).freeBytes
     }
 }
