@@ -65,15 +65,7 @@ final class BackupTakeTests: XCTestCase {
     func testHotWALIsBackedUpWithoutBeingTouched() throws {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 200)
-        let script = """
-        import sqlite3, os, sys
-        c = sqlite3.connect(sys.argv[1], isolation_level=None)
-        c.execute('PRAGMA wal_autocheckpoint=0')
-        for i in range(50):
-            c.execute("INSERT INTO state(key, value, updated_at) VALUES (?, 'x', datetime('now'))", ('hot-%d' % i,))
-        os._exit(0)
-        """
-        XCTAssertEqual(try Sandbox.execute("/usr/bin/python3", ["-c", script, box.db]).status, 0)
+        try box.makeHotWAL(inserts: 50)
         for removeShm in [false, true] {
             if removeShm { try FileManager.default.removeItem(atPath: box.db + "-shm") }
             let before = try box.fingerprint(box.liveDir)

@@ -126,6 +126,21 @@ final class InputClassTests: XCTestCase {
         }
     }
 
+    /// Runs the Python `script` on the box's database (then `args`) and returns once it has
+    /// printed "ready"; it is ended at teardown if still running.
+    func startWriter(_ script: String, on box: Sandbox, _ args: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws -> Process {
+        let writer = Process()
+        writer.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        writer.arguments = ["-c", script, box.db] + args
+        let out = Pipe()
+        writer.standardOutput = out
+        try writer.run()
+        addTeardownBlock { if writer.isRunning { writer.terminate(); writer.waitUntilExit() } }
+        let ready = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        XCTAssertTrue(ready.hasPrefix("ready"), ready, file: file, line: line)
+        return writer
+    }
+
     /// Item 4: a writer in `locking_mode=EXCLUSIVE` keeps its wal-index in heap memory: there
     /// is a `-wal` and no `-shm`. Its files must never be copied raw (FACTS.md 1): the readers
     /// wait for the busy timeout, then exit 5 naming the holder.
@@ -149,15 +164,7 @@ final class InputClassTests: XCTestCase {
             time.sleep(0.001)
         c.close()
         """
-        let writer = Process()
-        writer.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        writer.arguments = ["-c", script, box.db, "120"]
-        let out = Pipe()
-        writer.standardOutput = out
-        try writer.run()
-        defer { if writer.isRunning { writer.terminate(); writer.waitUntilExit() } }
-        let ready = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
-        XCTAssertTrue(ready.hasPrefix("ready"), ready)
+        let writer = try startWriter(script, on: box, ["120"])
         XCTAssertTrue(FileManager.default.fileExists(atPath: box.db + "-wal"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: box.db + "-shm"), "exclusive mode: no -shm")
         let backups = try box.fingerprint(box.backups)
@@ -187,14 +194,7 @@ final class InputClassTests: XCTestCase {
         time.sleep(1.5)
         c.close()
         """
-        let writer = Process()
-        writer.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        writer.arguments = ["-c", script, box.db]
-        let out = Pipe()
-        writer.standardOutput = out
-        try writer.run()
-        defer { if writer.isRunning { writer.terminate(); writer.waitUntilExit() } }
-        XCTAssertTrue(String(decoding: out.fileHandleForReading.availableData, as: UTF8.self).hasPrefix("ready"))
+        let writer = try startWriter(script, on: box)
         let run = try box.backup(["--busy-timeout", "60000"])
         XCTAssertEqual(run.status, 0, run.stderr)
         writer.waitUntilExit()

@@ -148,7 +148,9 @@ final class SpaceBudgetTests: XCTestCase {
 
     func restoreEnv() -> [String: String] { ["ABATHUR_SERVICES": "", "ABATHUR_HEALTH_URL": ""] }
 
-    func testRestoreByPathStopsABombWithAForgedISIZE() throws {
+    /// A box whose live database is on a small tmpfs, a bomb beside it, and the check that a
+    /// restore left that filesystem, the live files and the backups as they were.
+    func bombBesideTheLiveDatabase(file: StaticString = #filePath, line: UInt = #line) throws -> (Sandbox, String, () throws -> Void) {
         let box = try Sandbox()
         try liveOnTmpfs(box)
         let bomb = box.root + "/bomb.db.gz"
@@ -156,23 +158,24 @@ final class SpaceBudgetTests: XCTestCase {
         let live = try ourFiles(box, box.liveDir)
         let backups = try ourFiles(box, box.backups)
         let before = freeBytes(box.liveDir)
+        return (box, bomb, {
+            XCTAssertEqual(self.freeBytes(box.liveDir), before, "the live database's filesystem is left as it was found", file: file, line: line)
+            XCTAssertEqual(try self.ourFiles(box, box.liveDir), live, file: file, line: line)
+            XCTAssertEqual(try self.ourFiles(box, box.backups), backups, file: file, line: line)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: box.liveDir).filter { $0.hasPrefix(".abathur-tmp-") }, [], file: file, line: line)
+        })
+    }
+
+    func testRestoreByPathStopsABombWithAForgedISIZE() throws {
+        let (box, bomb, untouched) = try bombBesideTheLiveDatabase()
         let run = try box.run("abathur-restore", [bomb, "--db", box.db, "--backup-dir", box.backups], env: restoreEnv())
         assertStoppedAtTheBudget(run, tool: "abathur-restore", naming: bomb)
         XCTAssertTrue(run.stderr.contains(box.liveDir), run.stderr)
-        XCTAssertEqual(freeBytes(box.liveDir), before, "the live database's filesystem is left as it was found")
-        XCTAssertEqual(try ourFiles(box, box.liveDir), live)
-        XCTAssertEqual(try ourFiles(box, box.backups), backups)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: box.liveDir).filter { $0.hasPrefix(".abathur-tmp-") }, [])
+        try untouched()
     }
 
     func testRestoreFromStdinStopsABomb() throws {
-        let box = try Sandbox()
-        try liveOnTmpfs(box)
-        let bomb = box.root + "/bomb.db.gz"
-        try makeBomb(bomb)
-        let live = try ourFiles(box, box.liveDir)
-        let backups = try ourFiles(box, box.backups)
-        let before = freeBytes(box.liveDir)
+        let (box, bomb, untouched) = try bombBesideTheLiveDatabase()
         // Through a pipe, as `... | abathur-restore -` reads it: no size to go by.
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ABATHUR_") && $0.key != "JOURNAL_STREAM" }
         environment["ABATHUR_CONFIG"] = box.config
@@ -181,10 +184,7 @@ final class SpaceBudgetTests: XCTestCase {
                                                   bomb, Binaries.tool("abathur-restore"), box.db, box.backups],
                                       environment: environment)
         assertStoppedAtTheBudget(run, tool: "abathur-restore", naming: "stdin")
-        XCTAssertEqual(freeBytes(box.liveDir), before)
-        XCTAssertEqual(try ourFiles(box, box.liveDir), live)
-        XCTAssertEqual(try ourFiles(box, box.backups), backups)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: box.liveDir).filter { $0.hasPrefix(".abathur-tmp-") }, [])
+        try untouched()
     }
 
     // MARK: - abathur-restore --drill
