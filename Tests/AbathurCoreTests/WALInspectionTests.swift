@@ -6,78 +6,7 @@ import XCTest
 /// Python's sqlite3 module, both on the system libsqlite3), damaged the ways FACTS.md 10
 /// describes. SQLite itself is the referee: the rows it sees when it opens a copy of the
 /// database and the `-wal` must be exactly the committed prefix the inspection reports.
-final class WALInspectionTests: XCTestCase {
-    var dir = ""
-    var db: String { dir + "/w.db" }
-    var wal: String { db + "-wal" }
-
-    override func setUpWithError() throws {
-        dir = NSTemporaryDirectory() + "wal-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
-
-    @discardableResult
-    func run(_ path: String, _ args: [String]) throws -> (status: Int32, stdout: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = args
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
-    }
-
-    /// A WAL database with one table; then a process commits `rows` single-row transactions
-    /// (one frame each), optionally runs a full checkpoint and commits `after` more (which
-    /// restarts the WAL with new salts), and dies without closing: db, `-wal` and `-shm` stay.
-    func makeHotWAL(rows: Int, checkpointThen after: Int = 0) throws {
-        let create = try run("/usr/bin/sqlite3", [db, "PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"])
-        XCTAssertEqual(create.status, 0)
-        let script = """
-        import sqlite3, os, sys
-        c = sqlite3.connect(sys.argv[1], isolation_level=None)
-        c.execute('PRAGMA wal_autocheckpoint=0')
-        for i in range(int(sys.argv[2])): c.execute('INSERT INTO t(v) VALUES (?)', ('row %d' % i,))
-        if int(sys.argv[3]) > 0:
-            c.execute('PRAGMA wal_checkpoint').fetchall()
-            for i in range(int(sys.argv[3])): c.execute('INSERT INTO t(v) VALUES (?)', ('after %d' % i,))
-        os._exit(0)
-        """
-        XCTAssertEqual(try run("/usr/bin/python3", ["-c", script, db, "\(rows)", "\(after)"]).status, 0)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: wal), "the writer died without closing: the -wal stays")
-    }
-
-    func bytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
-
-    func write(_ bytes: [UInt8], _ path: String) throws { try Data(bytes).write(to: URL(fileURLWithPath: path)) }
-
-    func u32(_ b: [UInt8], _ o: Int) -> UInt32 {
-        UInt32(b[o]) << 24 | UInt32(b[o + 1]) << 16 | UInt32(b[o + 2]) << 8 | UInt32(b[o + 3])
-    }
-
-    /// The page size from the WAL header, and the size of one frame.
-    func frameSize() throws -> (pageSize: Int, frame: Int) {
-        let pageSize = Int(u32(try bytes(wal), 8))
-        return (pageSize, 24 + pageSize)
-    }
-
-    /// What SQLite sees: copy the database and its `-wal` (no `-shm`, so SQLite recovers the
-    /// WAL from the file alone) and count the rows in the copy.
-    func rowsSQLiteSees() throws -> Int {
-        let copyDir = dir + "/copy-\(UUID().uuidString.prefix(6))"
-        try FileManager.default.createDirectory(atPath: copyDir, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: db, toPath: copyDir + "/w.db")
-        try FileManager.default.copyItem(atPath: wal, toPath: copyDir + "/w.db-wal")
-        let count = try run("/usr/bin/sqlite3", [copyDir + "/w.db", "SELECT count(*) FROM t"])
-        XCTAssertEqual(count.status, 0)
-        return Int(count.stdout) ?? -1
-    }
-
+final class WALInspectionTests: WALTestCase {
     func testCleanWALWithCommittedFrames() throws {
         try makeHotWAL(rows: 12)
         let raw = try bytes(wal)

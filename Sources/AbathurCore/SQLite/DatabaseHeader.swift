@@ -43,11 +43,8 @@ public struct DatabaseHeader: Sendable, Equatable {
         guard !bytes.isEmpty else { throw .empty }
         guard bytes.count >= DatabaseHeader.size else { throw .tooShort(bytes.count) }
         guard Array(bytes[0..<16]) == DatabaseHeader.magic else { throw .badMagic }
-        func u16(_ o: Int) -> Int { Int(bytes[o]) << 8 | Int(bytes[o + 1]) }
-        func u32(_ o: Int) -> UInt32 {
-            UInt32(bytes[o]) << 24 | UInt32(bytes[o + 1]) << 16 | UInt32(bytes[o + 2]) << 8 | UInt32(bytes[o + 3])
-        }
-        let rawPageSize = u16(16)
+        func u32(_ o: Int) -> UInt32 { bytes.bigEndianUInt32(at: o) }
+        let rawPageSize = Int(bytes.bigEndianUInt16(at: 16))
         pageSize = rawPageSize == 1 ? 65536 : rawPageSize
         guard pageSize >= 512, pageSize <= 65536, pageSize & (pageSize - 1) == 0 else { throw .badPageSize(rawPageSize) }
         writeVersion = bytes[18]
