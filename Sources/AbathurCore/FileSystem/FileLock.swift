@@ -57,12 +57,8 @@ public final class FileLock {
     /// ids); nil when it is writable. A missing directory is judged by its parent, where it
     /// would be created.
     public static func readOnlyReason(_ directory: String) -> String? {
-        var existing = directory
-        while (try? FileStatus.of(existing)) == nil, existing != "/", !existing.isEmpty {
-            existing = Paths.directory(of: existing)
-        }
-        var info = statvfs()
-        if statvfs(existing, &info) == 0, info.f_flag & UInt(ST_RDONLY) != 0 { return "\(existing) is on a read-only filesystem" }
+        let existing = Filesystem.existingAncestor(of: directory)
+        if (try? Filesystem.of(existing))?.readOnly == true { return "\(existing) is on a read-only filesystem" }
         if faccessat(AT_FDCWD, existing, W_OK, AT_EACCESS) != 0 {
             let error = Errno.current
             if error.rawValue == EROFS { return "\(existing) is on a read-only filesystem" }

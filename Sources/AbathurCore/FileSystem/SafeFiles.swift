@@ -247,9 +247,4 @@ public enum SafeFiles {
             throw AbathurError(error.exitCode, directory, "cannot create directory: \(error)")
         }
     }
-
-    /// Bytes available to an unprivileged writer on the filesystem holding `path`.
-    public static func freeBytes(at path: String) throws -> Int64 {
-        try SpaceBudget.of(path).freeBytes
-    }
 }

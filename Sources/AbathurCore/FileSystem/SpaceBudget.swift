@@ -1,49 +1,66 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// The bytes a run may write into a directory's filesystem: what an unprivileged user may
-/// still write, less what keeps the filesystem at or below 90% used (df's Use%: used over
-/// used plus available). Inflating a backup writes as much as the stream says; a gzip bomb
-/// says more than any disk holds, and its recorded length (ISIZE) can lie, so every inflation
-/// is held to a budget while the service still runs on the same disk.
+/// The one rule every preflight applies before a run writes: the bytes it will write, plus a
+/// margin of 1 MiB (journal, directory and metadata blocks), must fit in what the run may
+/// use of the filesystem (`Filesystem`), or it stops with exit 6 naming the directory before
+/// writing anything.
+///
+/// What the run may use depends on what it writes:
+/// - `.keepTenPercent`: scratch copies and inflations (a backup being verified, a restore
+///   candidate, a drill, a private copy of the live database). They go where the service may
+///   write too, and a gzip bomb says more than any disk holds while its recorded length
+///   (ISIZE) can lie, so they leave the filesystem at or below 90% used (df's Use%: used over
+///   used plus available), and every inflation is held to the budget as it runs.
+/// - `.allFree`: the copies that keep data safe (a backup, a safety copy) may use every byte
+///   an unprivileged writer has: refusing them on a nearly full disk that holds them would
+///   leave no copy at all.
 public struct SpaceBudget: Sendable, Encodable {
-    /// The fullest an inflation may leave a filesystem, in percent.
+    public enum Headroom: String, Sendable, Encodable {
+        case keepTenPercent
+        case allFree
+    }
+
+    /// The fullest a `.keepTenPercent` write may leave a filesystem, in percent.
     public static let maxUsedPercent: Int64 = 90
+    /// Added to every write a preflight checks.
+    public static let margin: Int64 = 1 << 20
 
     public var directory: String
+    public var filesystem: Filesystem
+    public var headroom: Headroom
+
     /// Available to unprivileged users (`f_bavail`).
-    public var freeBytes: Int64
+    public var freeBytes: Int64 { filesystem.freeBytes }
     /// Used plus available: the size df's Use% is a fraction of.
-    public var sizeBytes: Int64
+    public var sizeBytes: Int64 { filesystem.usedBytes + filesystem.freeBytes }
 
-    /// What may still be written: free bytes less the 10% that must stay free.
+    /// What may still be written: the free bytes, less, for `.keepTenPercent`, the 10% that
+    /// must stay free.
     public var bytes: Int64 {
-        max(0, freeBytes - (sizeBytes * (100 - SpaceBudget.maxUsedPercent) + 99) / 100)
-    }
-
-    public static func of(_ directory: String) throws -> SpaceBudget {
-        var info = statvfs()
-        do {
-            try Syscall.retrying { statvfs(directory, &info) }
-        } catch {
-            throw AbathurError(error.exitCode, directory, "cannot read free space: \(error)")
+        switch headroom {
+        case .allFree: return freeBytes
+        case .keepTenPercent: return max(0, freeBytes - (sizeBytes * (100 - SpaceBudget.maxUsedPercent) + 99) / 100)
         }
-        let unit = Int64(info.f_frsize)
-        let free = Int64(info.f_bavail) * unit
-        let used = (Int64(info.f_blocks) - Int64(info.f_bfree)) * unit
-        return SpaceBudget(directory: directory, freeBytes: free, sizeBytes: used + free)
     }
 
-    /// Why `needed` bytes do not fit, in the words of a diagnostic; nil when they do.
-    public func shortage(_ needed: Int64, for purpose: String) -> String? {
-        guard needed > bytes else { return nil }
-        return "\(freeBytes) bytes free, \(purpose) needs \(needed); at most \(bytes) may be used here, to keep the filesystem at or below \(SpaceBudget.maxUsedPercent)% used"
+    public static func of(_ directory: String, headroom: Headroom = .keepTenPercent) throws -> SpaceBudget {
+        SpaceBudget(directory: directory, filesystem: try Filesystem.of(directory), headroom: headroom)
+    }
+
+    /// What writing `bytes` needs here: the bytes and the margin.
+    public static func needed(_ bytes: Int64) -> Int64 { bytes + margin }
+
+    /// Why writing `bytes` (the margin is added here) does not fit, in the words of a
+    /// diagnostic; nil when it does.
+    public func shortage(_ bytes: Int64, for purpose: String) -> String? {
+        let needed = SpaceBudget.needed(bytes)
+        guard needed > self.bytes else { return nil }
+        let cap = headroom == .keepTenPercent
+            ? "; at most \(self.bytes) may be used here, to keep the filesystem at or below \(SpaceBudget.maxUsedPercent)% used" : ""
+        return "\(freeBytes) bytes free, \(purpose) needs \(needed)\(cap)"
     }
 
     /// Exit 6, naming the directory, before anything is written.
-    public func require(_ needed: Int64, for purpose: String) throws {
-        if let problem = shortage(needed, for: purpose) { throw AbathurError(.noSpace, directory, problem) }
+    public func require(_ bytes: Int64, for purpose: String) throws {
+        if let problem = shortage(bytes, for: purpose) { throw AbathurError(.noSpace, directory, problem) }
     }
 }
 
@@ -64,9 +81,9 @@ public struct InflationLimit: Sendable {
         InflationLimit(bytes: manifest.database.bytes, bound: .manifest)
     }
 
-    /// The budget of the directory written to, less what the run still needs there besides.
-    public static func budget(_ budget: SpaceBudget, reserving other: Int64 = 0) -> InflationLimit {
-        InflationLimit(bytes: max(0, budget.bytes - other), bound: .budget(budget))
+    /// The budget of the directory written to, less the margin.
+    public static func budget(_ budget: SpaceBudget) -> InflationLimit {
+        InflationLimit(bytes: max(0, budget.bytes - SpaceBudget.margin), bound: .budget(budget))
     }
 
     /// Throws when `count` more bytes after `written` would pass the limit.

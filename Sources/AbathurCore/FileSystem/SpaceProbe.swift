@@ -12,7 +12,7 @@ public enum SpaceProbe {
            size + 65536 >= Int64(clamping: limit.rlim_cur) {
             return "the file size limit (RLIMIT_FSIZE, \(limit.rlim_cur) bytes) was reached"
         }
-        if let free = try? SafeFiles.freeBytes(at: directory), free < 1 << 20 {
+        if let free = try? Filesystem.of(directory).freeBytes, free < SpaceBudget.margin {
             return "the filesystem is full (\(free) bytes free)"
         }
         return nil

@@ -48,14 +48,12 @@ public enum Holders {
         return Report(holders: holders, probe: probe.detail)
     }
 
-    static func suffixes() -> [String] { ["", "-wal", "-shm", "-journal"] }
-
     /// Processes with an open descriptor on the database or one of its companion files.
     public static func openFiles(_ database: String) throws -> [Holder] {
         var targets: [(device: UInt64, inode: UInt64, path: String)] = []
-        for suffix in suffixes() {
+        for path in DatabaseFiles(database).all {
             var st = stat()
-            if stat(database + suffix, &st) == 0 { targets.append((UInt64(st.st_dev), UInt64(st.st_ino), database + suffix)) }
+            if stat(path, &st) == 0 { targets.append((UInt64(st.st_dev), UInt64(st.st_ino), path)) }
         }
         guard !targets.isEmpty else { return [] }
         let me = getpid()
@@ -82,8 +80,8 @@ public enum Holders {
     /// a shared lock on the database and on the `-shm`'s DMS byte.
     public static func posixLocks(_ database: String) throws -> [Holder] {
         var holders: [Holder] = []
-        for (suffix, start, length) in [("", 0x4000_0000, 512), ("-shm", 120, 9)] {
-            let path = database + suffix
+        let files = DatabaseFiles(database)
+        for (path, start, length) in [(files.main, 0x4000_0000, 512), (files.shm, 120, 9)] {
             // O_NONBLOCK: a FIFO where the database or its -shm should be must not hang us.
             let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
             guard fd >= 0 else { continue }
@@ -106,11 +104,12 @@ public enum Holders {
         guard let header = try? DatabaseHeader.read(database, followSymlinks: true).0 else {
             return (false, "skipped: not a readable SQLite database")
         }
-        if (try? FileStatus.of(database + "-journal")) != nil {
+        let files = DatabaseFiles(database)
+        if (try? FileStatus.of(files.journal)) != nil {
             // Opening it read-write would roll the hot journal back: a write, before the safety copy.
             return (false, "skipped: a -journal is present")
         }
-        if header.isWAL, (try? FileStatus.of(database + "-wal")) == nil {
+        if header.isWAL, (try? FileStatus.of(files.wal)) == nil {
             return (false, "skipped: WAL database without a -wal (nothing has it open)")
         }
         do {

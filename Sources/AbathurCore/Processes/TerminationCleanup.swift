@@ -118,7 +118,7 @@ public enum TerminationCleanup {
     /// Removes one registered temp path; true when something was there.
     static func removeTemp(_ path: String) -> Bool {
         var found = false
-        for suffix in ["-journal", "-wal", "-shm"] where unlink(path + suffix) == 0 { found = true }
+        for companion in DatabaseFiles(path).companions where unlink(companion) == 0 { found = true }
         var st = stat()
         guard lstat(path, &st) == 0 else { return found }
         if st.st_mode & S_IFMT == S_IFDIR {

@@ -23,16 +23,17 @@ import Glibc
 public enum LiveReader {
     public static func read<T>(_ path: String, busyTimeoutMs: Int, tempDirectory: String,
                                _ body: (Connection) throws -> T) throws -> T {
-        try refuseSpecialCompanions(of: path)
+        let files = DatabaseFiles(path)
+        try refuseSpecialCompanions(of: files)
         let before = try Fingerprint(path)
         guard before.isWAL else {
             return try body(try open(path, .readOnly, busyTimeoutMs))
         }
-        if try FileStatus.of(path + "-wal") == nil {
+        if try FileStatus.of(files.wal) == nil {
             let result = try body(try open(path, .immutable, busyTimeoutMs))
-            if try FileStatus.of(path + "-wal") == nil, try Fingerprint(path) == before { return result }
+            if try FileStatus.of(files.wal) == nil, try Fingerprint(path) == before { return result }
         }
-        if try FileStatus.of(path + "-shm") != nil {
+        if try FileStatus.of(files.shm) != nil {
             return try body(try open(path, .readOnlySharedMemory, busyTimeoutMs))
         }
         return try readCopy(path, busyTimeoutMs: busyTimeoutMs, tempDirectory: tempDirectory, body)
@@ -40,11 +41,11 @@ public enum LiveReader {
 
     /// SQLite opens the `-wal` and `-shm` itself, blocking in open(2) on a FIFO: anything
     /// but a regular file there is refused (exit 7) before SQLite sees it.
-    static func refuseSpecialCompanions(of path: String) throws {
-        for suffix in ["-wal", "-shm"] {
+    static func refuseSpecialCompanions(of files: DatabaseFiles) throws {
+        for companion in [files.wal, files.shm] {
             var st = stat()
-            if stat(path + suffix, &st) == 0, st.st_mode & S_IFMT != S_IFREG {
-                throw AbathurError(.refused, path + suffix, "is \(FileDescriptor.kind(mode: st.st_mode)), not a regular file")
+            if stat(companion, &st) == 0, st.st_mode & S_IFMT != S_IFREG {
+                throw AbathurError(.refused, companion, "is \(FileDescriptor.kind(mode: st.st_mode)), not a regular file")
             }
         }
     }
@@ -60,15 +61,16 @@ public enum LiveReader {
     static func readCopy<T>(_ path: String, busyTimeoutMs: Int, tempDirectory: String, _ body: (Connection) throws -> T) throws -> T {
         // The copy lands in temp_dir, which may share a disk with the service: the same
         // budget as every other temp copy (at most 90% used).
-        let size = try [path, path + "-wal"].compactMap { try FileStatus.of($0)?.size }.reduce(0, +)
-        try SpaceBudget.of(tempDirectory).require(size + (1 << 20), for: "a private copy of the live database and its -wal")
+        let files = DatabaseFiles(path)
+        let size = try files.size(of: [.main, .wal])
+        try SpaceBudget.of(tempDirectory).require(size, for: "a private copy of the live database and its -wal")
         let directory = SafeFiles.tempPath(in: tempDirectory, tag: "live-copy")
         guard mkdir(directory, 0o700) == 0 else {
             throw AbathurError(Errno.current.exitCode, directory, "cannot create directory: \(Errno.current)")
         }
-        let copy = Paths.join(directory, Paths.basename(path))
+        let copy = DatabaseFiles(Paths.join(directory, Paths.basename(path)))
         defer {
-            for suffix in ["", "-wal", "-shm"] { SafeFiles.removeQuietly(copy + suffix) }
+            for file in copy.all { SafeFiles.removeQuietly(file) }
             rmdir(directory)
         }
         let deadline = Clock.monotonicSeconds() + Double(busyTimeoutMs) / 1000
@@ -80,9 +82,9 @@ public enum LiveReader {
                 let left = Int(max(0, deadline - Clock.monotonicSeconds()) * 1000)
                 return try read(path, busyTimeoutMs: left, tempDirectory: tempDirectory, body)
             }
-            for suffix in ["", "-wal"] {
-                SafeFiles.removeQuietly(copy + suffix)
-                try SafeFiles.copy(path + suffix, toNew: copy + suffix, followSymlinks: suffix.isEmpty)
+            for file in [DatabaseFiles.File.main, .wal] {
+                SafeFiles.removeQuietly(copy.path(file))
+                try SafeFiles.copy(files.path(file), toNew: copy.path(file), followSymlinks: file == .main)
             }
             if try unlockedState(path, deadline: deadline) == before { break }
             // Something wrote while we copied: the copy may mix two states. Copy again.
@@ -90,7 +92,7 @@ public enum LiveReader {
                 throw AbathurError(.busy, path, "kept changing while being copied, past the busy timeout; its files are not read raw, since a copy is not a snapshot")
             }
         }
-        return try body(try open(copy, .readOnly, busyTimeoutMs))
+        return try body(try open(copy.main, .readOnly, busyTimeoutMs))
     }
 
     /// The database's and its `-wal`'s state once no process holds a POSIX lock on the
@@ -99,7 +101,7 @@ public enum LiveReader {
         while true {
             let holders = try Holders.posixLocks(path).filter { $0.path == path }
             if holders.isEmpty {
-                return [try FileStatus.of(path), try FileStatus.of(path + "-wal"), try FileStatus.of(path + "-shm")]
+                return try [DatabaseFiles.File.main, .wal, .shm].map { try FileStatus.of(DatabaseFiles(path).path($0)) }
             }
             if Clock.monotonicSeconds() >= deadline {
                 let who = holders.map(\.description).joined(separator: "; ")
