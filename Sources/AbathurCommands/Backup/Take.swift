@@ -84,7 +84,7 @@ extension BackupTool {
                         sink.gauge("abathur_backup_last_success_timestamp_seconds", "Creation time of the newest verified backup.", Double(newest.createdUnix))
                     }
                     sink.gauge("abathur_backup_verified_backups", "Number of complete, verified backups.", Double(catalog.complete.count))
-                    if let free = try? SafeFiles.freeBytes(at: directory) {
+                    if let free = try? Filesystem.of(directory).freeBytes {
                         sink.gauge("abathur_backup_free_bytes", "Free bytes on the backup directory's filesystem.", Double(free))
                     }
                 }

@@ -57,7 +57,7 @@ public final class BackupJob {
         let source = request.database
         guard try FileStatus.of(source) != nil else { throw AbathurError(.ioError, source, "no such database") }
         let (header, fileSize) = try DatabaseHeader.read(source, followSymlinks: true)
-        let walSize = try FileStatus.of(source + "-wal")?.size ?? 0
+        let walSize = try DatabaseFiles(source).size(of: [.wal])
         let estimate = max(fileSize, header.pageCountIsValid ? Int64(header.pageCount) * Int64(header.pageSize) : 0) + walSize
         try preflight(directory: directory, estimate: estimate)
 
@@ -185,7 +185,7 @@ public final class BackupJob {
     /// What the live `-wal` holds that SQLite's view drops, read offline (never through
     /// SQLite, never written); nil when nothing committed is lost.
     func walLoss(of source: String) throws -> Manifest.WALLoss? {
-        let path = source + "-wal"
+        let path = DatabaseFiles(source).wal
         guard try FileStatus.of(path)?.isRegular == true else { return nil }
         let wal = try WALInspection.inspectConfirmed(path)
         guard let detail = wal.lossDescription else { return nil }
@@ -196,12 +196,8 @@ public final class BackupJob {
 
     /// Exit 6 before writing anything when the snapshot plus a worst-case `.gz` cannot fit.
     func preflight(directory: String, estimate: Int64) throws {
-        let needed = estimate * 2 + (1 << 20)
-        let free = try SafeFiles.freeBytes(at: directory)
-        guard free >= needed else {
-            throw AbathurError(.noSpace, directory,
-                               "\(free) bytes free, a backup of this \(estimate)-byte database needs up to \(needed) (snapshot plus compressed copy)")
-        }
+        try SpaceBudget.of(directory, headroom: .allFree)
+            .require(estimate * 2, for: "a backup of this \(estimate)-byte database (snapshot plus compressed copy, at most)")
     }
 
     /// FACTS.md 2: one read transaction on the source for the whole copy gives a consistent
@@ -209,7 +205,7 @@ public final class BackupJob {
     func takeSnapshot(of source: String, in directory: String) throws -> String {
         let file = try SafeFiles.createTemp(in: directory, tag: "snapshot.db")
         temps.append(file.path)
-        temps.append(file.path + "-journal")
+        temps.append(DatabaseFiles(file.path).journal)
         try file.close()
         do {
             let destination = try Connection(path: file.path, mode: .readWrite, busyTimeoutMs: request.busyTimeoutMs)

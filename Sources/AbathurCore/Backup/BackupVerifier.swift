@@ -37,7 +37,7 @@ public struct BackupVerifier {
         if manifest.gz.bytes != status.size {
             result.problems.append("size \(status.size) bytes, manifest says \(manifest.gz.bytes)")
         }
-        try SpaceBudget.of(tempDirectory).require(manifest.database.bytes + (1 << 20), for: "inflating \(entry.fileName)")
+        try SpaceBudget.of(tempDirectory).require(manifest.database.bytes, for: "inflating \(entry.fileName)")
 
         let temp = try SafeFiles.createTemp(in: tempDirectory, tag: "verify.db")
         defer { SafeFiles.removeQuietly(temp.path) }

@@ -41,7 +41,7 @@ public struct DatabaseCheck: Sendable {
     /// `FileShape`'s rules: exit 4); check failures are recorded.
     public static func run(path: String, options: Options) throws -> DatabaseCheck {
         let (header, fileSize) = try DatabaseHeader.read(path)
-        let walPresent = try FileStatus.of(path + "-wal") != nil
+        let walPresent = try FileStatus.of(DatabaseFiles(path).wal) != nil
         // SQLite opens a file with bytes after its last page and ignores them (issue 9), or
         // stops at the first page past the end: the shape rules integrity applies come first.
         let shape = FileShape.problems(header, fileSize: fileSize, walPresent: walPresent)

@@ -27,9 +27,10 @@ public struct IntegrityChecker {
             report.add(error.code == .refused ? "file" : "header", .critical, error.message, exitCode: error.code == .refused ? .refused : nil)
             return report
         }
-        checkHeader(header, fileSize: fileSize, walPresent: try FileStatus.of(path + "-wal") != nil, into: &report)
+        let wal = DatabaseFiles(path).wal
+        checkHeader(header, fileSize: fileSize, walPresent: try FileStatus.of(wal) != nil, into: &report)
         if report.severity == .critical { return report }
-        if header.isWAL { try checkWAL(path + "-wal", pageSize: header.pageSize, into: &report) }
+        if header.isWAL { try checkWAL(wal, pageSize: header.pageSize, into: &report) }
         do {
             try LiveReader.read(path, busyTimeoutMs: options.busyTimeoutMs, tempDirectory: options.tempDirectory) { db in
                 try checkContents(db, into: &report, reference: reference, exact: exact)
@@ -251,8 +252,8 @@ public struct IntegrityChecker {
         }
         let budget = try SpaceBudget.of(options.tempDirectory)
         let estimate = try manifest?.database.bytes ?? GzipFile.estimatedInflatedSize(of: path)
-        try budget.require(estimate + (1 << 20), for: "inflating \(path)")
-        let limit = manifest.map(InflationLimit.manifest) ?? .budget(budget, reserving: 1 << 20)
+        try budget.require(estimate, for: "inflating \(path)")
+        let limit = manifest.map(InflationLimit.manifest) ?? .budget(budget)
         let temp = try SafeFiles.createTemp(in: options.tempDirectory, tag: "integrity.db")
         defer { SafeFiles.removeQuietly(temp.path) }
         let digest: GzipDigest

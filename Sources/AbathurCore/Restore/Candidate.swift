@@ -104,7 +104,7 @@ public struct Candidate: Sendable {
             if candidate.gzSHA256 == nil, let path = source.path { try candidate.foldCompanions(of: path, verbatim: verbatim) }
             return candidate
         } catch {
-            for suffix in [""] + DatabaseSwap.companions { SafeFiles.removeQuietly(output.path + suffix) }
+            for file in DatabaseFiles(output.path).all { SafeFiles.removeQuietly(file) }
             // A write into the temp file that ran out of space is told about the directory.
             if let error = error as? AbathurError, error.code == .noSpace, error.path?.hasPrefix(output.path) == true {
                 throw AbathurError(.noSpace, directory, "writing the candidate failed: \(error.message)")
@@ -120,14 +120,15 @@ public struct Candidate: Sendable {
     /// such a source is refused (exit 4) unless `verbatim` (a rollback puts back what was
     /// there; its raw files stay in the safety copy).
     mutating func foldCompanions(of source: String, verbatim: Bool) throws {
-        let present = try ["-wal", "-journal"].filter { try FileStatus.of(source + $0)?.isRegular == true }
+        let (from, to) = (DatabaseFiles(source), DatabaseFiles(path))
+        let present = try DatabaseFiles.File.transactions.filter { try FileStatus.of(from.path($0))?.isRegular == true }
         guard !present.isEmpty else { return }
-        if !verbatim, present.contains("-wal"), let loss = try WALInspection.inspectConfirmed(source + "-wal").lossDescription {
-            throw AbathurError(.corrupt, source + "-wal", "\(loss); a candidate made from it would lack them; run abathur-walfix on it first")
+        if !verbatim, present.contains(.wal), let loss = try WALInspection.inspectConfirmed(from.wal).lossDescription {
+            throw AbathurError(.corrupt, from.wal, "\(loss); a candidate made from it would lack them; run abathur-walfix on it first")
         }
-        for suffix in present { try SafeFiles.copy(source + suffix, toNew: path + suffix) }
-        note = "with its \(present.joined(separator: " and ")): " + (try DatabaseSwap.settle(path, busyTimeoutMs: 5000))
-        for suffix in DatabaseSwap.companions { try SafeFiles.remove(path + suffix) }
+        for file in present { try SafeFiles.copy(from.path(file), toNew: to.path(file)) }
+        note = "with its \(present.map(\.suffix).joined(separator: " and ")): " + (try DatabaseSwap.settle(path, busyTimeoutMs: 5000))
+        for companion in to.companions { try SafeFiles.remove(companion) }
         (sha256, bytes) = try GzipFile.sha256(of: path)
         let output = try FileDescriptor.openForReading(path)
         try output.sync()
@@ -211,8 +212,7 @@ extension Candidate {
     public static func estimatedSize(of source: ChosenSource) throws -> Int64 {
         if let manifest = source.manifest { return manifest.database.bytes }
         guard let path = source.path else { return 0 }
-        var companions: Int64 = 0
-        for suffix in ["-wal", "-journal"] { companions += try FileStatus.of(path + suffix)?.size ?? 0 }
+        let companions = try DatabaseFiles(path).size(of: DatabaseFiles.File.transactions)
         return try GzipFile.estimatedInflatedSize(of: path) + 2 * companions
     }
 }

@@ -32,12 +32,10 @@ public enum DatabaseSwap {
         public var asideDirectory: String?
     }
 
-    public static let companions = ["-wal", "-shm", "-journal"]
-
     public static func install(_ candidate: String, over database: String, busyTimeoutMs: Int) throws -> Report {
         try takeOwnership(candidate, from: database)
         let settled = try settle(database, busyTimeoutMs: busyTimeoutMs)
-        let (aside, moved) = try moveAside(database, suffixes: companions)
+        let (aside, moved) = try moveAside(database, files: DatabaseFiles.File.companions)
         try SafeFiles.publish(candidate, as: database)
         return Report(settled: settled, movedAside: moved, asideDirectory: aside)
     }
@@ -46,23 +44,23 @@ public enum DatabaseSwap {
     /// when there is nothing to put in its place. Returns the aside directory.
     public static func moveAside(_ database: String, busyTimeoutMs: Int = 5000) throws -> String {
         _ = try settle(database, busyTimeoutMs: busyTimeoutMs)
-        return try moveAside(database, suffixes: [""] + companions).directory ?? "(nothing to move)"
+        return try moveAside(database, files: DatabaseFiles.File.allCases).directory ?? "(nothing to move)"
     }
 
     /// Renames each existing `database + suffix` into a new `.abathur-aside-STAMP/` beside
     /// it, then fsyncs both directories.
-    static func moveAside(_ database: String, suffixes: [String]) throws -> (directory: String?, moved: [String]) {
+    static func moveAside(_ database: String, files: [DatabaseFiles.File]) throws -> (directory: String?, moved: [String]) {
         let directory = Paths.directory(of: database)
         var aside: String?
         var moved: [String] = []
-        for suffix in suffixes where try FileStatus.of(database + suffix) != nil {
+        for path in try DatabaseFiles(database).existing(files).map(DatabaseFiles(database).path) {
             let into = try aside ?? makeAsideDirectory(in: directory)
             aside = into
-            let target = Paths.join(into, Paths.basename(database) + suffix)
+            let target = Paths.join(into, Paths.basename(path))
             do {
-                try Syscall.call(.rename) { rename(database + suffix, target) }
+                try Syscall.call(.rename) { rename(path, target) }
             } catch {
-                throw AbathurError(error.exitCode, database + suffix, "cannot move aside into \(into): \(error)")
+                throw AbathurError(error.exitCode, path, "cannot move aside into \(into): \(error)")
             }
             moved.append(target)
         }
@@ -83,11 +81,12 @@ public enum DatabaseSwap {
     /// so nothing may be moved aside.
     public static func settle(_ database: String, busyTimeoutMs: Int) throws -> String {
         guard try FileStatus.of(database) != nil else { return "no database to settle" }
-        let hasWAL = try FileStatus.of(database + "-wal") != nil
-        let hasJournal = try FileStatus.of(database + "-journal") != nil
-        guard hasWAL || hasJournal else { return "no -wal or -journal: nothing to settle" }
+        let files = DatabaseFiles(database)
+        let present = try files.existing(DatabaseFiles.File.transactions)
+        guard !present.isEmpty else { return "no -wal or -journal: nothing to settle" }
+        let hasWAL = present.contains(.wal)
         // What the WAL holds, read raw before SQLite opens the database (FACTS.md 14).
-        let wal = hasWAL ? try? WALInspection.inspect(database + "-wal") : nil
+        let wal = hasWAL ? try? WALInspection.inspect(files.wal) : nil
         let connection: Connection
         do {
             connection = try Connection(path: database, mode: .readWrite, busyTimeoutMs: busyTimeoutMs)

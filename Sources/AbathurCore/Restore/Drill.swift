@@ -43,8 +43,8 @@ public enum Drill {
         // The scratch copy is held to the space budget of temp_dir, before writing (the
         // manifest's size or the file's estimate) and as the bytes arrive.
         let budget = try SpaceBudget.of(request.tempDir)
-        try budget.require(try Candidate.estimatedSize(of: source) + (1 << 20), for: "the drill's scratch copy")
-        let limit = source.manifest.map(InflationLimit.manifest) ?? InflationLimit.budget(budget, reserving: 1 << 20)
+        try budget.require(try Candidate.estimatedSize(of: source), for: "the drill's scratch copy")
+        let limit = source.manifest.map(InflationLimit.manifest) ?? InflationLimit.budget(budget)
         // A killed drill leaves its scratch copy in temp_dir, which no lock guards: remove
         // the ones whose process is gone.
         SafeFiles.sweepTemps(in: request.tempDir)

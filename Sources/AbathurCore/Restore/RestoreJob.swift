@@ -207,7 +207,7 @@ public final class RestoreJob {
             throw AbathurError.usage("no init_command is configured: set init_command in the config file (a command that creates an empty abathur database at $ABATHUR_DB)")
         }
         let path = SafeFiles.tempPath(in: directory, tag: "reinit.db")
-        temps += [path, path + "-wal", path + "-shm", path + "-journal"]
+        temps += DatabaseFiles(path).all
         try timeline.step("init command") {
             let outcome = try Subprocess.run(request.initCommand, environment: ["ABATHUR_DB": path], timeout: 600)
             guard outcome.succeeded else {
@@ -247,8 +247,8 @@ public final class RestoreJob {
             outcome.safetyCopy = safety
             // The settle before the swap lets SQLite's recovery drop what a damaged -wal hides
             // (FACTS.md 10); the raw files are in the safety copy, and the operator is told.
-            if let safety, try FileStatus.of(database + "-wal")?.isRegular == true,
-               let loss = try WALInspection.inspectConfirmed(database + "-wal").lossDescription {
+            let wal = DatabaseFiles(database).wal
+            if let safety, try FileStatus.of(wal)?.isRegular == true, let loss = try WALInspection.inspectConfirmed(wal).lossDescription {
                 outcome.warnings.append("\(database)-wal: \(loss); the old database as SQLite reads it lacks them, its raw -wal is in \(safety.directory) for abathur-walfix")
             }
             // The safety copy of a large database takes a while: look again just before the swap.
@@ -355,8 +355,8 @@ public final class RestoreJob {
     /// The restored file must be exactly the checked candidate, alone (no companion files),
     /// and open as a healthy database.
     func postCheck(_ database: String, sha256: String) throws -> String {
-        for suffix in DatabaseSwap.companions where try FileStatus.of(database + suffix) != nil {
-            throw AbathurError(.verificationFailed, database + suffix, "appeared beside the restored database")
+        for companion in DatabaseFiles(database).companions where try FileStatus.of(companion) != nil {
+            throw AbathurError(.verificationFailed, companion, "appeared beside the restored database")
         }
         let (hex, _) = try GzipFile.sha256(of: database)
         guard hex == sha256 else {
@@ -389,7 +389,7 @@ public final class RestoreJob {
                 let copy = try SafetyCopy.make(of: database, into: safetyRoot, tag: "rolled-back-\(outcome.kind.rawValue)")
                 return (copy, copy.map { "the restored database into \($0.directory)" } ?? "nothing to copy")
             }
-            if let safety, let old = safety.path(of: "") {
+            if let safety, let old = safety.path(of: .main) {
                 // The old database rebuilt as one file, its -wal folded in, as a raw source is.
                 let rebuilt = try timeline.step("rollback: prepare") {
                     let rebuilt = try Candidate.write(from: ChosenSource(name: old, path: old, manifest: nil), into: directory,

@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// `--dry-run`: what a restore would do, with the space it needs, and nothing changed.
 public struct RestorePlan: Sendable, Encodable {
     /// Room one filesystem must have for a restore, a rollback included.
@@ -37,21 +33,20 @@ public struct RestorePlan: Sendable, Encodable {
             let current = try SafetyCopy.size(of: request.database)
             let directory = Paths.directory(of: request.database)
             let budget = try SpaceBudget.of(directory)
-            var here = Space(directory: directory, neededBytes: restoredBytes + current + (1 << 20), freeBytes: budget.freeBytes,
+            var here = Space(directory: directory, neededBytes: SpaceBudget.needed(restoredBytes + current), freeBytes: budget.freeBytes,
                              usableBytes: budget.bytes, enough: true,
                              purpose: "the restored database, and the current one rebuilt should it roll back")
             var spaces: [Space] = []
             if current > 0 {
-                let there = current + restoredBytes + (1 << 20)
+                let there = SpaceBudget.needed(current + restoredBytes)
                 let purpose = "the safety copies of the current database, and of the restored one should it roll back"
-                let root = existingAncestor(safetyRoot)
-                if let a = device(root), let b = device(directory), a == b {
+                let root = try SpaceBudget.of(Filesystem.existingAncestor(of: safetyRoot), headroom: .allFree)
+                if root.filesystem.device == budget.filesystem.device {
                     here.neededBytes += there
                     here.purpose += "; \(purpose) in \(safetyRoot)"
                 } else {
-                    let free = try SafeFiles.freeBytes(at: root)
-                    spaces.append(Space(directory: safetyRoot, neededBytes: there, freeBytes: free, usableBytes: free, enough: free >= there,
-                                        purpose: purpose))
+                    spaces.append(Space(directory: safetyRoot, neededBytes: there, freeBytes: root.freeBytes, usableBytes: root.bytes,
+                                        enough: there <= root.bytes, purpose: purpose))
                 }
             }
             here.enough = here.neededBytes <= here.usableBytes
@@ -66,18 +61,6 @@ public struct RestorePlan: Sendable, Encodable {
             let perByte = try needed(for: request, restoredBytes: 1, safetyRoot: safetyRoot)[0].neededBytes - none.neededBytes
             let budget = try SpaceBudget.of(none.directory)
             return InflationLimit(bytes: max(0, (none.usableBytes - none.neededBytes) / max(1, perByte)), bound: .budget(budget))
-        }
-
-        /// The nearest directory of `path` that exists (a safety root is created on demand).
-        static func existingAncestor(_ path: String) -> String {
-            var existing = path
-            while (try? FileStatus.of(existing)) == nil, existing != "/", existing != "." { existing = Paths.directory(of: existing) }
-            return existing
-        }
-
-        static func device(_ path: String) -> UInt64? {
-            var st = stat()
-            return stat(path, &st) == 0 ? UInt64(st.st_dev) : nil
         }
     }
 
@@ -95,8 +78,8 @@ public struct RestorePlan: Sendable, Encodable {
         let source = try ChosenSource.choose(request.source, backupDir: request.backupDir, force: request.force)
         let database = request.database
         var files: [String: Int64] = [:]
-        for suffix in SafetyCopy.suffixes {
-            if let status = try FileStatus.of(database + suffix) { files[Paths.basename(database) + suffix] = status.size }
+        for path in DatabaseFiles(database).all {
+            if let status = try FileStatus.of(path) { files[Paths.basename(path)] = status.size }
         }
         let directory = Paths.directory(of: database)
         let safety = try SafetyCopy.size(of: database)

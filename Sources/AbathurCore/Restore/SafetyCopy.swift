@@ -19,39 +19,33 @@ public struct SafetyCopy: Sendable, Encodable {
     public var databaseName: String
     public var files: [File]
 
-    public static let suffixes = ["", "-wal", "-shm", "-journal"]
     /// The safety root beside the database, used when the backup directory is read-only.
     public static let besideDatabaseDirName = ".abathur-safety"
 
     /// Bytes a safety copy of `database` needs now.
     public static func size(of database: String) throws -> Int64 {
-        var total: Int64 = 0
-        for suffix in suffixes { total += try FileStatus.of(database + suffix)?.size ?? 0 }
-        return total
+        try DatabaseFiles(database).size()
     }
 
     /// Copies what exists of `database` and its companions into `root/STAMP-TAG`; nil when
     /// none of them exists. Call under the backup directory's lock.
     public static func make(of database: String, into root: String, tag: String) throws -> SafetyCopy? {
-        let present = try suffixes.filter { try FileStatus.of(database + $0) != nil }
+        let files = DatabaseFiles(database)
+        let present = try files.existing()
         guard !present.isEmpty else { return nil }
         try SafeFiles.ensureDirectory(root)
         SafeFiles.sweepTemps(in: root)
-        let needed = try size(of: database) + (1 << 20)
-        let free = try SafeFiles.freeBytes(at: root)
-        guard free >= needed else {
-            throw AbathurError(.noSpace, root, "\(free) bytes free, the safety copy of \(database) needs \(needed)")
-        }
+        try SpaceBudget.of(root, headroom: .allFree).require(try size(of: database), for: "the safety copy of \(database)")
         let temp = SafeFiles.tempPath(in: root, tag: "safety")
         guard mkdir(temp, 0o700) == 0 else { throw AbathurError(Errno.current.exitCode, temp, "cannot create directory: \(Errno.current)") }
         var files: [File] = []
         do {
-            for suffix in present {
-                let name = Paths.basename(database) + suffix
+            for file in present {
+                let name = Paths.basename(files.path(file))
                 // The live database may be a file the service reaches through a symlink; its
                 // companions never are.
-                let (sha256, bytes) = try SafeFiles.copy(database + suffix, toNew: Paths.join(temp, name),
-                                                         followSymlinks: suffix.isEmpty, sync: true)
+                let (sha256, bytes) = try SafeFiles.copy(files.path(file), toNew: Paths.join(temp, name),
+                                                         followSymlinks: file == .main, sync: true)
                 files.append(File(name: name, bytes: bytes, sha256: sha256))
             }
             try SafeFiles.syncDirectory(temp)
@@ -65,15 +59,15 @@ public struct SafetyCopy: Sendable, Encodable {
             return SafetyCopy(directory: final, databaseName: Paths.basename(database), files: files)
         } catch {
             for file in files { SafeFiles.removeQuietly(Paths.join(temp, file.name)) }
-            for suffix in present { SafeFiles.removeQuietly(Paths.join(temp, Paths.basename(database) + suffix)) }
+            for file in present { SafeFiles.removeQuietly(Paths.join(temp, Paths.basename(files.path(file)))) }
             rmdir(temp)
             throw error
         }
     }
 
-    /// The copy of the database (`""`) or of one companion (`"-wal"`), if it was there.
-    public func path(of suffix: String) -> String? {
-        files.first { $0.name == databaseName + suffix }.map { Paths.join(directory, $0.name) }
+    /// The copy of the database or of one companion, if it was there.
+    public func path(of file: DatabaseFiles.File) -> String? {
+        files.first { $0.name == databaseName + file.suffix }.map { Paths.join(directory, $0.name) }
     }
 }
 
