@@ -34,7 +34,7 @@ public struct Filesystem: Sendable, Equatable, Encodable {
             try Syscall.retrying { statvfs(path, &info) }
             try Syscall.retrying { stat(path, &st) }
         } catch {
-            throw AbathurError(error.exitCode, path, "cannot read free space: \(error)")
+            throw AbathurError(error.kind, path, "cannot read free space: \(error)")
         }
         let unit = Int64(info.f_frsize)
         return Filesystem(path: path, device: UInt64(st.st_dev), totalBytes: Int64(info.f_blocks) * unit,

@@ -91,7 +91,7 @@ public struct InflationLimit: Sendable {
         guard written + Int64(count) > bytes else { return }
         switch bound {
         case .manifest:
-            throw AbathurError(.verificationFailed, source,
+            throw AbathurError(.damagedBackup, source,
                                "inflates past \(bytes) bytes, the database size its manifest records: not the backup the manifest describes")
         case .budget(let budget):
             throw AbathurError(.noSpace, source,

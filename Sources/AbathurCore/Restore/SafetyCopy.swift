@@ -37,7 +37,7 @@ public struct SafetyCopy: Sendable, Encodable {
         SafeFiles.sweepTemps(in: root)
         try SpaceBudget.of(root, headroom: .allFree).require(try size(of: database), for: "the safety copy of \(database)")
         let temp = SafeFiles.tempPath(in: root, tag: "safety")
-        guard mkdir(temp, 0o700) == 0 else { throw AbathurError(Errno.current.exitCode, temp, "cannot create directory: \(Errno.current)") }
+        guard mkdir(temp, 0o700) == 0 else { throw AbathurError(Errno.current.kind, temp, "cannot create directory: \(Errno.current)") }
         var files: [File] = []
         do {
             for file in present {
