@@ -1,4 +1,4 @@
-import AbathurCore
+@testable import AbathurCore
 import Foundation
 import XCTest
 

@@ -30,8 +30,8 @@ public struct SafetyCopy: Sendable, Encodable {
     /// Copies what exists of `database` and its companions into `root/STAMP-TAG`; nil when
     /// none of them exists. Call under the backup directory's lock.
     public static func make(of database: String, into root: String, tag: String) throws -> SafetyCopy? {
-        let files = DatabaseFiles(database)
-        let present = try files.existing()
+        let live = DatabaseFiles(database)
+        let present = try live.existing()
         guard !present.isEmpty else { return nil }
         try SafeFiles.ensureDirectory(root)
         SafeFiles.sweepTemps(in: root)
@@ -41,10 +41,10 @@ public struct SafetyCopy: Sendable, Encodable {
         var files: [File] = []
         do {
             for file in present {
-                let name = Paths.basename(files.path(file))
+                let name = Paths.basename(live.path(file))
                 // The live database may be a file the service reaches through a symlink; its
                 // companions never are.
-                let (sha256, bytes) = try SafeFiles.copy(files.path(file), toNew: Paths.join(temp, name),
+                let (sha256, bytes) = try SafeFiles.copy(live.path(file), toNew: Paths.join(temp, name),
                                                          followSymlinks: file == .main, sync: true)
                 files.append(File(name: name, bytes: bytes, sha256: sha256))
             }
@@ -59,7 +59,7 @@ public struct SafetyCopy: Sendable, Encodable {
             return SafetyCopy(directory: final, databaseName: Paths.basename(database), files: files)
         } catch {
             for file in files { SafeFiles.removeQuietly(Paths.join(temp, file.name)) }
-            for file in present { SafeFiles.removeQuietly(Paths.join(temp, Paths.basename(files.path(file)))) }
+            for file in present { SafeFiles.removeQuietly(Paths.join(temp, Paths.basename(live.path(file)))) }
             rmdir(temp)
             throw error
         }

@@ -86,7 +86,8 @@ public final class WALReader {
     /// cannot be read at all.
     public init(_ path: String) throws {
         self.path = path
-        file = try FileDescriptor.openForReading(path)
+        let file = try FileDescriptor.openForReading(path)
+        self.file = file
         fileSize = try file.status().size
         var bytes = [UInt8](repeating: 0, count: WALHeader.size)
         let got = try bytes.withUnsafeMutableBytes { try file.readFully(into: $0) }
