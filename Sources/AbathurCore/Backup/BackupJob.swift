@@ -197,7 +197,7 @@ public final class BackupJob {
     /// Exit 6 before writing anything when the snapshot plus a worst-case `.gz` cannot fit.
     func preflight(directory: String, estimate: Int64) throws {
         try SpaceBudget.of(directory, headroom: .allFree)
-            .require(estimate * 2, for: "a backup of this \(estimate)-byte database (snapshot plus compressed copy, at most)")
+            .require(estimate * 2, for: "a backup of this \(estimate)-byte database (snapshot plus worst-case compressed copy)")
     }
 
     /// FACTS.md 2: one read transaction on the source for the whole copy gives a consistent
