@@ -16,7 +16,7 @@ enum RestoreCommands {
         if let failure {
             context.report(failure)
             if let record = outcome.incidentRecord { console.result("incident record: \(record)") }
-            return (failure.code, outcome)
+            return (failure.exitCode, outcome)
         }
         let what = kind == .reinit ? "a fresh database from init_command" : (outcome.source?.path ?? "stdin")
         console.result("restored \(request.database) from \(what) in \(Double(outcome.totalMs) / 1000)s")
@@ -66,7 +66,7 @@ enum RestoreCommands {
             } else if let failure = check.failure {
                 out.result("  check: FAILED: \(check.problems.joined(separator: "; "))")
                 context.report(failure)
-                code = ExitCode.mostSevere([code, failure.code])
+                code = ExitCode.mostSevere([code, failure.exitCode])
             } else {
                 out.result("  check: ok, inflated into \(request.tempDir) and removed: \(check.checks.map(\.name).joined(separator: ", ")) passed"
                            + (source.manifest == nil ? "" : "; hashes, schema and row counts match the manifest"))
@@ -75,7 +75,7 @@ enum RestoreCommands {
             }
         } catch let error as AbathurError {
             context.report(error)
-            code = ExitCode.mostSevere([code, error.code])
+            code = ExitCode.mostSevere([code, error.exitCode])
         }
         out.result("dry run: nothing was changed")
         return (code, checked)

@@ -49,11 +49,11 @@ public struct DatabaseCheck: Sendable {
 
     /// Throws when the file cannot be examined at all: not a whole database image by
     /// `FileShape`'s rules (exit 4), SQLite cannot open it or read its pages, ids or schema, or
-    /// a writer holds it (SQLite's code: busy, corrupt, I/O); a failed check is recorded.
+    /// a writer holds it (SQLite's kind: busy, corrupt, I/O); a failed check is recorded.
     public static func judge(_ inspection: DatabaseInspection, options: Options) throws -> DatabaseCheck {
         let path = inspection.path
         guard inspection.shapeProblems.isEmpty else {
-            throw AbathurError(.corrupt, path, "header: \(inspection.shapeProblems.joined(separator: "; "))")
+            throw AbathurError(.notADatabase, path, "header: \(inspection.shapeProblems.joined(separator: "; "))")
         }
         guard let read = inspection.contents else { throw AbathurError.internal("\(path): inspected without its contents") }
         do {

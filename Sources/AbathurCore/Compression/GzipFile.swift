@@ -27,7 +27,7 @@ final class Inflation {
         do {
             decompressor = try GzipDecompressor()
         } catch {
-            throw AbathurError(.internalError, source, error.description)
+            throw AbathurError(.internal, source, error.description)
         }
         self.source = source
         self.output = output
@@ -45,7 +45,7 @@ final class Inflation {
                 try output?.write(inflated)
             }
         } catch let error as GzipError {
-            throw AbathurError(.verificationFailed, source, error.description)
+            throw AbathurError(.damagedBackup, source, error.description)
         }
     }
 
@@ -54,7 +54,7 @@ final class Inflation {
         do {
             try decompressor.finish()
         } catch let error as GzipError {
-            throw AbathurError(.verificationFailed, source, error.description)
+            throw AbathurError(.damagedBackup, source, error.description)
         }
         return GzipDigest(gzSHA256: gzHash.finalizeHex(), gzBytes: gzBytes, rawSHA256: rawHash.finalizeHex(), rawBytes: rawBytes)
     }

@@ -58,12 +58,13 @@ public struct BackupFileCheck: Sendable, Encodable {
     /// Admission's judgement of the inflated database.
     public private(set) var admission: DatabaseCheck?
 
-    /// The code of the verdict: 0 when it passed, else the most severe problem's.
-    public var code: ExitCode { ExitCode.mostSevere(failures.map(\.code)) }
+    /// The exit code of the verdict: 0 when it passed, else the most severe problem's.
+    public var exitCode: ExitCode { ExitCode.mostSevere(failures.map(\.exitCode)) }
 
     /// The verdict as one error naming the backup, nil when it passed.
     public var failure: AbathurError? {
-        ok ? nil : AbathurError(code, path, problems.joined(separator: "; "))
+        guard let worst = failures.first(where: { $0.exitCode == exitCode }) else { return nil }
+        return AbathurError(worst.kind, path, problems.joined(separator: "; "))
     }
 
     enum CodingKeys: String, CodingKey { case name, ok, problems, checks }
@@ -82,13 +83,13 @@ public struct BackupFileCheck: Sendable, Encodable {
         self.manifest = manifest
     }
 
-    private mutating func fail(_ code: ExitCode, _ message: String) {
-        failures.append(AbathurError(code, path, message))
+    private mutating func fail(_ kind: AbathurError.Kind, _ message: String) {
+        failures.append(AbathurError(kind, path, message))
     }
 
-    private mutating func manifestFails(_ message: String) {
+    private mutating func manifestFails(_ message: String, kind: AbathurError.Kind = .damagedBackup) {
         manifestProblems.append(message)
-        fail(.verificationFailed, message)
+        fail(kind, message)
     }
 
     /// Checks the backup at `path` against `manifest`. `manifestProblem` says why a catalog
@@ -99,12 +100,12 @@ public struct BackupFileCheck: Sendable, Encodable {
                            options: Options) throws -> BackupFileCheck {
         var check = BackupFileCheck(path: path, manifest: manifest)
         guard let status = try FileStatus.of(path) else {
-            check.fileProblem = AbathurError(.ioError, path, "no such file")
+            check.fileProblem = AbathurError(.notFound, path, "no such file")
             check.failures.append(check.fileProblem!)
             return check
         }
         guard status.isRegular else {
-            check.fileProblem = AbathurError(.refused, path, status.isSymlink ? "is a symlink, not a backup" : "not a regular file")
+            check.fileProblem = AbathurError(.unsafePath, path, status.isSymlink ? "is a symlink, not a backup" : "not a regular file")
             check.failures.append(check.fileProblem!)
             return check
         }
@@ -112,7 +113,8 @@ public struct BackupFileCheck: Sendable, Encodable {
             if manifest.gz.bytes != status.size { check.manifestFails("size \(status.size) bytes, manifest says \(manifest.gz.bytes)") }
         } else if requireManifest || manifestProblem != nil {
             check.manifestFails(manifestProblem.map { "no usable manifest: \($0)" }
-                                ?? "incomplete backup: no manifest (a backup was interrupted while publishing it), so nothing proves it whole")
+                                ?? "incomplete backup: no manifest (a backup was interrupted while publishing it), so nothing proves it whole",
+                                kind: .incompleteBackup)
         } else {
             check.manifestNote = "no manifest beside it: hashes not compared"
         }
@@ -127,9 +129,9 @@ public struct BackupFileCheck: Sendable, Encodable {
         do {
             digest = try GzipFile.decompress(from: try FileDescriptor.openForReading(path), to: temp, limit: limit)
             try temp.close()
-        } catch let error as AbathurError where error.code == .verificationFailed {
+        } catch let error as AbathurError where error.kind == .damagedBackup {
             check.gzipProblem = error.message
-            check.fail(.verificationFailed, error.message)
+            check.fail(.damagedBackup, error.message)
             return check
         }
         check.digest = digest
@@ -153,16 +155,16 @@ public struct BackupFileCheck: Sendable, Encodable {
             let report = try DatabaseCheck.judge(inspection, options: options)
             admission = report
             checks += report.checks
-            for failed in report.checks where !failed.ok { fail(.verificationFailed, "\(failed.name): \(failed.detail)") }
-            if let foreign = report.foreign { fail(.refused, foreign) }
+            for failed in report.checks where !failed.ok { fail(.damagedBackup, "\(failed.name): \(failed.detail)") }
+            if let foreign = report.foreign { fail(.foreign, foreign) }
             if let manifest {
                 if let schema = report.schemaDifference(from: manifest) { manifestFails(schema) }
-                if let counts = report.rowCountDifference(from: manifest) { fail(.verificationFailed, counts) }
+                if let counts = report.rowCountDifference(from: manifest) { fail(.damagedBackup, counts) }
             }
-        } catch let error as AbathurError where error.code == .corrupt {
+        } catch let error as AbathurError where error.kind == .corrupt || error.kind == .notADatabase {
             // The inflated bytes are the backup's: their damage is a bad backup (exit 3).
             databaseProblem = error.message
-            fail(.verificationFailed, error.message)
+            fail(.damagedBackup, error.message)
         }
     }
 }

@@ -23,8 +23,9 @@ public struct IntegrityChecker {
         var inspection: DatabaseInspection
         do {
             inspection = try DatabaseInspection.header(of: path, followSymlinks: true)
-        } catch let error as AbathurError where error.code == .corrupt || error.code == .refused {
-            report.add(error.code == .refused ? "file" : "header", .critical, error.message, exitCode: error.code == .refused ? .refused : nil)
+        } catch let error as AbathurError where error.kind == .notADatabase || error.exitCode == .refused {
+            let unreadable = error.kind != .notADatabase
+            report.add(unreadable ? "file" : "header", .critical, error.message, exitCode: unreadable ? error.exitCode : nil)
             return report
         }
         judge.judgeHeader(inspection, into: &report)
@@ -39,7 +40,7 @@ public struct IntegrityChecker {
             judge.judgeContents(contents, standard: .inPlace(reference: reference), into: &report)
         } catch let error as SQLiteError {
             report.add(structural, .critical, error.description)
-        } catch let error as AbathurError where error.code == .corrupt {
+        } catch let error as AbathurError where error.kind == .corrupt || error.kind == .notADatabase {
             report.add(structural, .critical, error.message)
         }
         return report
@@ -97,7 +98,7 @@ public struct IntegrityChecker {
                                             options: BackupFileCheck.Options(tempDirectory: options.tempDirectory, database: database,
                                                                              tag: "integrity.db"))
         if let problem = check.fileProblem {
-            report.add("file", .critical, problem.message, exitCode: problem.code)
+            report.add("file", .critical, problem.message, exitCode: problem.exitCode)
             return report
         }
         if let problem = check.gzipProblem {
