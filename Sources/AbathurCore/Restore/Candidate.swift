@@ -42,7 +42,8 @@ public struct ChosenSource: Sendable, Encodable {
                         throw AbathurError(.incompleteBackup, found.path, "incomplete backup: it has no manifest (a backup was interrupted while publishing it), so nothing proves it whole; restore a complete one (see abathur-restore --list), or give its path to restore it as a file without a manifest")
                     }
                     let unverified = found.manifest.map { m in m.walLoss.map { "not verified: \($0.detail); the snapshot lacks them" } ?? (m.verified ? nil : "its manifest says it is not verified") } ?? nil
-                    let why = unverified ?? found.status.map { $0.isRegular ? (found.manifestProblem ?? "no manifest") : "not a regular file" } ?? "the .db.gz is missing"
+                    let resized = found.manifest.flatMap { m in found.status.flatMap { $0.isRegular && $0.size != m.gz.bytes ? "size \($0.size) bytes, the manifest says \(m.gz.bytes)" : nil } }
+                    let why = unverified ?? resized ?? found.status.map { $0.isRegular ? (found.manifestProblem ?? "no manifest") : "not a regular file" } ?? "the .db.gz is missing"
                     throw AbathurError(.incompleteBackup, found.path, "not a complete, verified backup: \(why)")
                 }
                 entry = found
