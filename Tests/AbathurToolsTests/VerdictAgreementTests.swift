@@ -226,6 +226,27 @@ final class VerdictAgreementTests: XCTestCase {
         try assertAgreement(world, missing, good: false, because: "a manifest missing")
     }
 
+    /// The one exception, by policy and not by the file: a backup whose manifest says it was
+    /// not verified when taken (the snapshot lacked commits a damaged WAL held) is stored
+    /// intact, a warning for verify and integrity alike; `abathur-restore` never chooses it by
+    /// name (exit 3), as it never chooses any unverified backup.
+    func testABackupNotVerifiedWhenTakenIsAWarningForVerifyAndIntegrityAndNotARestoreTarget() throws {
+        let world = try world()
+        let unverified = name(12)
+        try write(try data(path(world, world.healthy)), path(world, unverified))
+        try writeManifest(world, for: unverified) { $0["verified"] = false }
+        let before = try state(world)
+        let runs = try verdicts(world, unverified)
+        XCTAssertEqual(runs.verify.status, 1, runs.verify.stderr)
+        XCTAssertEqual(runs.integrity.status, 1, runs.integrity.stdout + runs.integrity.stderr)
+        for run in [runs.verify, runs.integrity] {
+            XCTAssertTrue(run.stderr.contains("not verified when taken"), run.stderr)
+        }
+        XCTAssertEqual(runs.dryRun.status, 3, runs.dryRun.stderr)
+        XCTAssertTrue(runs.dryRun.stderr.contains("not a complete, verified backup"), runs.dryRun.stderr)
+        XCTAssertEqual(try state(world), before)
+    }
+
     func testContentDefectsBehindMatchingManifestsFailAllThree() throws {
         let world = try world()
 

@@ -76,11 +76,9 @@ extension BackupTool {
                     results.append(result)
                     if result.ok {
                         context.console.result("\(entry.path): ok")
-                        // Intact as stored, but its manifest says it failed a check when taken
-                        // (a snapshot that lacks commits the live WAL held): worth attention.
-                        if let manifest = entry.manifest, !manifest.verified {
+                        if let note = result.unverifiedWhenTaken {
                             unverified += 1
-                            context.warn("\(entry.path): stored intact, but not verified when taken: \(manifest.walLoss.map { "\($0.detail); the snapshot lacks them" } ?? "a check failed")")
+                            context.warn("\(entry.path): \(note)")
                         }
                     } else {
                         context.console.result("\(entry.path): FAILED: \(result.problems.joined(separator: "; "))")

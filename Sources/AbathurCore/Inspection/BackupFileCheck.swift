@@ -61,6 +61,14 @@ public struct BackupFileCheck: Sendable, Encodable {
     /// The exit code of the verdict: 0 when it passed, else the most severe problem's.
     public var exitCode: ExitCode { ExitCode.mostSevere(failures.map(\.exitCode)) }
 
+    /// Worth telling about a backup that passed: its manifest says it failed a check when it
+    /// was taken (a snapshot that lacks commits the live WAL held). Intact as stored, so not a
+    /// failure here; `abathur-restore` does not choose it by name.
+    public var unverifiedWhenTaken: String? {
+        guard let manifest, !manifest.verified else { return nil }
+        return "stored intact, but not verified when taken: " + (manifest.walLoss.map { "\($0.detail); the snapshot lacks them" } ?? "a check failed")
+    }
+
     /// The verdict as one error naming the backup, nil when it passed.
     public var failure: AbathurError? {
         guard let worst = failures.first(where: { $0.exitCode == exitCode }) else { return nil }

@@ -20,7 +20,7 @@ public struct IntegrityChecker {
             return report
         }
         // A symlink to the database is fine; stat what it points at.
-        var inspection: DatabaseInspection
+        let inspection: DatabaseInspection
         do {
             inspection = try DatabaseInspection.header(of: path, followSymlinks: true)
         } catch let error as AbathurError where error.kind == .notADatabase || error.exitCode == .refused {
@@ -36,7 +36,6 @@ public struct IntegrityChecker {
             let contents = try LiveReader.read(path, busyTimeoutMs: options.busyTimeoutMs, tempDirectory: options.tempDirectory) { db in
                 DatabaseInspection.Contents.read(db, options: options.inspection)
             }
-            inspection.contents = .success(contents)
             judge.judgeContents(contents, standard: .inPlace(reference: reference), into: &report)
         } catch let error as SQLiteError {
             report.add(structural, .critical, error.description)
@@ -108,7 +107,7 @@ public struct IntegrityChecker {
         }
         if !check.manifestProblems.isEmpty {
             report.add("manifest", .critical, check.manifestProblems.joined(separator: "; "))
-        } else if let note = check.manifestNote {
+        } else if let note = check.manifestNote ?? check.unverifiedWhenTaken {
             report.add("manifest", .warning, note)
         } else if check.digest != nil {
             report.add("manifest", .ok, "sha256 of the .gz and of the database match the manifest")
