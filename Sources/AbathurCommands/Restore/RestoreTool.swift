@@ -46,9 +46,7 @@ struct RestoreTool: ParsableCommand {
     var reinit = false
 
     var beforeTime: Int64? {
-        guard let before else { return nil }
-        if before.hasPrefix("@") { return Int64(before.dropFirst()) }
-        return Clock.parseISO8601(before)
+        before.flatMap(Clock.parseMoment)
     }
 
     func validate() throws {
