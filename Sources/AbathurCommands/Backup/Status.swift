@@ -8,7 +8,7 @@ extension BackupTool {
 
         @OptionGroup var common: CommonOptions
 
-        @Option(name: .customLong("max-age"), help: ArgumentHelp("Warn (exit 1) when the newest verified backup is older (default 26h).", valueName: "duration"))
+        @Option(name: .setting(.maxAge), help: ArgumentHelp("Warn (exit 1) when the newest verified backup is older (default \(Setting.maxAge.key.defaultValue)).", valueName: "duration"))
         var maxAge: String?
 
         struct Output: Encodable {
@@ -23,11 +23,11 @@ extension BackupTool {
         }
 
         func run() throws {
-            var flags: [SettingKey: (flag: String, value: String)] = [:]
-            if let maxAge { flags[.maxAge] = ("--max-age", maxAge) }
+            var flags = SettingFlags()
+            flags.set(.maxAge, maxAge)
             let context = ToolContext(tool: "abathur-backup", command: "status", options: common)
             try context.run(flags: flags, { context -> (ExitCode, Output?) in
-                let maxAge = try context.settings.seconds(.maxAge)
+                let maxAge = try context.settings.value(.maxAge)
                 let directory = context.settings.string(.backupDir)
                 // Before the first backup the directory may not exist yet: that is "no backup".
                 guard try FileStatus.of(directory) != nil else {

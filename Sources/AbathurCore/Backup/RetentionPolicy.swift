@@ -12,8 +12,8 @@ public struct RetentionPolicy: Sendable {
     }
 
     public init(settings: Settings) throws {
-        days = try settings.integer(.retentionDays, in: 1...100_000)
-        keepMinVerified = try settings.integer(.keepMinVerified, in: 1...10_000)
+        days = try settings.value(.retentionDays)
+        keepMinVerified = try settings.value(.keepMinVerified)
     }
 
     public struct Decision: Sendable {
