@@ -21,7 +21,7 @@ public struct SettingKey: Sendable, Hashable {
         Setting.maxAge.key, Setting.maxErrors.key, Setting.expectUserVersion.key, Setting.expectApplicationId.key,
         Setting.shrinkWarning.key, Setting.tempDir.key, Setting.services.key, Setting.healthURL.key,
         Setting.healthCommand.key, Setting.healthTimeout.key, Setting.healthRetries.key, Setting.healthInterval.key,
-        Setting.incidentDir.key, Setting.initCommand.key,
+        Setting.incidentDir.key, Setting.initCommand.key, Setting.safetyKeep.key, Setting.safetyMaxAge.key,
     ]
 }
 
@@ -141,6 +141,9 @@ extension Setting where Value == Int {
         Self("max_errors", default: "100000", flag: "max-errors", .integer(1...100_000_000), "integrity_check messages to keep (SQLite stops at 100 by default)")
     }
     public static var healthRetries: Self { Self("health_retries", default: "10", .integer(1...1000), "health-check attempts before the restore is rolled back") }
+    public static var safetyKeep: Self {
+        Self("safety_keep", default: "3", .integer(0...10_000), "keep this many safety copies, aside directories and incident records of each kind (the newest safety copy always)")
+    }
 }
 
 extension Setting where Value == Int64? {
@@ -158,6 +161,9 @@ extension Setting where Value == Double {
         Self("health_timeout", default: "5s", .duration(where: { $0 > 0 && $0 <= 3600 }, "expected more than 0s and at most 1h"), "how long one health-check attempt may take")
     }
     public static var healthInterval: Self { Self("health_interval", default: "3s", .duration(where: { $0 <= 3600 }, "expected at most 1h"), "pause between health-check attempts") }
+    public static var safetyMaxAge: Self {
+        Self("safety_max_age", default: "30d", .duration, "safety copies, aside directories and incident records older than this are removed (beyond safety_keep)")
+    }
 }
 
 extension Setting where Value == Bool {

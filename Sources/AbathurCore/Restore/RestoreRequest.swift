@@ -32,6 +32,8 @@ public struct RestoreRequest: Sendable {
     public var tempDir: String
     /// A drill warns when a live table has lost more than this fraction of the backup's rows.
     public var shrinkWarning: Double
+    /// How long safety copies, aside directories and incident records stay.
+    public var safetyRetention: SafetyRetention
     public var initCommand: [String]
     /// Accept a symlinked or non-regular source, and swap even when a process holds the database.
     public var force = false
@@ -52,6 +54,7 @@ public struct RestoreRequest: Sendable {
         incidentDir = incidents.isEmpty ? Paths.join(backupDir, Catalog.incidentDirName) : incidents
         tempDir = settings.string(.tempDir)
         shrinkWarning = try settings.value(.shrinkWarning)
+        safetyRetention = try SafetyRetention(settings: settings)
         initCommand = try settings.value(.initCommand)
         self.toolVersion = toolVersion
         guard !database.isEmpty else { throw AbathurError.usage("database path is empty") }
