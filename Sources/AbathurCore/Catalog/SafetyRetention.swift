@@ -186,7 +186,7 @@ public struct SafetyRetention: Sendable {
                 let now = try SafeFiles.listDirectory(item.path).map { Paths.join(item.path, $0) }
                 guard Set(now) == Set(item.files), try now.allSatisfy({ try FileStatus.of($0)?.isRegular == true }) else { continue }
                 for file in item.files { try SafeFiles.remove(file) }
-                guard rmdir(item.path) == 0 else { throw AbathurError(Errno.current.exitCode, item.path, "cannot remove directory: \(Errno.current)") }
+                guard rmdir(item.path) == 0 else { throw AbathurError(Errno.current.kind, item.path, "cannot remove directory: \(Errno.current)") }
                 touched.insert(Paths.directory(of: item.path))
             }
             removed.append(item.path)

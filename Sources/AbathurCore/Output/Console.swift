@@ -68,11 +68,16 @@ public final class Console: @unchecked Sendable {
     public static func stdoutError(_ error: any Error) -> AbathurError {
         let problem = (error as? AbathurError)?.message ?? "\(error)"
         let closed = StandardDescriptors.wasClosed(1) ? " (stdout was closed)" : ""
-        return AbathurError(.ioError, "stdout", problem + closed)
+        return AbathurError(.output, "stdout", problem + closed)
     }
 
     public func error(_ error: AbathurError) {
         emit(priority: 3, "error: \(error.description)")
+    }
+
+    /// A failure that is a finding of a check, not an error that ends the run.
+    public func error(_ path: String, _ message: String) {
+        emit(priority: 3, "error: \(path): \(message)")
     }
 
     public func warning(_ text: String) {

@@ -89,7 +89,7 @@ public final class RestoreJob {
             failure = AbathurError.internal("unexpected error: \(error)")
         }
         // Anything refused before the swap changed nothing.
-        if let failure, outcome.result == "failed", failure.code == .refused, outcome.swap == nil { outcome.result = "refused" }
+        if let failure, outcome.result == "failed", failure.exitCode == .refused, outcome.swap == nil { outcome.result = "refused" }
         outcome.steps = timeline.steps
         outcome.totalMs = timeline.totalMs
         // Every attempt that got the locks leaves an incident record, written while they are
@@ -98,7 +98,7 @@ public final class RestoreJob {
             do {
                 try SafeFiles.ensureDirectory(request.incidentDir)
                 SafeFiles.sweepTemps(in: request.incidentDir)
-                outcome.incidentRecord = try IncidentRecord.write(outcome, exitCode: failure?.code ?? .success, error: failure,
+                outcome.incidentRecord = try IncidentRecord.write(outcome, exitCode: failure?.exitCode ?? .success, error: failure,
                                                                   into: request.incidentDir, toolVersion: request.toolVersion)
             } catch {
                 outcome.incidentRecordProblem = "\(error)"
@@ -120,7 +120,7 @@ public final class RestoreJob {
         let database = request.database
         let directory = Paths.directory(of: database)
         if let status = try FileStatus.of(database), !status.isRegular {
-            throw AbathurError(.refused, database, status.isSymlink
+            throw AbathurError(.unsafePath, database, status.isSymlink
                 ? "is a symlink; give its target with --db, so the swap replaces the file and not the link"
                 : "not a regular file")
         }
@@ -183,7 +183,7 @@ public final class RestoreJob {
             candidate = written.path
             expectedSHA = written.sha256
             try checkCandidate(candidate, sha256: written.sha256, bytes: written.bytes, source: source.path ?? "stdin", manifest: source.manifest,
-                               damaged: written.gzSHA256 == nil && source.manifest == nil ? .corrupt : .verificationFailed)
+                               damaged: written.gzSHA256 == nil && source.manifest == nil ? .corrupt : .damagedBackup)
         case .reinit:
             try preflight(needed: 0)
             (candidate, expectedSHA) = try freshDatabase(in: directory)
@@ -200,7 +200,7 @@ public final class RestoreJob {
     }
 
     func checkCandidate(_ path: String, sha256: String, bytes: Int64, source: String, manifest: Manifest?,
-                        damaged: ExitCode = .verificationFailed) throws {
+                        damaged: AbathurError.Kind = .damagedBackup) throws {
         let checked = try timeline.step("check candidate") {
             let checked = try CandidateCheck.run(path, source: source, manifest: manifest, live: request.database, request: request,
                                                  damaged: damaged)
@@ -223,10 +223,10 @@ public final class RestoreJob {
         try timeline.step("init command") {
             let outcome = try Subprocess.run(request.initCommand, environment: ["ABATHUR_DB": path], timeout: 600)
             guard outcome.succeeded else {
-                throw AbathurError(.verificationFailed, request.initCommand[0], "init command failed (\(outcome.timedOut ? "timed out" : "exit \(outcome.status)"))\(outcome.lastLine.isEmpty ? "" : ": \(outcome.lastLine)")")
+                throw AbathurError(.checkFailed, request.initCommand[0], "init command failed (\(outcome.timedOut ? "timed out" : "exit \(outcome.status)"))\(outcome.lastLine.isEmpty ? "" : ": \(outcome.lastLine)")")
             }
             guard try FileStatus.of(path)?.isRegular == true else {
-                throw AbathurError(.verificationFailed, request.initCommand[0], "init command exited 0 but created no database at $ABATHUR_DB")
+                throw AbathurError(.checkFailed, request.initCommand[0], "init command exited 0 but created no database at $ABATHUR_DB")
             }
             return ((), "\(request.initCommand.joined(separator: " ")) created a database")
         }
@@ -286,7 +286,7 @@ public final class RestoreJob {
             guard let now, let candidateStatus, now.device == candidateStatus.device, now.inode == candidateStatus.inode else {
                 if managesUnits { startUnitsAfterFailure() }
                 let where_ = safety.map { "; the raw files as they were are in \($0.directory)" } ?? ""
-                throw AbathurError((error as? AbathurError)?.code ?? .ioError, database,
+                throw AbathurError((error as? AbathurError)?.kind ?? .io, database,
                                    "the swap failed, the old database is still in place: \((error as? AbathurError)?.message ?? "\(error)")\(where_)")
             }
             temps.removeAll { $0 == candidate }
@@ -308,7 +308,7 @@ public final class RestoreJob {
                         let result = health.run { self.console.info($0) }
                         outcome.health = result
                         guard result.healthy else {
-                            throw AbathurError(.verificationFailed, health.target, "unhealthy after \(result.attempts) attempt(s): \(result.detail)")
+                            throw AbathurError(.checkFailed, health.target, "unhealthy after \(result.attempts) attempt(s): \(result.detail)")
                         }
                         return (result, "\(health.target): \(result.detail) (attempt \(result.attempts))")
                     }
@@ -324,15 +324,15 @@ public final class RestoreJob {
             } catch {
                 outcome.result = "failed"
                 // Not 3: the database is not as it was; say where the raw files are.
-                var code = (error as? AbathurError)?.code ?? .ioError
-                if code == .verificationFailed { code = .ioError }
-                throw AbathurError(code, database,
+                var kind = (error as? AbathurError)?.kind ?? .io
+                if ExitCode(kind) == .verificationFailed { kind = .io }
+                throw AbathurError(kind, database,
                                    "\(failure); rolling back failed too: \(error). The raw files of the database as it was are in \(safety?.directory ?? "(no safety copy)")")
             }
             outcome.result = "rolled back"
             outcome.rolledBack = true
             let original = safety.map { "the database as it was (safety copy \($0.directory))" } ?? "no database, as before"
-            throw AbathurError(.verificationFailed, database, "restore rolled back: \(failure); \(database) holds \(original)")
+            throw AbathurError(.checkFailed, database, "restore rolled back: \(failure); \(database) holds \(original)")
         }
     }
 
@@ -351,7 +351,7 @@ public final class RestoreJob {
                 if !outcome.warnings.contains(warning) { outcome.warnings.append(warning) }
                 return
             }
-            throw AbathurError(.refused, request.database, "still in use: \(who); nothing was changed (stop it, or add it to services)")
+            throw AbathurError(.inUse, request.database, "still in use: \(who); nothing was changed (stop it, or add it to services)")
         }
     }
 
@@ -368,20 +368,20 @@ public final class RestoreJob {
     /// and open as a healthy database.
     func postCheck(_ database: String, sha256: String) throws -> String {
         for suffix in DatabaseSwap.companions where try FileStatus.of(database + suffix) != nil {
-            throw AbathurError(.verificationFailed, database + suffix, "appeared beside the restored database")
+            throw AbathurError(.checkFailed, database + suffix, "appeared beside the restored database")
         }
         let (hex, _) = try GzipFile.sha256(of: database)
         guard hex == sha256 else {
-            throw AbathurError(.verificationFailed, database, "reads back with sha256 \(hex), the candidate had \(sha256)")
+            throw AbathurError(.checkFailed, database, "reads back with sha256 \(hex), the candidate had \(sha256)")
         }
         // The same bytes passed integrity_check and foreign_key_check as the candidate; what
         // is left to prove is that SQLite opens them at this path with the schema and rows.
         var options = request.check
         options.structural = false
         let report = try DatabaseCheck.run(path: database, options: options)
-        if let failed = report.failure { throw AbathurError(.verificationFailed, database, "\(failed.name) failed: \(failed.detail)") }
+        if let failed = report.failure { throw AbathurError(.checkFailed, database, "\(failed.name) failed: \(failed.detail)") }
         if let expected = outcome.candidate?.rowCounts, report.rowCounts != expected {
-            throw AbathurError(.verificationFailed, database, "row counts differ from the candidate's")
+            throw AbathurError(.checkFailed, database, "row counts differ from the candidate's")
         }
         return "sha256 matches the checked candidate; SQLite opens it: schema ok, \(report.rowCounts.values.reduce(0, +)) rows as expected"
     }
@@ -417,7 +417,7 @@ public final class RestoreJob {
                 }
                 try timeline.step("rollback: post-check") {
                     let (hex, _) = try GzipFile.sha256(of: database)
-                    guard hex == sha else { throw AbathurError(.ioError, database, "reads back with sha256 \(hex), expected \(sha)") }
+                    guard hex == sha else { throw AbathurError(.io, database, "reads back with sha256 \(hex), expected \(sha)") }
                     return ((), "sha256 matches the database as it was")
                 }
             } else {
