@@ -7,23 +7,37 @@ import XCTest
 final class DatedRetentionTests: XCTestCase {
     let day: Int64 = 86400
 
+    struct Item {
+        var name: String
+        var age: Int64
+        var counts: Bool
+    }
+
     func testTheFloorThenTheAgeThenTheRest() {
         let rule = DatedRetention(keepNewest: 2, maxAgeSeconds: 10 * day, newestRule: "newest", age: "10 days")
+        let day = self.day
         let now = Double(100 * day)
-        // Newest first: ages 50, 40, 5, 30 and 20 days; the second does not count toward the floor.
-        let items: [(name: String, age: Int64, counts: Bool)] = [("a", 50, true), ("b", 40, false), ("c", 5, true), ("d", 30, true), ("e", 20, true)]
-        let decisions = rule.plan(items, now: now, exemption: { $0.name == "e" ? "exempt" : nil },
-                                  created: { 100 * self.day - $0.age * self.day }, countsTowardFloor: { $0.counts })
-        XCTAssertEqual(decisions.map(\.item.name), ["a", "b", "c", "d", "e"])
-        XCTAssertEqual(decisions.map(\.keep), [true, false, true, false, true])
-        XCTAssertEqual(decisions.map(\.rule), ["newest", "older than 10 days", "newest", "older than 10 days", "exempt"])
+        // In the order given (newest first): ages 50, 40, 5, 30 and 20 days; the second does not
+        // count toward the floor, the last is exempt.
+        let items: [Item] = [Item(name: "a", age: 50, counts: true), Item(name: "b", age: 40, counts: false),
+                             Item(name: "c", age: 5, counts: true), Item(name: "d", age: 30, counts: true), Item(name: "e", age: 20, counts: true)]
+        let decisions: [DatedRetention.Decision<Item>] = rule.plan(
+            items, now: now, exemption: { (item: Item) -> String? in item.name == "e" ? "exempt" : nil },
+            created: { (item: Item) -> Int64 in 100 * day - item.age * day }, countsTowardFloor: { (item: Item) -> Bool in item.counts },
+            removal: { (_: Item) -> String? in nil })
+        XCTAssertEqual(decisions.map { $0.item.name }, ["a", "b", "c", "d", "e"])
+        XCTAssertEqual(decisions.map { $0.keep }, [true, false, true, false, true])
+        XCTAssertEqual(decisions.map { $0.rule }, ["newest", "older than 10 days", "newest", "older than 10 days", "exempt"])
     }
 
     func testAnItemExactlyAtTheLimitStays() {
         let rule = DatedRetention(keepNewest: 0, maxAgeSeconds: 10 * day, newestRule: "newest", age: "10 days")
-        let decisions = rule.plan([90 * day, 90 * day - 1], now: Double(100 * day), created: { $0 })
-        XCTAssertEqual(decisions.map(\.keep), [true, false])
-        XCTAssertEqual(decisions.map(\.rule), ["within 10 days", "older than 10 days"])
+        let times: [Int64] = [90 * day, 90 * day - 1]
+        let decisions: [DatedRetention.Decision<Int64>] = rule.plan(
+            times, now: Double(100 * day), exemption: { (_: Int64) -> String? in nil }, created: { (time: Int64) -> Int64 in time },
+            countsTowardFloor: { (_: Int64) -> Bool in true }, removal: { (_: Int64) -> String? in nil })
+        XCTAssertEqual(decisions.map { $0.keep }, [true, false])
+        XCTAssertEqual(decisions.map { $0.rule }, ["within 10 days", "older than 10 days"])
     }
 }
 
@@ -78,7 +92,7 @@ final class SafetyRetentionTests: XCTestCase {
     }
 
     func removed(_ retention: SafetyRetention) throws -> Set<String> {
-        Set(retention.plan(try SafetyRetention.scan(places), now: now).filter { !$0.keep }.map(\.item.path))
+        Set(retention.plan(try SafetyRetention.scan(places), now: now).filter { !$0.keep }.map { $0.item.path })
     }
 
     func testEachKindKeepsItsNewestThenWhatIsYoungEnough() throws {
@@ -139,7 +153,7 @@ final class SafetyRetentionTests: XCTestCase {
         let newest = try safetyCopy(daysAgo: 1)
 
         let retention = SafetyRetention(keep: 0, maxAgeSeconds: 86400)
-        XCTAssertEqual(try SafetyRetention.scan(places).joined().map(\.path), [newest])
+        XCTAssertEqual(try SafetyRetention.scan(places).joined().map { $0.path }, [newest])
         XCTAssertEqual(try retention.prune(places, now: now), [])
         XCTAssertTrue(fm.fileExists(atPath: target + "/keep.txt"))
         XCTAssertTrue(fm.fileExists(atPath: safety + "/\(old)-reinit/sub"))

@@ -97,6 +97,7 @@ final class SafetyRetentionToolTests: XCTestCase {
         failing["ABATHUR_HEALTH_INTERVAL"] = "0s"
         let run = try box.run("abathur-restore", ["--db", box.db, "--backup-dir", box.backups], env: failing)
         XCTAssertEqual(run.status, 3, run.stderr)
-        XCTAssertEqual(try names(safety).filter { $0.hasPrefix("2020-") }.count, 3, "\(try names(safety))")
+        let left = try names(safety)
+        XCTAssertEqual(left.filter { $0.hasPrefix("2020-") }.count, 3, "\(left)")
     }
 }

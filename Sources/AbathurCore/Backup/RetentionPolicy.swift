@@ -78,6 +78,13 @@ public struct DatedRetention: Sendable {
     /// The age limit in words (`30 days`).
     public var age: String
 
+    public init(keepNewest: Int, maxAgeSeconds: Int64, newestRule: String, age: String) {
+        self.keepNewest = keepNewest
+        self.maxAgeSeconds = maxAgeSeconds
+        self.newestRule = newestRule
+        self.age = age
+    }
+
     public struct Decision<Item> {
         public var item: Item
         public var keep: Bool
@@ -87,9 +94,8 @@ public struct DatedRetention: Sendable {
     /// Decides for `items`, which come newest first. `exemption` says why an item is never
     /// removed (nil: the rule decides); `removal` may say why one goes in other words than
     /// its age.
-    public func plan<Item>(_ items: [Item], now: Double, exemption: (Item) -> String? = { _ in nil },
-                           created: (Item) -> Int64, countsTowardFloor: (Item) throws -> Bool = { _ in true },
-                           removal: (Item) -> String? = { _ in nil }) rethrows -> [Decision<Item>] {
+    public func plan<Item>(_ items: [Item], now: Double, exemption: (Item) -> String?, created: (Item) -> Int64,
+                           countsTowardFloor: (Item) throws -> Bool, removal: (Item) -> String?) rethrows -> [Decision<Item>] {
         let cutoff = Int64(now) - maxAgeSeconds
         var floorLeft = keepNewest
         return try items.map { item in

@@ -204,6 +204,11 @@ public struct SafetyRetention: Sendable {
     public struct Usage: Sendable, Encodable, Equatable {
         public var count = 0
         public var bytes: Int64 = 0
+
+        public init(count: Int = 0, bytes: Int64 = 0) {
+            self.count = count
+            self.bytes = bytes
+        }
     }
 
     public static func usage(_ places: Places) throws -> [Kind: Usage] {
