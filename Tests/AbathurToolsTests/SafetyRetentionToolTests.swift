@@ -90,13 +90,15 @@ final class SafetyRetentionToolTests: XCTestCase {
         for stamp in ["2020-01-01_00-00-00", "2020-01-02_00-00-00", "2020-01-03_00-00-00"] {
             try makeDirectory(safety + "/\(stamp)-restore", files: ["abathur.db": 1000])
         }
-        // The health check fails: the restore rolls back and exits 3.
-        var failing = env
-        failing["ABATHUR_HEALTH_COMMAND"] = "/bin/false"
-        failing["ABATHUR_HEALTH_RETRIES"] = "1"
-        failing["ABATHUR_HEALTH_INTERVAL"] = "0s"
-        let run = try box.run("abathur-restore", ["--db", box.db, "--backup-dir", box.backups], env: failing)
+        // The only backup is damaged: the candidate fails its check (exit 3) after the locks
+        // are taken, and the run writes its incident record.
+        let gz = try XCTUnwrap(try box.backupFiles().first { $0.hasSuffix(".db.gz") })
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: box.backups + "/" + gz))
+        bytes[bytes.count / 2] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: box.backups + "/" + gz))
+        let run = try box.run("abathur-restore", ["--db", box.db, "--backup-dir", box.backups], env: env)
         XCTAssertEqual(run.status, 3, run.stderr)
+        XCTAssertFalse(try names(box.backups + "/incidents") { $0.hasSuffix(".md") }.isEmpty, "the failed run wrote its incident record")
         let left = try names(safety)
         XCTAssertEqual(left.filter { $0.hasPrefix("2020-") }.count, 3, "\(left)")
     }
