@@ -58,7 +58,7 @@ final class DocsDriftTests: XCTestCase {
 
     static let repoRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static func manPage(_ tool: String) -> String { repoRoot.appendingPathComponent("man/\(tool).8").path }
+    static func manPage(_ tool: String, section: Int = 8) -> String { repoRoot.appendingPathComponent("man/\(tool).\(section)").path }
     static func completion(_ tool: String) -> String { repoRoot.appendingPathComponent("completions/\(tool)").path }
 
     /// Every tool with its table row; a tool without one fails here.
@@ -126,8 +126,8 @@ final class DocsDriftTests: XCTestCase {
     // MARK: man page
 
     /// The page's source with roff escapes for hyphens, fonts, joins and break points removed.
-    static func manText(_ tool: String = "abathur-backup") throws -> String {
-        var text = try String(contentsOfFile: manPage(tool), encoding: .utf8)
+    static func manText(_ tool: String = "abathur-backup", section: Int = 8) throws -> String {
+        var text = try String(contentsOfFile: manPage(tool, section: section), encoding: .utf8)
         for (escape, plain) in [(#"\-"#, "-"), (#"\c"#, ""), (#"\&"#, ""), (#"\:"#, ""), (#"\fB"#, ""), (#"\fI"#, ""), (#"\fR"#, ""), (#"\fP"#, "")] {
             text = text.replacingOccurrences(of: escape, with: plain)
         }
@@ -275,6 +275,14 @@ final class DocsDriftTests: XCTestCase {
         XCTAssertEqual(Set(pages.map { String($0.dropLast(2)) }), tools, "man/*.8 against 'abathur-tools --list-tools'")
         let completions = try fm.contentsOfDirectory(atPath: Self.repoRoot.appendingPathComponent("completions").path)
         XCTAssertEqual(Set(completions), tools, "completions/* against 'abathur-tools --list-tools'")
+    }
+
+    /// abathur-tools(7) names the link of every tool in FILES, and no other.
+    func testTheSuitePageListsEveryTool() throws {
+        let files = Self.section("FILES", in: try Self.manText("abathur-tools", section: 7))
+        XCTAssertFalse(files.isEmpty, "abathur-tools(7) has a FILES section")
+        let links = Self.tags(files).filter { $0.hasPrefix(".I /usr/sbin/") }.map { String($0.dropFirst(".I /usr/sbin/".count)) }
+        XCTAssertEqual(links, tools().map(\.name), "abathur-tools(7) FILES: one /usr/sbin link per tool, in the binary's order")
     }
 
     // MARK: (c) bash completion
