@@ -4,7 +4,6 @@ SWIFT      ?= $(or $(shell command -v swift),/opt/swift/usr/bin/swift)
 BUILD_DIR  := .build
 TEST_DIR   := .build-test
 BIN        := build/bin
-TOOLS      := abathur-backup abathur-integrity abathur-restore
 # Packages the build needs, then the ones the tests and demo use.
 BUILD_DEPS := libsqlite3-dev zlib1g-dev libssl-dev pkg-config
 TEST_DEPS  := sqlite3 gzip man-db groff-base bash-completion util-linux procps time python3
@@ -30,7 +29,8 @@ build: deps
 	$(SWIFT) build -c release --product abathur-demo
 	@mkdir -p $(BIN)
 	@cp $(BUILD_DIR)/release/abathur-tools $(BUILD_DIR)/release/abathur-demo $(BIN)/
-	@for t in $(TOOLS); do ln -sf abathur-tools $(BIN)/$$t; done
+	@# The binary is the one list of tools (ToolMain.commands).
+	@for t in $$($(BIN)/abathur-tools --list-tools); do ln -sf abathur-tools $(BIN)/$$t; done
 
 # Tests run an optimised build with fault injection compiled in (never shipped).
 test-build: deps

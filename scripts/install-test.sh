@@ -33,17 +33,22 @@ in_root apt-get update -qq
 in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "/tmp/$(basename "$deb")" sqlite3 >/dev/null
 in_root dpkg -s abathur-tools | grep -E '^(Version|Installed-Size|Depends):'
 
-step "every tool answers --help"
-for tool in $(in_root sh -c 'ls /usr/sbin/abathur-*'); do
+step "every tool is installed and answers --help"
+# The binary is the one list of tools (ToolMain.commands); nothing else is in /usr/sbin.
+tools=$(in_root /usr/lib/abathur-tools/abathur-tools --list-tools)
+[ -n "$tools" ] || { echo "abathur-tools --list-tools lists no tool"; exit 1; }
+[ "$(in_root sh -c 'ls /usr/sbin/abathur-*' | xargs -n1 basename | sort)" = "$(printf '%s\n' $tools | sort)" ] \
+  || { echo "/usr/sbin/abathur-* is not the tool list: $tools"; exit 1; }
+for tool in $tools; do
   in_root "$tool" --help >/dev/null
-  echo "$tool --help: ok"
+  for f in /usr/sbin/$tool /usr/share/man/man8/$tool.8.gz /usr/share/bash-completion/completions/$tool; do
+    [ -e "$root$f" ] || { echo "missing $f"; exit 1; }
+  done
+  echo "$tool --help, man page, completion: ok"
 done
 for f in /etc/abathur/abathur.conf /etc/cron.d/abathur-tools /lib/systemd/system/abathur-backup.timer \
-         /usr/share/man/man8/abathur-backup.8.gz /usr/share/man/man8/abathur-integrity.8.gz \
          /usr/share/man/man7/abathur-tools.7.gz /lib/systemd/system/abathur-integrity.timer \
-         /usr/share/man/man8/abathur-restore.8.gz /usr/share/bash-completion/completions/abathur-restore \
-         /lib/systemd/system/abathur-restore-drill.service /lib/systemd/system/abathur-restore-drill.timer \
-         /usr/share/bash-completion/completions/abathur-backup /usr/share/bash-completion/completions/abathur-integrity; do
+         /lib/systemd/system/abathur-restore-drill.service /lib/systemd/system/abathur-restore-drill.timer; do
   [ -e "$root$f" ] || { echo "missing $f"; exit 1; }
 done
 in_root abathur-backup --print-config | grep -E '^(database|backup_dir)='
@@ -100,6 +105,6 @@ echo "abathur-restore: restored $tasks tasks, safety copy $safety, incident reco
 step "purge removes the configuration, never the backups"
 in_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq abathur-tools >/dev/null
 [ ! -e "$root/etc/abathur/abathur.conf" ] || { echo "config left after purge"; exit 1; }
-[ ! -e "$root/usr/sbin/abathur-backup" ] || { echo "tool left after purge"; exit 1; }
+for tool in $tools; do [ ! -e "$root/usr/sbin/$tool" ] || { echo "$tool left after purge"; exit 1; }; done
 [ -e "$root$backup" ] || { echo "purge removed a backup"; exit 1; }
 echo "install-test: all checks passed"

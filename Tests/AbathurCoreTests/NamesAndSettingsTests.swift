@@ -41,13 +41,13 @@ final class SettingsTests: XCTestCase {
         try Data("# comment\n\nretention_days = 10\ncompression_level=\"4\"\nbackup_dir = /from/file\n".utf8)
             .write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let settings = try Settings(flags: [.backupDir: ("--backup-dir", "/from/flag")], configPath: path,
+        let settings = try Settings(flags: [Setting.backupDir.key: "/from/flag"], configPath: path,
                                     environment: ["ABATHUR_BACKUP_DIR": "/from/env", "ABATHUR_RETENTION_DAYS": "20"])
         XCTAssertEqual(settings.string(.backupDir), "/from/flag")
         XCTAssertEqual(settings[.backupDir].source, .flag("--backup-dir"))
-        XCTAssertEqual(try settings.integer(.retentionDays, in: 1...100), 20)
+        XCTAssertEqual(try settings.value(.retentionDays), 20)
         XCTAssertEqual(settings[.retentionDays].source, .environment("ABATHUR_RETENTION_DAYS"))
-        XCTAssertEqual(try settings.integer(.compressionLevel, in: 1...9), 4)
+        XCTAssertEqual(try settings.value(.compressionLevel), 4)
         XCTAssertEqual(settings[.compressionLevel].source, .file(path, line: 4))
         XCTAssertEqual(settings.string(.database), "/var/lib/abathur/abathur.db")
         XCTAssertEqual(settings[.database].source, .defaultValue)
@@ -55,7 +55,7 @@ final class SettingsTests: XCTestCase {
 
     func testBadValuesNameTheirSource() throws {
         let settings = try Settings(flags: [:], configPath: "/dev/null", environment: ["ABATHUR_COMPRESSION_LEVEL": "11"])
-        XCTAssertThrowsError(try settings.integer(.compressionLevel, in: 1...9)) { error in
+        XCTAssertThrowsError(try settings.value(.compressionLevel)) { error in
             XCTAssertEqual((error as? AbathurError)?.kind, .usage)
             XCTAssertTrue("\(error)".contains("environment ABATHUR_COMPRESSION_LEVEL"), "\(error)")
         }

@@ -29,7 +29,7 @@ extension BackupTool {
                 let settings = context.settings!
                 let directory = settings.string(.backupDir)
                 let policy = try RetentionPolicy(settings: settings)
-                let lock = try FileLock.acquire(Paths.join(directory, Catalog.lockName), wait: try settings.seconds(.lockWait))
+                let lock = try FileLock.acquire(Paths.join(directory, Catalog.lockName), wait: try settings.value(.lockWait))
                 defer { lock.release() }
                 if !dryRun {
                     let recovery = Catalog.recover(directory)

@@ -14,10 +14,10 @@ extension BackupTool {
         @Flag(help: "Take a manual backup named manual_YYYYMMDD_HHMMSS.db.gz, kept outside retention.")
         var manual = false
 
-        @Flag(help: "Check the copy with quick_check instead of integrity_check.")
+        @Flag(name: .setting(.quickCheck), help: "Check the copy with quick_check instead of integrity_check.")
         var quick = false
 
-        @Option(name: .customLong("compression-level"), help: ArgumentHelp("gzip level, 1 (fast) to 9 (small); default 6.", valueName: "n"))
+        @Option(name: .setting(.compressionLevel), help: ArgumentHelp("gzip level, 1 (fast) to 9 (small); default \(Setting.compressionLevel.key.defaultValue).", valueName: "n"))
         var compressionLevel: String?
 
         @Flag(help: "Stream the verified .db.gz to stdout; nothing is kept in the backup directory (no manifest, no retention).")
@@ -45,9 +45,9 @@ extension BackupTool {
         }
 
         func run() throws {
-            var flags: [SettingKey: (flag: String, value: String)] = [:]
-            if quick { flags[.quickCheck] = ("--quick", "yes") }
-            if let compressionLevel { flags[.compressionLevel] = ("--compression-level", compressionLevel) }
+            var flags = SettingFlags()
+            flags.set(.quickCheck, quick)
+            flags.set(.compressionLevel, compressionLevel)
             let context = ToolContext(tool: "abathur-backup", command: "take", options: common)
             try context.run(flags: flags, { context -> (ExitCode, Output?) in
                 var request = try BackupRequest(settings: context.settings, toolVersion: AbathurVersion.current)

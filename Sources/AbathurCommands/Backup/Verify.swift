@@ -14,7 +14,7 @@ extension BackupTool {
         @Flag(help: "Verify every backup in the backup directory.")
         var all = false
 
-        @Flag(help: "Check with quick_check instead of integrity_check.")
+        @Flag(name: .setting(.quickCheck), help: "Check with quick_check instead of integrity_check.")
         var quick = false
 
         func validate() throws {
@@ -29,16 +29,17 @@ extension BackupTool {
         }
 
         func run() throws {
-            var flags: [SettingKey: (flag: String, value: String)] = [:]
-            if quick { flags[.quickCheck] = ("--quick", "yes") }
+            var flags = SettingFlags()
+            flags.set(.quickCheck, quick)
             let context = ToolContext(tool: "abathur-backup", command: "verify", options: common)
             try context.run(flags: flags, { context -> (ExitCode, Output?) in
                 let settings = context.settings!
                 let directory = settings.string(.backupDir)
-                var database = DatabaseCheck.Options(quick: try settings.boolean(.quickCheck), expectation: try SchemaExpectation(settings: settings))
-                database.busyTimeoutMs = try settings.integer(.busyTimeoutMs, in: 0...3_600_000)
+                var database = DatabaseCheck.Options(quick: try settings.value(.quickCheck), expectation: try SchemaExpectation(settings: settings))
+                database.busyTimeoutMs = try settings.value(.busyTimeoutMs)
+                database.maxErrors = try settings.value(.maxErrors)
                 // A read-only backup directory (a DR share) is only read: no lock, nothing written.
-                let lock = try FileLock.acquireUnlessReadOnly(Paths.join(directory, Catalog.lockName), wait: try settings.seconds(.lockWait))
+                let lock = try FileLock.acquireUnlessReadOnly(Paths.join(directory, Catalog.lockName), wait: try settings.value(.lockWait))
                 defer { lock?.release() }
                 if lock != nil {
                     let recovery = Catalog.recover(directory)

@@ -53,14 +53,14 @@ final class ToolContext {
     /// exit code and the result for `--json`; an `AbathurError` it throws is reported as one
     /// diagnostic line and its exit code. `metrics` may add textfile metrics for any outcome.
     func run<R: Encodable>(
-        flags: [SettingKey: (flag: String, value: String)] = [:],
+        flags: SettingFlags = SettingFlags(),
         _ body: (ToolContext) throws -> (ExitCode, R?),
         metrics: ((inout PrometheusMetrics, ExitCode, R?) -> Void)? = nil
     ) throws -> Never {
         var code = ExitCode.success
         var result: R?
         do {
-            settings = try Settings(flags: options.settingFlags.merging(flags) { $1 }, configPath: options.config)
+            settings = try Settings(flags: options.settingFlags.merging(flags).values, configPath: options.config)
             if options.printConfig {
                 printConfig()
                 throw ToolExit(code: .success)

@@ -8,11 +8,17 @@ import Glibc
 /// `/usr/sbin/abathur-backup` is a link to one binary that carries every tool. Exit codes
 /// follow SPEC.md; argument errors exit 2, not ArgumentParser's 64.
 public enum ToolMain {
-    static let tools: [String: any ParsableCommand.Type] = [
-        "abathur-backup": BackupTool.self,
-        "abathur-integrity": IntegrityTool.self,
-        "abathur-restore": RestoreTool.self,
+    /// Every tool, named by its command name: the one list of tools. The Makefile, the Debian
+    /// package, the install test and the tests ask the binary for it (`abathur-tools
+    /// --list-tools`), and the tests check that each tool has its man page and completion.
+    static let commands: [any ParsableCommand.Type] = [
+        BackupTool.self,
+        IntegrityTool.self,
+        RestoreTool.self,
     ]
+
+    static let names: [String] = commands.map { $0.configuration.commandName! }
+    static let tools = [String: any ParsableCommand.Type](uniqueKeysWithValues: zip(names, commands))
 
     public static func main(_ argv: [String]) -> Never {
         // Before anything opens a file: a closed 0, 1 or 2 gets /dev/null, so that the lock
@@ -27,13 +33,17 @@ public enum ToolMain {
         signal(SIGPIPE, SIG_IGN)
         var arguments = Array(argv.dropFirst())
         var name = Paths.basename(argv.first ?? "")
+        if tools[name] == nil, arguments == ["--list-tools"] {
+            Console(tool: "abathur-tools").writeOut(names.map { $0 + "\n" }.joined())
+            exit(checkedOutput(ExitCode.success.rawValue, tool: "abathur-tools"))
+        }
         if tools[name] == nil, let first = arguments.first, tools[first] != nil {
             name = first
             arguments.removeFirst()
         }
         guard let tool = tools[name] else {
             let known = tools.keys.sorted().joined(separator: ", ")
-            writeErr("abathur-tools: error: run as one of \(known) (a link named after the tool), or as 'abathur-tools TOOL ...'\n")
+            writeErr("abathur-tools: error: run as one of \(known) (a link named after the tool), or as 'abathur-tools TOOL ...' ('abathur-tools --list-tools' lists them)\n")
             exit(ExitCode.usage.rawValue)
         }
         TerminationCleanup.install(tool: name)

@@ -28,10 +28,10 @@ struct IntegrityTool: ParsableCommand {
         return Double(sample.hasSuffix("%") ? String(sample.dropLast()) : sample)
     }
 
-    @Flag(help: "Use quick_check instead of integrity_check.")
+    @Flag(name: .setting(.quickCheck), help: "Use quick_check instead of integrity_check.")
     var quick = false
 
-    @Option(name: .customLong("max-errors"), help: ArgumentHelp("Keep at most this many integrity_check messages (default 100000).", valueName: "n"))
+    @Option(name: .setting(.maxErrors), help: ArgumentHelp("Keep at most this many integrity_check messages (default \(Setting.maxErrors.key.defaultValue)).", valueName: "n"))
     var maxErrors: String?
 
     @Flag(help: "Print one monitoring-plugin status line; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.")
@@ -52,9 +52,9 @@ struct IntegrityTool: ParsableCommand {
     }
 
     func run() throws {
-        var flags: [SettingKey: (flag: String, value: String)] = [:]
-        if quick { flags[.quickCheck] = ("--quick", "yes") }
-        if let maxErrors { flags[.maxErrors] = ("--max-errors", maxErrors) }
+        var flags = SettingFlags()
+        flags.set(.quickCheck, quick)
+        flags.set(.maxErrors, maxErrors)
         let context = ToolContext(tool: "abathur-integrity", command: "check", options: common)
         if nagios { context.console.quiet = true }
         try context.run(flags: flags, { context -> (ExitCode, Output?) in
@@ -105,7 +105,7 @@ struct IntegrityTool: ParsableCommand {
         }
         if allBackups || sample != nil {
             // A read-only backup directory (a DR share) is only read: no lock is taken there.
-            let lock = try FileLock.acquireUnlessReadOnly(Paths.join(directory, Catalog.lockName), wait: try settings.seconds(.lockWait))
+            let lock = try FileLock.acquireUnlessReadOnly(Paths.join(directory, Catalog.lockName), wait: try settings.value(.lockWait))
             defer { lock?.release() }
             let catalog = try Catalog.scan(directory)
             let names = catalog.entries.map(\.fileName)

@@ -13,6 +13,7 @@ enum RestoreCommands {
             context.warn("the incident record could not be written: \(problem)")
         }
         for warning in outcome.warnings { context.warn(warning) }
+        for path in outcome.pruned { console.info("removed \(path) (safety_keep, safety_max_age)") }
         if let failure {
             context.report(failure)
             if let record = outcome.incidentRecord { console.result("incident record: \(record)") }

@@ -16,11 +16,12 @@ public struct BackupRequest: Sendable {
     public init(settings: Settings, toolVersion: String) throws {
         database = settings.string(.database)
         backupDir = settings.string(.backupDir)
-        compressionLevel = try settings.integer(.compressionLevel, in: 1...9)
-        busyTimeoutMs = try settings.integer(.busyTimeoutMs, in: 0...3_600_000)
-        lockWait = try settings.seconds(.lockWait)
-        check = DatabaseCheck.Options(quick: try settings.boolean(.quickCheck), expectation: try SchemaExpectation(settings: settings))
+        compressionLevel = try settings.value(.compressionLevel)
+        busyTimeoutMs = try settings.value(.busyTimeoutMs)
+        lockWait = try settings.value(.lockWait)
+        check = DatabaseCheck.Options(quick: try settings.value(.quickCheck), expectation: try SchemaExpectation(settings: settings))
         check.busyTimeoutMs = busyTimeoutMs
+        check.maxErrors = try settings.value(.maxErrors)
         retention = try RetentionPolicy(settings: settings)
         self.toolVersion = toolVersion
         guard !database.isEmpty else { throw AbathurError.usage("database path is empty") }

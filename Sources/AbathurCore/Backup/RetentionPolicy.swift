@@ -12,8 +12,8 @@ public struct RetentionPolicy: Sendable {
     }
 
     public init(settings: Settings) throws {
-        days = try settings.integer(.retentionDays, in: 1...100_000)
-        keepMinVerified = try settings.integer(.keepMinVerified, in: 1...10_000)
+        days = try settings.value(.retentionDays)
+        keepMinVerified = try settings.value(.keepMinVerified)
     }
 
     public struct Decision: Sendable {
@@ -22,44 +22,30 @@ public struct RetentionPolicy: Sendable {
         public var rule: String
     }
 
+    /// The shared rule with this policy's numbers: the `keep_min_verified` newest verified
+    /// backups, then every backup younger than `retention_days`.
+    var rule: DatedRetention {
+        DatedRetention(keepNewest: keepMinVerified, maxAgeSeconds: Int64(days) * 86400,
+                       newestRule: "one of the \(keepMinVerified) newest verified backups", age: "\(days) days")
+    }
+
     /// Decides for every backup in `catalog`. For the floor a backup counts as verified only
     /// when its manifest says so and its `.gz` still hashes to the manifest's SHA-256 (read
     /// now, newest first, until the floor is met): a corrupt backup never holds the floor.
     public func plan(_ catalog: Catalog, now: Double) throws -> [Decision] {
-        let cutoff = Int64(now) - Int64(days) * 86400
-        var floorLeft = keepMinVerified
-        var decisions: [Decision] = []
-        for entry in catalog.entries {
-            let name = entry.fileName
-            guard entry.name.kind == .scheduled else {
-                decisions.append(Decision(name: name, keep: true, rule: "manual backups are never pruned automatically"))
-                continue
+        try rule.plan(catalog.entries, now: now, exemption: { entry in
+            guard entry.name.kind == .scheduled else { return "manual backups are never pruned automatically" }
+            guard entry.manifest != nil else {
+                if entry.lacksManifest { return "incomplete (no manifest: an interrupted publish): never pruned, never counted toward the floor" }
+                return "no valid manifest: not pruned" + (entry.manifestProblem.map { " (\($0))" } ?? "")
             }
-            guard let manifest = entry.manifest else {
-                if entry.lacksManifest {
-                    decisions.append(Decision(name: name, keep: true, rule: "incomplete (no manifest: an interrupted publish): never pruned, never counted toward the floor"))
-                    continue
-                }
-                decisions.append(Decision(name: name, keep: true, rule: "no valid manifest: not pruned" + (entry.manifestProblem.map { " (\($0))" } ?? "")))
-                continue
-            }
-            if let status = entry.status, !status.isRegular {
-                decisions.append(Decision(name: name, keep: true, rule: "not a regular file: never touched"))
-                continue
-            }
-            if floorLeft > 0, entry.isComplete, try GzipFile.sha256(of: entry.path).hex == manifest.gz.sha256 {
-                floorLeft -= 1
-                decisions.append(Decision(name: name, keep: true, rule: "one of the \(keepMinVerified) newest verified backups"))
-                continue
-            }
-            if manifest.createdUnix >= cutoff {
-                decisions.append(Decision(name: name, keep: true, rule: "within \(days) days"))
-            } else {
-                let what = entry.status == nil ? "manifest without its backup" : "older than \(days) days"
-                decisions.append(Decision(name: name, keep: false, rule: what))
-            }
-        }
-        return decisions
+            if let status = entry.status, !status.isRegular { return "not a regular file: never touched" }
+            return nil
+        }, created: { $0.manifest!.createdUnix }, countsTowardFloor: { entry in
+            try entry.isComplete && GzipFile.sha256(of: entry.path).hex == entry.manifest!.gz.sha256
+        }, removal: { entry in
+            entry.status == nil ? "manifest without its backup" : nil
+        }).map { Decision(name: $0.item.fileName, keep: $0.keep, rule: $0.rule) }
     }
 
     /// Removes what `plan` marked, each `.gz` before its manifest, and returns the names removed.
@@ -77,5 +63,49 @@ public struct RetentionPolicy: Sendable {
         }
         if !removed.isEmpty { try SafeFiles.syncDirectory(directory) }
         return removed
+    }
+}
+
+/// The rule every retention shares, over dated items: the `keepNewest` newest items that may
+/// count toward that floor stay, then every item younger than `maxAgeSeconds`; the rest go.
+/// Backups (`RetentionPolicy`) and what restores leave behind (`SafetyRetention`) are kept by
+/// it; what is exempt, and what counts toward the floor, is the caller's to say.
+public struct DatedRetention: Sendable {
+    public var keepNewest: Int
+    public var maxAgeSeconds: Int64
+    /// Why an item of the floor stays (`one of the 2 newest verified backups`).
+    public var newestRule: String
+    /// The age limit in words (`30 days`).
+    public var age: String
+
+    public init(keepNewest: Int, maxAgeSeconds: Int64, newestRule: String, age: String) {
+        self.keepNewest = keepNewest
+        self.maxAgeSeconds = maxAgeSeconds
+        self.newestRule = newestRule
+        self.age = age
+    }
+
+    public struct Decision<Item> {
+        public var item: Item
+        public var keep: Bool
+        public var rule: String
+    }
+
+    /// Decides for `items`, which come newest first. `exemption` says why an item is never
+    /// removed (nil: the rule decides); `removal` may say why one goes in other words than
+    /// its age.
+    public func plan<Item>(_ items: [Item], now: Double, exemption: (Item) -> String?, created: (Item) -> Int64,
+                           countsTowardFloor: (Item) throws -> Bool, removal: (Item) -> String?) rethrows -> [Decision<Item>] {
+        let cutoff = Int64(now) - maxAgeSeconds
+        var floorLeft = keepNewest
+        return try items.map { item in
+            if let why = exemption(item) { return Decision(item: item, keep: true, rule: why) }
+            if floorLeft > 0, try countsTowardFloor(item) {
+                floorLeft -= 1
+                return Decision(item: item, keep: true, rule: newestRule)
+            }
+            if created(item) >= cutoff { return Decision(item: item, keep: true, rule: "within \(age)") }
+            return Decision(item: item, keep: false, rule: removal(item) ?? "older than \(age)")
+        }
     }
 }

@@ -15,10 +15,10 @@ public struct SchemaExpectation: Sendable {
     }
 
     public init(settings: Settings) throws {
-        self.init(tables: settings.list(.expectTables),
-                  minIndexes: try settings.integer(.expectMinIndexes, in: 0...100_000),
-                  indexes: settings.list(.expectIndexes),
-                  applicationId: try settings.optionalInteger(.expectApplicationId))
+        self.init(tables: try settings.value(.expectTables),
+                  minIndexes: try settings.value(.expectMinIndexes),
+                  indexes: try settings.value(.expectIndexes),
+                  applicationId: try settings.value(.expectApplicationId))
     }
 
     /// Why a healthy SQLite file is another application's database (SPEC.md, "which input

@@ -32,8 +32,8 @@ public struct Settings: Sendable {
     /// The config file that was read, if any.
     public private(set) var configFile: String?
 
-    /// `flags` maps keys to what the command line said, with the flag's spelling.
-    public init(flags: [SettingKey: (flag: String, value: String)], configPath: String?,
+    /// `flags` maps keys to what the command line said; each key declares its flag's spelling.
+    public init(flags: [SettingKey: String], configPath: String?,
                 environment: [String: String] = Settings.processEnvironment()) throws {
         var fileValues: [String: (String, Int)] = [:]
         var path = configPath
@@ -47,7 +47,7 @@ public struct Settings: Sendable {
         }
         for key in SettingKey.all {
             if let given = flags[key] {
-                values[key] = Value(text: given.value, source: .flag(given.flag))
+                values[key] = Value(text: given, source: .flag("--" + (key.flag ?? key.name)))
             } else if let text = environment[key.environment] {
                 values[key] = Value(text: text, source: .environment(key.environment))
             } else if let (text, line) = fileValues[key.name] {
@@ -112,53 +112,24 @@ public struct Settings: Sendable {
     }
 
     public subscript(key: SettingKey) -> Value { values[key]! }
+    public subscript<V>(setting: Setting<V>) -> Value { values[setting.key]! }
 
-    public func string(_ key: SettingKey) -> String { self[key].text }
-
-    public func integer(_ key: SettingKey, in range: ClosedRange<Int>) throws -> Int {
-        let value = self[key]
-        guard let number = Int(value.text), range.contains(number) else {
-            throw invalid(key, "expected a whole number from \(range.lowerBound) to \(range.upperBound)")
-        }
-        return number
+    /// The value of `setting`, parsed as its declaration says; a value it refuses is a usage
+    /// error naming the key, the text and where the text came from.
+    public func value<T>(_ setting: Setting<T>) throws -> T {
+        let text = self[setting.key].text
+        guard let value = setting.type.parse(text) else { throw invalid(setting.key, setting.type.expected(text)) }
+        return value
     }
 
-    /// A whole number, or nil when the setting is empty (meaning "not checked").
-    public func optionalInteger(_ key: SettingKey) throws -> Int64? {
-        let text = self[key].text
-        if text.isEmpty { return nil }
-        guard let number = Int64(text) else { throw invalid(key, "expected a whole number, or nothing") }
-        return number
+    /// A text setting, which any text is.
+    public func string(_ setting: Setting<String>) -> String { self[setting.key].text }
+
+    public func invalid<V>(_ setting: Setting<V>, _ problem: String) -> AbathurError {
+        invalid(setting.key, problem)
     }
 
-    /// A fraction from 0 to 1.
-    public func fraction(_ key: SettingKey) throws -> Double {
-        guard let number = Double(self[key].text), number >= 0, number <= 1 else {
-            throw invalid(key, "expected a fraction from 0 to 1, such as 0.5")
-        }
-        return number
-    }
-
-    public func seconds(_ key: SettingKey) throws -> Double {
-        guard let seconds = Duration.parse(self[key].text) else {
-            throw invalid(key, "expected a duration such as 90s, 15m, 26h or 7d")
-        }
-        return seconds
-    }
-
-    public func boolean(_ key: SettingKey) throws -> Bool {
-        switch self[key].text.lowercased() {
-        case "yes", "true", "1", "on": return true
-        case "no", "false", "0", "off", "": return false
-        default: throw invalid(key, "expected yes or no")
-        }
-    }
-
-    public func list(_ key: SettingKey) -> [String] {
-        self[key].text.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
-    }
-
-    public func invalid(_ key: SettingKey, _ problem: String) -> AbathurError {
+    func invalid(_ key: SettingKey, _ problem: String) -> AbathurError {
         let value = self[key]
         return AbathurError(.usage, nil, "\(key.name)=\"\(Escape.controlCharacters(value.text))\" (from \(value.source)): \(problem)")
     }

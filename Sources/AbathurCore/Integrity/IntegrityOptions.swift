@@ -11,12 +11,12 @@ public struct IntegrityOptions: Sendable {
     public var tempDirectory: String
 
     public init(settings: Settings) throws {
-        quick = try settings.boolean(.quickCheck)
-        maxErrors = try settings.integer(.maxErrors, in: 1...100_000_000)
+        quick = try settings.value(.quickCheck)
+        maxErrors = try settings.value(.maxErrors)
         expectation = try SchemaExpectation(settings: settings)
-        expectUserVersion = try settings.optionalInteger(.expectUserVersion)
-        shrinkWarning = try settings.fraction(.shrinkWarning)
-        busyTimeoutMs = try settings.integer(.busyTimeoutMs, in: 0...3_600_000)
+        expectUserVersion = try settings.value(.expectUserVersion)
+        shrinkWarning = try settings.value(.shrinkWarning)
+        busyTimeoutMs = try settings.value(.busyTimeoutMs)
         tempDirectory = settings.string(.tempDir)
     }
 }

@@ -26,15 +26,6 @@ public enum Subprocess {
         command.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
     }
 
-    /// A command setting, split into words; quotes are refused, since no shell removes them.
-    public static func words(_ settings: Settings, _ key: SettingKey) throws -> [String] {
-        let text = settings.string(key)
-        if text.contains("\"") || text.contains("'") {
-            throw settings.invalid(key, "quotes are not supported (the command runs without a shell); put the command in a script")
-        }
-        return words(text)
-    }
-
     public static func run(_ argv: [String], environment extra: [String: String] = [:], timeout: Double) throws -> Outcome {
         guard let program = argv.first else { throw AbathurError.usage("empty command") }
         var fds: [Int32] = [0, 0]

@@ -36,6 +36,9 @@ public final class RestoreJob {
         public var incidentRecord: String?
         /// Why the incident record could not be written, if it could not.
         public var incidentRecordProblem: String?
+        /// Safety copies, aside directories and incident records of earlier runs removed at the
+        /// end of a successful one (`safety_keep`, `safety_max_age`).
+        public var pruned: [String] = []
     }
 
     public struct CandidateFacts: Sendable, Encodable {
@@ -99,6 +102,15 @@ public final class RestoreJob {
                                                                   into: request.incidentDir, toolVersion: request.toolVersion)
             } catch {
                 outcome.incidentRecordProblem = "\(error)"
+            }
+            // After a success only, still under the locks: what a failed run leaves is evidence.
+            if failure == nil {
+                do {
+                    outcome.pruned = try request.safetyRetention.prune(SafetyRetention.Places(
+                        safetyRoots: [safetyRoot], databaseDirectory: Paths.directory(of: request.database), incidentDirectory: request.incidentDir))
+                } catch {
+                    outcome.warnings.append("pruning old safety copies, aside directories and incident records: \(error)")
+                }
             }
         }
         if let failure { throw failure }

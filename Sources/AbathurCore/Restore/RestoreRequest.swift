@@ -32,6 +32,8 @@ public struct RestoreRequest: Sendable {
     public var tempDir: String
     /// A drill warns when a live table has lost more than this fraction of the backup's rows.
     public var shrinkWarning: Double
+    /// How long safety copies, aside directories and incident records stay.
+    public var safetyRetention: SafetyRetention
     public var initCommand: [String]
     /// Accept a symlinked or non-regular source, and swap even when a process holds the database.
     public var force = false
@@ -40,19 +42,20 @@ public struct RestoreRequest: Sendable {
     public init(settings: Settings, toolVersion: String) throws {
         database = settings.string(.database)
         backupDir = settings.string(.backupDir)
-        lockWait = try settings.seconds(.lockWait)
-        busyTimeoutMs = try settings.integer(.busyTimeoutMs, in: 0...3_600_000)
-        check = DatabaseCheck.Options(quick: try settings.boolean(.quickCheck), expectation: try SchemaExpectation(settings: settings))
+        lockWait = try settings.value(.lockWait)
+        busyTimeoutMs = try settings.value(.busyTimeoutMs)
+        check = DatabaseCheck.Options(quick: try settings.value(.quickCheck), expectation: try SchemaExpectation(settings: settings))
         check.busyTimeoutMs = busyTimeoutMs
-        check.maxErrors = try settings.integer(.maxErrors, in: 1...Int(Int32.max))
-        expectUserVersion = try settings.optionalInteger(.expectUserVersion)
-        services = settings.string(.services).split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" }).map(String.init)
+        check.maxErrors = try settings.value(.maxErrors)
+        expectUserVersion = try settings.value(.expectUserVersion)
+        services = try settings.value(.services)
         health = try HealthCheck(settings: settings)
         let incidents = settings.string(.incidentDir)
         incidentDir = incidents.isEmpty ? Paths.join(backupDir, Catalog.incidentDirName) : incidents
         tempDir = settings.string(.tempDir)
-        shrinkWarning = try settings.fraction(.shrinkWarning)
-        initCommand = try Subprocess.words(settings, .initCommand)
+        shrinkWarning = try settings.value(.shrinkWarning)
+        safetyRetention = try SafetyRetention(settings: settings)
+        initCommand = try settings.value(.initCommand)
         self.toolVersion = toolVersion
         guard !database.isEmpty else { throw AbathurError.usage("database path is empty") }
         guard !backupDir.isEmpty else { throw AbathurError.usage("backup directory path is empty") }

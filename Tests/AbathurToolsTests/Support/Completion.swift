@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// Bash completion files, loaded and run for real: shared by the per-tool drift tests.
+/// Bash completion files, loaded and run for real, for every tool of DocsDriftTests.
 enum Completion {
     /// `_abathur_backup` for `abathur-backup`.
     static func function(for tool: String) -> String { "_" + tool.replacingOccurrences(of: "-", with: "_") }

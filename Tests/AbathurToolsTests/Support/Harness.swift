@@ -28,11 +28,18 @@ enum Binaries {
     static var multiCall: String { directory + "/abathur-tools" }
     static var demo: String { directory + "/abathur-demo" }
 
+    /// Every tool, as the binary lists them (`abathur-tools --list-tools`, the one list).
+    static let tools: [String] = {
+        let run = try! Sandbox.execute(multiCall, ["--list-tools"])
+        precondition(run.status == 0 && run.stderr.isEmpty, "abathur-tools --list-tools: \(run.stderr)")
+        return run.stdout.split(separator: "\n").map(String.init)
+    }()
+
     /// A directory with one link per tool name, as the package installs them.
     static let toolDirectory: String = {
         let dir = NSTemporaryDirectory() + "abathur-bin-\(getpid())"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        for tool in ["abathur-backup", "abathur-integrity", "abathur-restore"] {
+        for tool in tools {
             let link = dir + "/" + tool
             try? FileManager.default.removeItem(atPath: link)
             try! FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: multiCall)

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// Hand-written man pages, rendered for real: shared by the per-tool drift tests.
+/// Hand-written man pages, rendered for real, for every tool of DocsDriftTests.
 enum ManPage {
     /// `man --warnings -l PAGE` prints nothing on stderr and renders the tool's name, at the
     /// width man uses without a terminal (80) and at common terminal widths.
