@@ -78,7 +78,7 @@ final class GzipTests: XCTestCase {
             let path = dir + "/bad-\(name.replacingOccurrences(of: " ", with: "-"))"
             try data.write(to: URL(fileURLWithPath: path))
             XCTAssertThrowsError(try GzipFile.digest(of: path), name) { error in
-                XCTAssertEqual((error as? AbathurError)?.code, .verificationFailed, "\(name): \(error)")
+                XCTAssertEqual((error as? AbathurError)?.kind, .damagedBackup, "\(name): \(error)")
             }
         }
     }

@@ -56,7 +56,7 @@ final class SettingsTests: XCTestCase {
     func testBadValuesNameTheirSource() throws {
         let settings = try Settings(flags: [:], configPath: "/dev/null", environment: ["ABATHUR_COMPRESSION_LEVEL": "11"])
         XCTAssertThrowsError(try settings.integer(.compressionLevel, in: 1...9)) { error in
-            XCTAssertEqual((error as? AbathurError)?.code, .usage)
+            XCTAssertEqual((error as? AbathurError)?.kind, .usage)
             XCTAssertTrue("\(error)".contains("environment ABATHUR_COMPRESSION_LEVEL"), "\(error)")
         }
     }

@@ -87,7 +87,7 @@ extension BackupTool {
                         }
                     } else {
                         context.console.result("\(entry.path): FAILED: \(result.problems.joined(separator: "; "))")
-                        context.console.error(AbathurError(.verificationFailed, entry.path, result.problems.first ?? "failed"))
+                        context.console.error(AbathurError(.damagedBackup, entry.path, result.problems.first ?? "failed"))
                     }
                 }
                 context.console.endProgress()

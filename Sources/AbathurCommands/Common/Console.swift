@@ -69,6 +69,11 @@ public final class Console: @unchecked Sendable {
         emit(priority: 3, "error: \(error.description)")
     }
 
+    /// A failure that is a finding of a check, not an error that ends the run.
+    public func error(_ path: String, _ message: String) {
+        emit(priority: 3, "error: \(path): \(message)")
+    }
+
     public func warning(_ text: String) {
         guard !quiet else { return }
         emit(priority: 4, "warning: \(text)")

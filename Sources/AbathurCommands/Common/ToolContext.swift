@@ -70,7 +70,7 @@ final class ToolContext {
         } catch let exit as ToolExit {
             throw exit
         } catch let error as AbathurError {
-            code = error.code
+            code = error.exitCode
             report(error)
         } catch {
             code = .internalError
@@ -82,7 +82,7 @@ final class ToolContext {
         // Results that never reached stdout are a failed run (exit 8), metrics included.
         if let failure = Console.takeOutputFailure() {
             console.error(failure)
-            if code.rawValue <= ExitCode.warning.rawValue { code = failure.code }
+            if code.rawValue <= ExitCode.warning.rawValue { code = failure.exitCode }
         }
         if let path = prometheusPath {
             var sink = PrometheusMetrics()
@@ -94,7 +94,7 @@ final class ToolContext {
                 try sink.write(to: path)
             } catch let error as AbathurError {
                 console.error(error)
-                if code == .success { code = error.code }
+                if code == .success { code = error.exitCode }
             }
         }
         throw ToolExit(code: code)

@@ -150,7 +150,7 @@ struct IntegrityTool: ParsableCommand {
                 console.result("  \(finding.severity.rawValue.padding(8)) \(finding.check): \(finding.message)")
             }
             if let worst = target.findings.max(by: { $0.severity < $1.severity }), worst.severity >= .error {
-                console.error(AbathurError(target.exitCode, target.path, "\(worst.check): \(worst.message)"))
+                console.error(target.path, "\(worst.check): \(worst.message)")
             } else if let warning = target.findings.first(where: { $0.severity == .warning }) {
                 context.warn("\(target.path): \(warning.check): \(warning.message)")
             }

@@ -93,7 +93,7 @@ enum BackupListing {
         let out = context.console
         out.result("\(entry.path): \(row.state)" + (row.problem.map { " (\($0))" } ?? ""))
         guard let m = entry.manifest else {
-            context.report(AbathurError(.verificationFailed, entry.path, "not a complete backup: \(row.problem ?? "no manifest")"))
+            context.report(AbathurError(.incompleteBackup, entry.path, "not a complete backup: \(row.problem ?? "no manifest")"))
             return (.verificationFailed, ShowOutput(backup: row, manifest: nil))
         }
         out.result("  created      \(m.created) (\(m.kind.rawValue), label \(m.label))")
@@ -111,7 +111,7 @@ enum BackupListing {
         let durations = m.durationsMs.keys.sorted().map { "\($0) \(Double(m.durationsMs[$0]!) / 1000)s" }
         out.result("  durations    \(durations.joined(separator: ", "))")
         if !entry.isComplete {
-            context.report(AbathurError(.verificationFailed, entry.path, "not a complete backup: \(row.problem ?? "checks did not pass")"))
+            context.report(AbathurError(.incompleteBackup, entry.path, "not a complete backup: \(row.problem ?? "checks did not pass")"))
             return (.verificationFailed, ShowOutput(backup: row, manifest: m))
         }
         return (.success, ShowOutput(backup: row, manifest: m))

@@ -16,7 +16,7 @@ enum RestoreCommands {
         if let failure {
             context.report(failure)
             if let record = outcome.incidentRecord { console.result("incident record: \(record)") }
-            return (failure.code, outcome)
+            return (failure.exitCode, outcome)
         }
         let what = kind == .reinit ? "a fresh database from init_command" : (outcome.source?.path ?? "stdin")
         console.result("restored \(request.database) from \(what) in \(Double(outcome.totalMs) / 1000)s")

@@ -52,7 +52,7 @@ public final class BackupJob {
 
         // The source: read its header raw, before SQLite opens it (FACTS.md 14).
         let source = request.database
-        guard try FileStatus.of(source) != nil else { throw AbathurError(.ioError, source, "no such database") }
+        guard try FileStatus.of(source) != nil else { throw AbathurError(.notFound, source, "no such database") }
         let (header, fileSize) = try DatabaseHeader.read(source, followSymlinks: true)
         let walSize = try FileStatus.of(source + "-wal")?.size ?? 0
         let estimate = max(fileSize, header.pageCountIsValid ? Int64(header.pageCount) * Int64(header.pageSize) : 0) + walSize
@@ -67,21 +67,21 @@ public final class BackupJob {
         let lossAfter = lossBefore == nil && header.isWAL ? try walLoss(of: source) : nil
         let walLoss = lossBefore ?? lossAfter
         if let walLoss, request.toStdout {
-            throw AbathurError(.corrupt, walLoss.wal, "\(walLoss.detail); the snapshot lacks them, so it is not streamed; nothing was written; run abathur-walfix")
+            throw AbathurError(.walLoss, walLoss.wal, "\(walLoss.detail); the snapshot lacks them, so it is not streamed; nothing was written; run abathur-walfix")
         }
 
         let report: DatabaseCheck = try timeline.step("checks") {
             let report: DatabaseCheck
             do {
                 report = try DatabaseCheck.run(path: snapshot, options: request.check)
-            } catch var error as AbathurError where error.code == .corrupt {
+            } catch var error as AbathurError where error.kind == .corrupt || error.kind == .notADatabase {
                 // The copy is the source as SQLite read it: its corruption is the source's.
                 error.path = source
                 throw error
             }
             return (report, report.checks.map { "\($0.name) \($0.ok ? "ok" : "FAILED")" }.joined(separator: ", "))
         }
-        if let foreign = report.foreign { throw AbathurError(.refused, source, foreign) }
+        if let foreign = report.foreign { throw AbathurError(.foreign, source, foreign) }
         if let failed = report.failure {
             throw AbathurError(.corrupt, source, "\(failed.name) failed: \(failed.detail)")
         }
@@ -93,14 +93,14 @@ public final class BackupJob {
         }
         let expectedRaw = report.pageCount * Int64(report.pageSize)
         guard written.rawBytes == expectedRaw else {
-            throw AbathurError(.internalError, snapshot, "snapshot is \(written.rawBytes) bytes, expected \(expectedRaw)")
+            throw AbathurError(.internal, snapshot, "snapshot is \(written.rawBytes) bytes, expected \(expectedRaw)")
         }
 
         // Read back what is on disk, not what we meant to write.
         try timeline.step("reverify") {
             let readBack = try GzipFile.digest(of: gzTemp)
             guard readBack == written else {
-                throw AbathurError(.verificationFailed, gzTemp, "read-back mismatch: wrote sha256 \(written.gzSHA256), read \(readBack.gzSHA256)")
+                throw AbathurError(.damagedBackup, gzTemp, "read-back mismatch: wrote sha256 \(written.gzSHA256), read \(readBack.gzSHA256)")
             }
             return ((), "inflated and matched sha256")
         }
@@ -140,7 +140,7 @@ public final class BackupJob {
         let final = try publish(gzTemp, manifest: manifest, as: name, in: directory)
         if let walLoss {
             // No verified success: no retention, and SHA256SUMS lists verified backups only.
-            throw AbathurError(.corrupt, walLoss.wal, "\(walLoss.detail); the backup lacks them: kept as \(final) (not verified, never pruned automatically); run abathur-walfix")
+            throw AbathurError(.walLoss, walLoss.wal, "\(walLoss.detail); the backup lacks them: kept as \(final) (not verified, never pruned automatically); run abathur-walfix")
         }
 
         let decisions = try request.retention.plan(Catalog.scan(directory), now: Clock.now())
@@ -228,7 +228,7 @@ public final class BackupJob {
         } catch let error as SQLiteError {
             // Errors reading the source name the source; errors writing name the directory,
             // since the temp file they happened in is gone when the operator looks.
-            if error.path != file.path || error.exitCode == .corrupt {
+            if error.path != file.path || error.kind == .corrupt || error.kind == .notADatabase {
                 var mapped = error.asAbathurError
                 mapped.path = source
                 throw mapped
@@ -238,7 +238,7 @@ public final class BackupJob {
             if let reason = SpaceProbe.diagnose(file: file.path, directory: directory) {
                 throw AbathurError(.noSpace, directory, "writing the snapshot failed: \(reason)")
             }
-            throw AbathurError(error.exitCode, directory, "writing the snapshot failed: \(error.description)")
+            throw AbathurError(error.kind, directory, "writing the snapshot failed: \(error.description)")
         }
         // No fsync: the snapshot is only ever read back by this run; the .gz is what must last.
         return (file.path, copied)
@@ -270,7 +270,7 @@ public final class BackupJob {
                 steps += 1
                 if done { break }
                 events.progress("snapshot", done: Int64(backup.pageCount - backup.remaining), total: Int64(backup.pageCount))
-            } catch where error.exitCode == .busy {
+            } catch where error.kind == .busy {
                 guard Clock.monotonicSeconds() < deadline else { throw error }
                 Clock.sleep(seconds: 0.05)
             }

@@ -45,7 +45,7 @@ public struct BackupVerifier {
         do {
             digest = try GzipFile.decompress(from: try FileDescriptor.openForReading(entry.path), to: temp, limit: .manifest(manifest))
             try temp.close()
-        } catch let error as AbathurError where error.code == .verificationFailed {
+        } catch let error as AbathurError where error.kind == .damagedBackup {
             result.problems.append(error.message)
             return result
         }
@@ -62,7 +62,7 @@ public struct BackupVerifier {
             for failed in report.checks where !failed.ok { result.problems.append("\(failed.name): \(failed.detail)") }
             if report.schema.sha256 != manifest.schema.sha256 { result.problems.append("schema differs from the manifest") }
             if report.rowCounts != manifest.rowCounts { result.problems.append("row counts differ from the manifest") }
-        } catch let error as AbathurError where error.code == .corrupt {
+        } catch let error as AbathurError where error.kind == .corrupt || error.kind == .notADatabase {
             result.problems.append(error.message)
         }
         result.ok = result.problems.isEmpty

@@ -158,11 +158,11 @@ public struct Catalog: Sendable {
                 guard try FileStatus.of(temp)?.isRegular == true else { continue }
                 let manifest = try Manifest.read(temp)
                 guard manifest.name == gzName, manifest.verified else {
-                    throw AbathurError(.verificationFailed, temp, "names \(manifest.name), or its checks did not pass")
+                    throw AbathurError(.damagedBackup, temp, "names \(manifest.name), or its checks did not pass")
                 }
                 guard let status = try FileStatus.of(gz), status.isRegular, status.size == manifest.gz.bytes,
                       try GzipFile.sha256(of: gz).hex == manifest.gz.sha256 else {
-                    throw AbathurError(.verificationFailed, gz, "does not match the temp manifest \(name) (size or sha256)")
+                    throw AbathurError(.damagedBackup, gz, "does not match the temp manifest \(name) (size or sha256)")
                 }
                 try SafeFiles.link(temp, as: Paths.join(directory, finalManifest))
                 try SafeFiles.syncDirectory(directory)

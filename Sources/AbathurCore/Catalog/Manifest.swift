@@ -86,7 +86,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         do {
             return try decoder.decode(Manifest.self, from: Data(bytes))
         } catch {
-            throw AbathurError(.verificationFailed, path, "unreadable manifest: \(error)")
+            throw AbathurError(.damagedBackup, path, "unreadable manifest: \(error)")
         }
     }
 

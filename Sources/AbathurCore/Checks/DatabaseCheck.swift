@@ -45,7 +45,7 @@ public struct DatabaseCheck: Sendable {
         // SQLite opens a file with bytes after its last page and ignores them (issue 9), or
         // stops at the first page past the end: the shape rules integrity applies come first.
         let shape = FileShape.problems(header, fileSize: fileSize, walPresent: walPresent)
-        guard shape.isEmpty else { throw AbathurError(.corrupt, path, "header: \(shape.joined(separator: "; "))") }
+        guard shape.isEmpty else { throw AbathurError(.notADatabase, path, "header: \(shape.joined(separator: "; "))") }
         // A plain read-only connection would create a -wal and -shm beside a WAL-mode file
         // that has none (see LiveReader); nothing writes this file, so immutable is exact.
         let quiet = header.isWAL && !walPresent

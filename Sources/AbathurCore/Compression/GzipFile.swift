@@ -56,7 +56,7 @@ public enum GzipFile {
             }
             try decompressor.finish()
         } catch let error as GzipError {
-            throw AbathurError(.verificationFailed, input.path, error.description)
+            throw AbathurError(.damagedBackup, input.path, error.description)
         }
         return GzipDigest(gzSHA256: gzHash.finalizeHex(), gzBytes: gzBytes, rawSHA256: rawHash.finalizeHex(), rawBytes: rawBytes)
     }

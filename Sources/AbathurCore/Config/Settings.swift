@@ -82,7 +82,7 @@ public struct Settings: Sendable {
         do {
             bytes = try TextFile.readRegular(path)
         } catch {
-            if !required, (error as? AbathurError)?.code == .usage { return [:] }
+            if !required, (error as? AbathurError)?.kind == .usage { return [:] }
             throw error
         }
         let known = Set(SettingKey.all.map(\.name))

@@ -45,21 +45,21 @@ public final class FileDescriptor {
             let flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followSymlinks ? 0 : O_NOFOLLOW)
             fd = try Syscall.retrying { open(path, flags) }
         } catch {
-            if error.rawValue == ELOOP { throw AbathurError(.refused, path, "is a symlink; refusing to follow it") }
+            if error.rawValue == ELOOP { throw AbathurError(.unsafePath, path, "is a symlink; refusing to follow it") }
             // open(2) on a socket fails with ENXIO: say what it is, as for a FIFO.
             if error.rawValue == ENXIO, let kind = FileDescriptor.kind(path: path, followSymlinks: followSymlinks) {
-                throw AbathurError(.refused, path, "is \(kind), not a regular file")
+                throw AbathurError(.unsafePath, path, "is \(kind), not a regular file")
             }
-            throw AbathurError(error.exitCode, path, "cannot open: \(error)")
+            throw AbathurError(error.kind, path, "cannot open: \(error)")
         }
         let file = FileDescriptor(raw: fd, path: path)
         let status = try file.status()
         if !status.isRegular && !anyType {
-            throw AbathurError(.refused, path, "is \(FileDescriptor.kind(mode: status.mode)), not a regular file")
+            throw AbathurError(.unsafePath, path, "is \(FileDescriptor.kind(mode: status.mode)), not a regular file")
         }
         let flags = fcntl(fd, F_GETFL)
         guard flags >= 0, fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 else {
-            throw AbathurError(Errno.current.exitCode, path, "cannot open: \(Errno.current)")
+            throw AbathurError(Errno.current.kind, path, "cannot open: \(Errno.current)")
         }
         return file
     }
@@ -92,7 +92,7 @@ public final class FileDescriptor {
             }
             return FileDescriptor(raw: fd, path: path)
         } catch {
-            throw AbathurError(error.exitCode, path, "cannot create: \(error)")
+            throw AbathurError(error.kind, path, "cannot create: \(error)")
         }
     }
 
@@ -104,7 +104,7 @@ public final class FileDescriptor {
             do {
                 n = try Syscall.call(.write) { Glibc.write(raw, bytes.baseAddress! + offset, bytes.count - offset) }
             } catch {
-                throw AbathurError(error.exitCode, path, "write failed: \(error)")
+                throw AbathurError(error.kind, path, "write failed: \(error)")
             }
             offset += n
         }
@@ -119,7 +119,7 @@ public final class FileDescriptor {
         do {
             return try Syscall.retrying { Glibc.read(raw, buffer.baseAddress!, buffer.count) }
         } catch {
-            throw AbathurError(error.exitCode, path, "read failed: \(error)")
+            throw AbathurError(error.kind, path, "read failed: \(error)")
         }
     }
 
@@ -150,7 +150,7 @@ public final class FileDescriptor {
         do {
             try Syscall.call(.fsync) { fsync(raw) }
         } catch {
-            throw AbathurError(error.exitCode, path, "fsync failed: \(error)")
+            throw AbathurError(error.kind, path, "fsync failed: \(error)")
         }
     }
 
@@ -159,7 +159,7 @@ public final class FileDescriptor {
         do {
             try Syscall.retrying { fstat(raw, &st) }
         } catch {
-            throw AbathurError(error.exitCode, path, "cannot stat: \(error)")
+            throw AbathurError(error.kind, path, "cannot stat: \(error)")
         }
         return FileStatus(st)
     }
@@ -170,7 +170,7 @@ public final class FileDescriptor {
         let fd = raw
         raw = -1
         if Glibc.close(fd) != 0 && errno != EINTR {
-            throw AbathurError(Errno.current.exitCode, path, "close failed: \(Errno.current)")
+            throw AbathurError(Errno.current.kind, path, "close failed: \(Errno.current)")
         }
     }
 }

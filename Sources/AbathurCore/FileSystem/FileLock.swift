@@ -19,13 +19,13 @@ public final class FileLock {
     /// otherwise it retries for up to `wait` seconds.
     public static func acquire(_ path: String, wait: Double?) throws -> FileLock {
         if let status = try FileStatus.of(path), !status.isRegular {
-            throw AbathurError(.refused, path, "lock file is not a regular file")
+            throw AbathurError(.unsafePath, path, "lock file is not a regular file")
         }
         let fd: Int32
         do {
             fd = try Syscall.retrying { open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode_t(0o600)) }
         } catch {
-            throw AbathurError(error.exitCode, path, "cannot open lock file: \(error)")
+            throw AbathurError(error.kind, path, "cannot open lock file: \(error)")
         }
         let owned = FileDescriptor(raw: fd, path: path)
         let deadline = Clock.monotonicSeconds() + (wait ?? 0)
@@ -33,11 +33,11 @@ public final class FileLock {
             let error = Errno.current
             if error.rawValue == EINTR { continue }
             guard error.rawValue == EWOULDBLOCK else {
-                throw AbathurError(.ioError, path, "cannot lock: \(error)")
+                throw AbathurError(error.kind, path, "cannot lock: \(error)")
             }
             if Clock.monotonicSeconds() >= deadline {
                 let hint = (wait ?? 0) > 0 ? "still locked after \(Int(wait!))s" : "locked by another instance (use --wait SECONDS to wait)"
-                throw AbathurError(.busy, path, hint)
+                throw AbathurError(.locked, path, hint)
             }
             Clock.sleep(seconds: 0.05)
         }

@@ -31,6 +31,6 @@ public struct FileStatus: Sendable, Equatable {
         if lstat(path, &st) == 0 { return FileStatus(st) }
         let error = Errno.current
         if error.rawValue == ENOENT || error.rawValue == ENOTDIR { return nil }
-        throw AbathurError(error.exitCode, path, "cannot stat: \(error)")
+        throw AbathurError(error.kind, path, "cannot stat: \(error)")
     }
 }

@@ -29,7 +29,7 @@ public enum SafeFiles {
         do {
             try Syscall.call(.rename) { rename(temp, final) }
         } catch {
-            throw AbathurError(error.exitCode, final, "cannot rename \(Paths.basename(temp)) into place: \(error)")
+            throw AbathurError(error.kind, final, "cannot rename \(Paths.basename(temp)) into place: \(error)")
         }
         TerminationCleanup.unregister(temp)
         try syncDirectory(Paths.directory(of: final))
@@ -41,8 +41,8 @@ public enum SafeFiles {
         do {
             try Syscall.call(.rename) { Glibc.link(temp, final) }
         } catch {
-            if error.rawValue == EEXIST { throw AbathurError(.refused, final, "already exists; not replacing it") }
-            throw AbathurError(error.exitCode, final, "cannot link \(Paths.basename(temp)) into place: \(error)")
+            if error.rawValue == EEXIST { throw AbathurError(.alreadyExists, final, "already exists; not replacing it") }
+            throw AbathurError(error.kind, final, "cannot link \(Paths.basename(temp)) into place: \(error)")
         }
     }
 
@@ -52,7 +52,7 @@ public enum SafeFiles {
         do {
             fd = try Syscall.retrying { open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         } catch {
-            throw AbathurError(error.exitCode, directory, "cannot open directory: \(error)")
+            throw AbathurError(error.kind, directory, "cannot open directory: \(error)")
         }
         let owned = FileDescriptor(raw: fd, path: directory)
         try owned.sync()
@@ -69,7 +69,7 @@ public enum SafeFiles {
             do {
                 try Syscall.retrying { fchmod(file.raw, mode) }
             } catch {
-                throw AbathurError(error.exitCode, file.path, "cannot set mode \(String(mode, radix: 8)): \(error)")
+                throw AbathurError(error.kind, file.path, "cannot set mode \(String(mode, radix: 8)): \(error)")
             }
             try file.write(bytes)
             try file.sync()
@@ -106,7 +106,7 @@ public enum SafeFiles {
             try Syscall.call(.unlink) { unlink(path) }
         } catch {
             if error.rawValue == ENOENT { return }
-            throw AbathurError(error.exitCode, path, "cannot remove: \(error)")
+            throw AbathurError(error.kind, path, "cannot remove: \(error)")
         }
     }
 
@@ -228,7 +228,7 @@ public enum SafeFiles {
     public static func listDirectory(_ directory: String) throws -> [String] {
         guard let dir = opendir(directory) else {
             let error = Errno.current
-            throw AbathurError(error.rawValue == ENOENT ? .usage : error.exitCode, directory, "cannot read directory: \(error)")
+            throw AbathurError(error.rawValue == ENOENT ? .usage : error.kind, directory, "cannot read directory: \(error)")
         }
         defer { closedir(dir) }
         return readNames(dir)
@@ -239,12 +239,12 @@ public enum SafeFiles {
     public static func ensureDirectory(_ directory: String) throws {
         var st = stat()
         if stat(directory, &st) == 0 {
-            guard st.st_mode & S_IFMT == S_IFDIR else { throw AbathurError(.refused, directory, "is not a directory") }
+            guard st.st_mode & S_IFMT == S_IFDIR else { throw AbathurError(.unsafePath, directory, "is not a directory") }
             return
         }
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             let error = Errno.current
-            throw AbathurError(error.exitCode, directory, "cannot create directory: \(error)")
+            throw AbathurError(error.kind, directory, "cannot create directory: \(error)")
         }
     }
 

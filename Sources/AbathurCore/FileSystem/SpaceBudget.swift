@@ -27,7 +27,7 @@ public struct SpaceBudget: Sendable, Encodable {
         do {
             try Syscall.retrying { statvfs(directory, &info) }
         } catch {
-            throw AbathurError(error.exitCode, directory, "cannot read free space: \(error)")
+            throw AbathurError(error.kind, directory, "cannot read free space: \(error)")
         }
         let unit = Int64(info.f_frsize)
         let free = Int64(info.f_bavail) * unit
@@ -74,7 +74,7 @@ public struct InflationLimit: Sendable {
         guard written + Int64(count) > bytes else { return }
         switch bound {
         case .manifest:
-            throw AbathurError(.verificationFailed, source,
+            throw AbathurError(.damagedBackup, source,
                                "inflates past \(bytes) bytes, the database size its manifest records: not the backup the manifest describes")
         case .budget(let budget):
             throw AbathurError(.noSpace, source,

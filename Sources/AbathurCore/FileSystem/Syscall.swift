@@ -14,12 +14,17 @@ public struct Errno: Error, Equatable, Sendable, CustomStringConvertible {
     /// Out of space in any of its forms: a full filesystem, a quota, or `RLIMIT_FSIZE`.
     public var isNoSpace: Bool { rawValue == ENOSPC || rawValue == EDQUOT || rawValue == EFBIG }
 
-    /// The exit code an operation that failed with this errno maps to.
-    public var exitCode: ExitCode {
+    /// What a failure with this errno means.
+    public var kind: AbathurError.Kind {
         if isNoSpace { return .noSpace }
-        if rawValue == EWOULDBLOCK { return .busy }
-        if rawValue == EACCES || rawValue == EPERM || rawValue == EROFS || rawValue == ELOOP { return .refused }
-        return .ioError
+        switch rawValue {
+        case EWOULDBLOCK: return .locked
+        case EACCES, EPERM, EROFS: return .permission
+        case ELOOP: return .unsafePath
+        case ENOENT: return .notFound
+        case EXDEV: return .crossDevice
+        default: return .io
+        }
     }
 }
 

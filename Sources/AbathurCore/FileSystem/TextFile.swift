@@ -10,8 +10,8 @@ public enum TextFile {
         guard let status = try FileStatus.of(path) else {
             throw AbathurError(.usage, path, "no such file")
         }
-        guard status.isRegular else { throw AbathurError(.refused, path, "is \(FileDescriptor.kind(mode: status.mode)), not a regular file") }
-        guard status.size <= limit else { throw AbathurError(.refused, path, "larger than \(limit) bytes") }
+        guard status.isRegular else { throw AbathurError(.unsafePath, path, "is \(FileDescriptor.kind(mode: status.mode)), not a regular file") }
+        guard status.size <= limit else { throw AbathurError(.tooLarge, path, "larger than \(limit) bytes") }
         return try readBytes(path, limit: limit)
     }
 
@@ -23,7 +23,7 @@ public enum TextFile {
             let n = try chunk.withUnsafeMutableBytes { (buffer) in try file.read(into: buffer) }
             if n == 0 { break }
             bytes += chunk[0..<n]
-            if bytes.count > limit { throw AbathurError(.refused, path, "larger than \(limit) bytes") }
+            if bytes.count > limit { throw AbathurError(.tooLarge, path, "larger than \(limit) bytes") }
         }
         try file.close()
         return bytes

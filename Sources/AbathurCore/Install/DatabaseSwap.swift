@@ -62,7 +62,7 @@ public enum DatabaseSwap {
             do {
                 try Syscall.call(.rename) { rename(database + suffix, target) }
             } catch {
-                throw AbathurError(error.exitCode, database + suffix, "cannot move aside into \(into): \(error)")
+                throw AbathurError(error.kind, database + suffix, "cannot move aside into \(into): \(error)")
             }
             moved.append(target)
         }
@@ -94,18 +94,18 @@ public enum DatabaseSwap {
             // Reads page 1 only (no schema): rolls back a hot journal, recovers the WAL index.
             _ = try connection.integer("PRAGMA schema_version")
         } catch {
-            if error.exitCode == .busy { throw AbathurError(.busy, database, "cannot settle the old database: \(error.message)") }
+            if error.kind == .busy { throw AbathurError(.busy, database, "cannot settle the old database: \(error.message)") }
             if error.code.primary == .notADatabase || error.code.primary == .corrupt {
                 return "SQLite cannot read the old database (\(error.message)): its files are moved aside as they are"
             }
-            throw AbathurError(error.exitCode, database, "cannot settle the old database (\(error.message)); nothing was moved")
+            throw AbathurError(error.kind, database, "cannot settle the old database (\(error.message)); nothing was moved")
         }
         do {
             guard try connection.checkpointTruncate() else {
                 throw AbathurError(.busy, database, "checkpointing the old database was blocked by another connection; nothing was moved")
             }
         } catch let error as SQLiteError {
-            throw AbathurError(error.exitCode, database, "checkpointing the old database failed (\(error.message)); it is whole with its -wal, nothing was moved")
+            throw AbathurError(error.kind, database, "checkpointing the old database failed (\(error.message)); it is whole with its -wal, nothing was moved")
         }
         guard hasWAL else { return "rolled back its hot journal" }
         guard let wal else { return "checkpointed its WAL into it" }
@@ -124,14 +124,14 @@ public enum DatabaseSwap {
         let fromFile = stat(database, &reference) == 0
         if !fromFile {
             guard stat(Paths.directory(of: database), &reference) == 0 else {
-                throw AbathurError(Errno.current.exitCode, Paths.directory(of: database), "cannot stat: \(Errno.current)")
+                throw AbathurError(Errno.current.kind, Paths.directory(of: database), "cannot stat: \(Errno.current)")
             }
         }
         let file = try FileDescriptor.openForReading(candidate)
-        guard try file.status().isRegular else { throw AbathurError(.refused, candidate, "not a regular file") }
+        guard try file.status().isRegular else { throw AbathurError(.unsafePath, candidate, "not a regular file") }
         let mode = fromFile ? reference.st_mode & 0o7777 : 0o600
         guard fchown(file.raw, reference.st_uid, reference.st_gid) == 0, fchmod(file.raw, mode) == 0 else {
-            throw AbathurError(Errno.current.exitCode, candidate, "cannot set owner and mode: \(Errno.current)")
+            throw AbathurError(Errno.current.kind, candidate, "cannot set owner and mode: \(Errno.current)")
         }
         try file.close()
     }
@@ -140,7 +140,7 @@ public enum DatabaseSwap {
         var path = Paths.join(directory, ".abathur-aside-\(Clock.fileStamp(Int64(Clock.now())))")
         var n = 2
         while mkdir(path, 0o700) != 0 {
-            guard errno == EEXIST else { throw AbathurError(Errno.current.exitCode, path, "cannot create directory: \(Errno.current)") }
+            guard errno == EEXIST else { throw AbathurError(Errno.current.kind, path, "cannot create directory: \(Errno.current)") }
             path = Paths.join(directory, ".abathur-aside-\(Clock.fileStamp(Int64(Clock.now())))_\(n)")
             n += 1
         }

@@ -200,9 +200,9 @@ public final class SafeInstall {
             let now = try? FileStatus.of(database)
             guard let now, let candidateStatus, now.device == candidateStatus.device, now.inode == candidateStatus.inode else {
                 if managesUnits { startUnitsAfterFailure() }
-                let failure = SafeInstall.reported(error, as: .ioError)
+                let failure = SafeInstall.reported(error, as: .io)
                 let where_ = report.safetyCopy.map { "; the raw files as they were are in \($0.directory)" } ?? ""
-                return .unchanged(at: .swap, AbathurError(failure.code, database,
+                return .unchanged(at: .swap, AbathurError(failure.kind, database,
                                                           "the swap failed, the old database is still in place: \(failure.message)\(where_)"))
             }
             report.swapped = true
@@ -229,19 +229,19 @@ public final class SafeInstall {
                 try rollback(unitsRunning: unitsRunning)
             } catch {
                 // Not 3: the database is not as it was; say where the raw files are.
-                let rollbackFailure = SafeInstall.reported(error, as: .ioError)
-                let code = rollbackFailure.code == .verificationFailed ? ExitCode.ioError : rollbackFailure.code
-                return .failed(stage: .rollback, why: AbathurError(code, database,
+                let rollbackFailure = SafeInstall.reported(error, as: .io)
+                let kind = ExitCode(rollbackFailure.kind) == .verificationFailed ? AbathurError.Kind.io : rollbackFailure.kind
+                return .failed(stage: .rollback, why: AbathurError(kind, database,
                     "\(failure); rolling back failed too: \(error). The raw files of the database as it was are in \(report.safetyCopy?.directory ?? "(no safety copy)")"))
             }
-            return .rolledBack(stage: stage, why: SafeInstall.reported(failure, as: .verificationFailed))
+            return .rolledBack(stage: stage, why: SafeInstall.reported(failure, as: .checkFailed))
         }
     }
 
     /// `error` as this install reports it: an `AbathurError` as it is, anything else with its
-    /// description and `code`.
-    static func reported(_ error: any Error, as code: ExitCode) -> AbathurError {
-        error as? AbathurError ?? AbathurError(code, nil, "\(error)")
+    /// description, as `kind`.
+    static func reported(_ error: any Error, as kind: AbathurError.Kind) -> AbathurError {
+        error as? AbathurError ?? AbathurError(kind, nil, "\(error)")
     }
 
     /// Only a service this run started can answer; with no units to manage (`--no-services`,
@@ -255,7 +255,7 @@ public final class SafeInstall {
             let result = health.run { self.timeline.events.info($0) }
             report.health = result
             guard result.healthy else {
-                throw AbathurError(.verificationFailed, health.target, "unhealthy after \(result.attempts) attempt(s): \(result.detail)")
+                throw AbathurError(.checkFailed, health.target, "unhealthy after \(result.attempts) attempt(s): \(result.detail)")
             }
             return (result, "\(health.target): \(result.detail) (attempt \(result.attempts))")
         }
@@ -277,7 +277,7 @@ public final class SafeInstall {
                 if !report.warnings.contains(warning) { report.warnings.append(warning) }
                 return
             }
-            throw AbathurError(.refused, database, "still in use: \(who); nothing was changed (stop it, or add it to services)")
+            throw AbathurError(.inUse, database, "still in use: \(who); nothing was changed (stop it, or add it to services)")
         }
     }
 
@@ -295,20 +295,20 @@ public final class SafeInstall {
     private func postCheck(_ candidate: Candidate) throws -> String {
         let database = policy.database
         for suffix in DatabaseSwap.companions where try FileStatus.of(database + suffix) != nil {
-            throw AbathurError(.verificationFailed, database + suffix, "appeared beside the restored database")
+            throw AbathurError(.checkFailed, database + suffix, "appeared beside the restored database")
         }
         let (hex, _) = try GzipFile.sha256(of: database)
         guard hex == candidate.sha256 else {
-            throw AbathurError(.verificationFailed, database, "reads back with sha256 \(hex), the candidate had \(candidate.sha256)")
+            throw AbathurError(.checkFailed, database, "reads back with sha256 \(hex), the candidate had \(candidate.sha256)")
         }
         // The same bytes passed integrity_check and foreign_key_check as the candidate; what
         // is left to prove is that SQLite opens them at this path with the schema and rows.
         var options = policy.check
         options.structural = false
         let check = try DatabaseCheck.run(path: database, options: options)
-        if let failed = check.failure { throw AbathurError(.verificationFailed, database, "\(failed.name) failed: \(failed.detail)") }
+        if let failed = check.failure { throw AbathurError(.checkFailed, database, "\(failed.name) failed: \(failed.detail)") }
         if let expected = candidate.rowCounts, check.rowCounts != expected {
-            throw AbathurError(.verificationFailed, database, "row counts differ from the candidate's")
+            throw AbathurError(.checkFailed, database, "row counts differ from the candidate's")
         }
         return "sha256 matches the checked candidate; SQLite opens it: schema ok, \(check.rowCounts.values.reduce(0, +)) rows as expected"
     }
@@ -341,7 +341,7 @@ public final class SafeInstall {
                 }
                 try timeline.step("rollback: post-check") {
                     let (hex, _) = try GzipFile.sha256(of: database)
-                    guard hex == rebuilt.sha256 else { throw AbathurError(.ioError, database, "reads back with sha256 \(hex), expected \(rebuilt.sha256)") }
+                    guard hex == rebuilt.sha256 else { throw AbathurError(.io, database, "reads back with sha256 \(hex), expected \(rebuilt.sha256)") }
                     return ((), "sha256 matches the database as it was")
                 }
             } else {
@@ -365,9 +365,9 @@ public enum InstallResult: String, Sendable, Encodable {
     case refused
     case failed
 
-    /// A run that failed before its install (or in it): `refused` when nothing was changed
-    /// because a precondition did not hold, else `failed`.
+    /// A run that failed before its swap: `refused` when a precondition did not hold (an
+    /// error that exits 7: a holder, an unsafe path, a foreign database...), else `failed`.
     public static func beforeSwap(_ error: AbathurError) -> InstallResult {
-        error.code == .refused ? .refused : .failed
+        error.exitCode == .refused ? .refused : .failed
     }
 }

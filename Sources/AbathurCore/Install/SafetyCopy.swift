@@ -43,7 +43,7 @@ public struct SafetyCopy: Sendable, Encodable {
             throw AbathurError(.noSpace, root, "\(free) bytes free, the safety copy of \(database) needs \(needed)")
         }
         let temp = SafeFiles.tempPath(in: root, tag: "safety")
-        guard mkdir(temp, 0o700) == 0 else { throw AbathurError(Errno.current.exitCode, temp, "cannot create directory: \(Errno.current)") }
+        guard mkdir(temp, 0o700) == 0 else { throw AbathurError(Errno.current.kind, temp, "cannot create directory: \(Errno.current)") }
         var files: [File] = []
         do {
             for suffix in present {

@@ -23,8 +23,9 @@ public struct IntegrityChecker {
         let fileSize: Int64
         do {
             (header, fileSize) = try DatabaseHeader.read(path, followSymlinks: true)
-        } catch let error as AbathurError where error.code == .corrupt || error.code == .refused {
-            report.add(error.code == .refused ? "file" : "header", .critical, error.message, exitCode: error.code == .refused ? .refused : nil)
+        } catch let error as AbathurError where error.kind == .notADatabase || error.exitCode == .refused {
+            let unreadable = error.kind != .notADatabase
+            report.add(unreadable ? "file" : "header", .critical, error.message, exitCode: unreadable ? error.exitCode : nil)
             return report
         }
         checkHeader(header, fileSize: fileSize, walPresent: try FileStatus.of(path + "-wal") != nil, into: &report)
@@ -36,7 +37,7 @@ public struct IntegrityChecker {
             }
         } catch let error as SQLiteError {
             report.add(options.quick ? "quick_check" : "integrity_check", .critical, error.description)
-        } catch let error as AbathurError where error.code == .corrupt {
+        } catch let error as AbathurError where error.kind == .corrupt || error.kind == .notADatabase {
             report.add(options.quick ? "quick_check" : "integrity_check", .critical, error.message)
         }
         return report
@@ -259,7 +260,7 @@ public struct IntegrityChecker {
         do {
             digest = try GzipFile.decompress(from: try FileDescriptor.openForReading(path), to: temp, limit: limit)
             try temp.close()
-        } catch let error as AbathurError where error.code == .verificationFailed {
+        } catch let error as AbathurError where error.kind == .damagedBackup {
             report.add("gzip", .critical, error.message)
             return report
         }

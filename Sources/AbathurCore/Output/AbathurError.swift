@@ -1,16 +1,73 @@
-/// The one error type the tools report: what went wrong, with which file, and which exit code
-/// it maps to. Messages are lower-case with no trailing period, so that a diagnostic reads
+/// The one error type the tools report: what happened (its kind), with which file, and what
+/// went wrong. Messages are lower-case with no trailing period, so that a diagnostic reads
 /// `abathur-backup: error: /var/lib/abathur/abathur.db: not an SQLite database`.
+///
+/// The core says what happened; SPEC.md's exit code is decided once, from the kind, where a
+/// command ends (`ExitCode(_ kind:)`). Callers branch on `kind`, never on an exit code.
 public struct AbathurError: Error, Sendable, CustomStringConvertible {
-    /// The exit code this failure maps to.
-    public var code: ExitCode
+    /// What happened. Each kind maps to one exit code (`ExitCode(_:)`).
+    public enum Kind: String, Sendable, Equatable, CaseIterable, Encodable {
+        /// A flag, argument or setting is wrong (or names something that is not there, such as
+        /// a backup by name).
+        case usage
+        /// A file the operation reads does not exist (the database, a source).
+        case notFound
+        /// A path that is a symlink, a device, a directory where a file belongs, or the like.
+        case unsafePath
+        /// Something would be overwritten that must not be (a final name that already exists).
+        case alreadyExists
+        /// Larger than the tool accepts (a config file, a manifest).
+        case tooLarge
+        /// Permission denied, or a read-only filesystem.
+        case permission
+        /// Empty, not an SQLite database, or not a whole database image (header, shape).
+        case notADatabase
+        /// An SQLite database whose contents are damaged.
+        case corrupt
+        /// Committed transactions that SQLite's recovery would silently drop from a `-wal`.
+        case walLoss
+        /// A healthy database of another application.
+        case foreign
+        /// A backup (or a candidate made from one) that does not match its manifest or fails
+        /// its checks.
+        case damagedBackup
+        /// A backup without a manifest, or one whose checks did not pass when it was taken.
+        case incompleteBackup
+        /// No backup to use (none at all, none verified, none before the given time).
+        case noBackup
+        /// A replaced database (or a fresh one) failed its checks or its health check.
+        case checkFailed
+        /// A process holds the database, so it may not be replaced.
+        case inUse
+        /// A precondition refused the operation (a user_version that differs from the
+        /// expected one, a unit that systemctl could not stop or start, a command that cannot
+        /// run).
+        case refused
+        /// Another instance holds the lock.
+        case locked
+        /// SQLite stayed busy past the timeout (a writer, a blocked checkpoint).
+        case busy
+        /// No space: detected before writing, or a full filesystem, a quota, `RLIMIT_FSIZE`.
+        case noSpace
+        /// A rename across filesystems (EXDEV).
+        case crossDevice
+        /// Any other I/O error.
+        case io
+        /// Standard output could not be written (a closed pipe, a full disk).
+        case output
+        /// A bug: something that should not happen did.
+        case `internal`
+    }
+
+    /// What happened.
+    public var kind: Kind
     /// The file the problem is about, when there is one.
     public var path: String?
     /// What went wrong.
     public var message: String
 
-    public init(_ code: ExitCode, _ path: String?, _ message: String) {
-        self.code = code
+    public init(_ kind: Kind, _ path: String?, _ message: String) {
+        self.kind = kind
         self.path = path
         self.message = message
     }
@@ -25,7 +82,7 @@ public struct AbathurError: Error, Sendable, CustomStringConvertible {
     }
 
     public static func `internal`(_ message: String) -> AbathurError {
-        AbathurError(.internalError, nil, message)
+        AbathurError(.internal, nil, message)
     }
 }
 

@@ -30,3 +30,24 @@ extension ExitCode {
         return order.first(where: codes.contains) ?? .success
     }
 }
+
+extension ExitCode {
+    /// SPEC.md's exit code for each kind of error: the one place the mapping is decided.
+    public init(_ kind: AbathurError.Kind) {
+        switch kind {
+        case .usage: self = .usage
+        case .damagedBackup, .incompleteBackup, .noBackup, .checkFailed: self = .verificationFailed
+        case .notADatabase, .corrupt, .walLoss: self = .corrupt
+        case .locked, .busy: self = .busy
+        case .noSpace: self = .noSpace
+        case .unsafePath, .alreadyExists, .tooLarge, .permission, .foreign, .inUse, .refused: self = .refused
+        case .notFound, .crossDevice, .io, .output: self = .ioError
+        case .internal: self = .internalError
+        }
+    }
+}
+
+extension AbathurError {
+    /// The exit code this error ends a run with (`ExitCode(_ kind:)`).
+    public var exitCode: ExitCode { ExitCode(kind) }
+}

@@ -4,6 +4,8 @@ public struct JSONDocument<Result: Encodable>: Encodable {
     public struct Problem: Encodable {
         public var path: String?
         public var message: String
+        /// What happened (`AbathurError.Kind`), for scripts that branch on it.
+        public var kind: AbathurError.Kind
         public var exitCode: Int32
     }
 
@@ -20,7 +22,7 @@ public struct JSONDocument<Result: Encodable>: Encodable {
         self.command = command
         self.exitCode = exitCode.rawValue
         ok = exitCode == .success
-        self.errors = errors.map { Problem(path: $0.path, message: $0.message, exitCode: $0.code.rawValue) }
+        self.errors = errors.map { Problem(path: $0.path, message: $0.message, kind: $0.kind, exitCode: $0.exitCode.rawValue) }
         self.warnings = warnings
         self.result = result
     }

@@ -121,7 +121,7 @@ public enum Holders {
             try connection.execute("COMMIT")
             return (false, "exclusive lock taken and released")
         } catch {
-            if error.exitCode == .busy { return (true, "cannot take an exclusive lock: \(error.message)") }
+            if error.kind == .busy { return (true, "cannot take an exclusive lock: \(error.message)") }
             return (false, "inconclusive: \(error.message)")
         }
     }

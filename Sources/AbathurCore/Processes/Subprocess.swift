@@ -38,7 +38,7 @@ public enum Subprocess {
     public static func run(_ argv: [String], environment extra: [String: String] = [:], timeout: Double) throws -> Outcome {
         guard let program = argv.first else { throw AbathurError.usage("empty command") }
         var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw AbathurError(.ioError, program, "cannot create a pipe: \(Errno.current)") }
+        guard pipe(&fds) == 0 else { throw AbathurError(.io, program, "cannot create a pipe: \(Errno.current)") }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

@@ -20,16 +20,16 @@ public struct ChosenSource: Sendable, Encodable {
         case .standardInput:
             return ChosenSource(name: "-", path: nil, manifest: nil)
         case .path(let path):
-            guard let status = try FileStatus.of(path) else { throw AbathurError(.ioError, path, "no such file") }
+            guard let status = try FileStatus.of(path) else { throw AbathurError(.notFound, path, "no such file") }
             if !force {
-                if status.isSymlink { throw AbathurError(.refused, path, "is a symlink; refusing to follow it (use --force to accept it)") }
-                if !status.isRegular { throw AbathurError(.refused, path, "not a regular file (use --force to read it anyway)") }
+                if status.isSymlink { throw AbathurError(.unsafePath, path, "is a symlink; refusing to follow it (use --force to accept it)") }
+                if !status.isRegular { throw AbathurError(.unsafePath, path, "not a regular file (use --force to read it anyway)") }
             }
             let manifestPath = path + BackupName.manifestSuffix
             let manifest = try FileStatus.of(manifestPath)?.isRegular == true ? try Manifest.read(manifestPath) : nil
             return ChosenSource(name: path, path: path, manifest: manifest)
         case .newest, .named, .before:
-            guard try FileStatus.of(backupDir) != nil else { throw AbathurError(.verificationFailed, backupDir, "no backup directory, so no backup to restore") }
+            guard try FileStatus.of(backupDir) != nil else { throw AbathurError(.noBackup, backupDir, "no backup directory, so no backup to restore") }
             let catalog = try Catalog.scan(backupDir)
             let entry: Catalog.Entry
             switch source {
@@ -39,20 +39,20 @@ public struct ChosenSource: Sendable, Encodable {
                 }
                 guard found.isComplete else {
                     if found.lacksManifest {
-                        throw AbathurError(.verificationFailed, found.path, "incomplete backup: it has no manifest (a backup was interrupted while publishing it), so nothing proves it whole; restore a complete one (see abathur-restore --list), or give its path to restore it as a file without a manifest")
+                        throw AbathurError(.incompleteBackup, found.path, "incomplete backup: it has no manifest (a backup was interrupted while publishing it), so nothing proves it whole; restore a complete one (see abathur-restore --list), or give its path to restore it as a file without a manifest")
                     }
                     let unverified = found.manifest.map { m in m.walLoss.map { "not verified: \($0.detail); the snapshot lacks them" } ?? (m.verified ? nil : "its manifest says it is not verified") } ?? nil
                     let why = unverified ?? found.status.map { $0.isRegular ? (found.manifestProblem ?? "no manifest") : "not a regular file" } ?? "the .db.gz is missing"
-                    throw AbathurError(.verificationFailed, found.path, "not a complete, verified backup: \(why)")
+                    throw AbathurError(.incompleteBackup, found.path, "not a complete, verified backup: \(why)")
                 }
                 entry = found
             case .before(let time):
                 guard let found = catalog.complete.first(where: { $0.manifest!.createdUnix < time }) else {
-                    throw AbathurError(.verificationFailed, backupDir, "no verified backup created before \(Clock.iso8601(time))")
+                    throw AbathurError(.noBackup, backupDir, "no verified backup created before \(Clock.iso8601(time))")
                 }
                 entry = found
             default:
-                guard let found = catalog.complete.first else { throw AbathurError(.verificationFailed, backupDir, "no verified backup to restore") }
+                guard let found = catalog.complete.first else { throw AbathurError(.noBackup, backupDir, "no verified backup to restore") }
                 entry = found
             }
             return ChosenSource(name: entry.fileName, path: entry.path, manifest: entry.manifest)
@@ -106,7 +106,7 @@ public struct Candidate: Sendable {
         } catch {
             for suffix in [""] + DatabaseSwap.companions { SafeFiles.removeQuietly(output.path + suffix) }
             // A write into the temp file that ran out of space is told about the directory.
-            if let error = error as? AbathurError, error.code == .noSpace, error.path?.hasPrefix(output.path) == true {
+            if let error = error as? AbathurError, error.kind == .noSpace, error.path?.hasPrefix(output.path) == true {
                 throw AbathurError(.noSpace, directory, "writing the candidate failed: \(error.message)")
             }
             throw error
@@ -123,7 +123,7 @@ public struct Candidate: Sendable {
         let present = try ["-wal", "-journal"].filter { try FileStatus.of(source + $0)?.isRegular == true }
         guard !present.isEmpty else { return }
         if !verbatim, present.contains("-wal"), let loss = try WALInspection.inspectConfirmed(source + "-wal").lossDescription {
-            throw AbathurError(.corrupt, source + "-wal", "\(loss); a candidate made from it would lack them; run abathur-walfix on it first")
+            throw AbathurError(.walLoss, source + "-wal", "\(loss); a candidate made from it would lack them; run abathur-walfix on it first")
         }
         for suffix in present { try SafeFiles.copy(source + suffix, toNew: path + suffix) }
         note = "with its \(present.joined(separator: " and ")): " + (try DatabaseSwap.settle(path, busyTimeoutMs: 5000))
@@ -176,7 +176,7 @@ public struct Candidate: Sendable {
             if kind == nil { try begin() }
             try decompressor?.finish()
         } catch let error as GzipError {
-            throw AbathurError(.verificationFailed, input.path, error.description)
+            throw AbathurError(.damagedBackup, input.path, error.description)
         }
         return Candidate(path: output.path, sha256: rawHash.finalizeHex(), bytes: rawBytes,
                          gzSHA256: kind == true ? gzHash.finalizeHex() : nil, gzBytes: kind == true ? gzBytes : nil, note: nil)
@@ -184,20 +184,20 @@ public struct Candidate: Sendable {
 
     static func classify(_ head: [UInt8], path: String) throws -> Bool {
         // SPEC.md, "which input gets which code": empty or not SQLite is 4, as in every tool.
-        if head.isEmpty { throw AbathurError(.corrupt, path, "empty input: neither a gzip stream nor an SQLite database") }
+        if head.isEmpty { throw AbathurError(.notADatabase, path, "empty input: neither a gzip stream nor an SQLite database") }
         if Array(head.prefix(2)) == gzipMagic { return true }
         if Array(head.prefix(16)) == DatabaseHeader.magic { return false }
-        throw AbathurError(.corrupt, path, "neither a gzip stream nor an SQLite database")
+        throw AbathurError(.notADatabase, path, "neither a gzip stream nor an SQLite database")
     }
 
     /// The bytes must be exactly what the manifest recorded (FACTS.md 6: a flipped bit can
     /// inflate to a database that passes integrity_check).
     func compare(with manifest: Manifest, source: String) throws {
         if let gzSHA256, gzSHA256 != manifest.gz.sha256 {
-            throw AbathurError(.verificationFailed, source, "sha256 of the .gz is \(gzSHA256), the manifest says \(manifest.gz.sha256)")
+            throw AbathurError(.damagedBackup, source, "sha256 of the .gz is \(gzSHA256), the manifest says \(manifest.gz.sha256)")
         }
         guard sha256 == manifest.database.sha256, bytes == manifest.database.bytes else {
-            throw AbathurError(.verificationFailed, source, "the database inflates to \(bytes) bytes with sha256 \(sha256), the manifest says \(manifest.database.bytes) bytes, \(manifest.database.sha256)")
+            throw AbathurError(.damagedBackup, source, "the database inflates to \(bytes) bytes with sha256 \(sha256), the manifest says \(manifest.database.bytes) bytes, \(manifest.database.sha256)")
         }
     }
 }

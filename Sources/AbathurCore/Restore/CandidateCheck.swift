@@ -11,18 +11,18 @@ public struct CandidateCheck: Sendable {
     }
 
     /// `source` names the candidate in diagnostics (the backup, not a temp file). `damaged`
-    /// is the code for a candidate that fails a check: 3 for a backup, 4 for a database file
-    /// given as the source (SPEC.md, "which input gets which code").
+    /// is the kind for a candidate that fails a check: a damaged backup (3), or a corrupt
+    /// database when a database file is the source (4) (SPEC.md, "which input gets which code").
     public static func run(_ path: String, source: String, manifest: Manifest?, live: String?,
-                           request: RestoreRequest, damaged: ExitCode = .verificationFailed) throws -> CandidateCheck {
+                           request: RestoreRequest, damaged: AbathurError.Kind = .damagedBackup) throws -> CandidateCheck {
         let report: DatabaseCheck
         do {
             report = try DatabaseCheck.run(path: path, options: request.check)
-        } catch let error as AbathurError where error.code == .corrupt {
+        } catch let error as AbathurError where error.kind == .notADatabase || error.kind == .corrupt {
             throw AbathurError(damaged, source, error.message)
         }
         // A foreign database is refused, not "failed verification".
-        if let foreign = report.foreign { throw AbathurError(.refused, source, foreign) }
+        if let foreign = report.foreign { throw AbathurError(.foreign, source, foreign) }
         if let failed = report.failure {
             throw AbathurError(damaged, source, "\(failed.name) failed: \(failed.detail)")
         }
@@ -30,7 +30,7 @@ public struct CandidateCheck: Sendable {
         let liveHeader = live.flatMap { try? DatabaseHeader.read($0, followSymlinks: true).header }
 
         if request.check.expectation.applicationId == nil, let liveHeader, liveHeader.applicationID != 0, Int64(Int32(bitPattern: liveHeader.applicationID)) != report.applicationId {
-            throw AbathurError(.refused, source, "foreign database: application_id \(report.applicationId), the live database has \(liveHeader.applicationID)")
+            throw AbathurError(.foreign, source, "foreign database: application_id \(report.applicationId), the live database has \(liveHeader.applicationID)")
         }
         if let expected = request.expectUserVersion {
             if report.userVersion != expected {
@@ -42,12 +42,12 @@ public struct CandidateCheck: Sendable {
 
         if let manifest {
             if report.schema.sha256 != manifest.schema.sha256 {
-                throw AbathurError(.verificationFailed, source, "schema differs from the manifest's (sha256 \(report.schema.sha256), manifest \(manifest.schema.sha256))")
+                throw AbathurError(.damagedBackup, source, "schema differs from the manifest's (sha256 \(report.schema.sha256), manifest \(manifest.schema.sha256))")
             }
             if report.rowCounts != manifest.rowCounts {
                 let differing = manifest.rowCounts.keys.sorted().filter { report.rowCounts[$0] != manifest.rowCounts[$0] }
                 let detail = differing.prefix(5).map { "\($0) \(report.rowCounts[$0].map(String.init) ?? "missing") vs \(manifest.rowCounts[$0]!)" }
-                throw AbathurError(.verificationFailed, source, "row counts differ from the manifest: \(detail.joined(separator: ", "))")
+                throw AbathurError(.damagedBackup, source, "row counts differ from the manifest: \(detail.joined(separator: ", "))")
             }
         }
         return CandidateCheck(report: report, warnings: warnings)

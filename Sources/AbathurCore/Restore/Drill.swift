@@ -49,7 +49,7 @@ public enum Drill {
         // the ones whose process is gone.
         SafeFiles.sweepTemps(in: request.tempDir)
         let scratch = SafeFiles.tempPath(in: request.tempDir, tag: "drill")
-        guard mkdir(scratch, 0o700) == 0 else { throw AbathurError(Errno.current.exitCode, scratch, "cannot create directory: \(Errno.current)") }
+        guard mkdir(scratch, 0o700) == 0 else { throw AbathurError(Errno.current.kind, scratch, "cannot create directory: \(Errno.current)") }
         var written: Candidate?
         defer {
             if let written { SafeFiles.removeQuietly(written.path) }

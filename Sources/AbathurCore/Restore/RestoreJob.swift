@@ -91,7 +91,7 @@ public final class RestoreJob {
             do {
                 try SafeFiles.ensureDirectory(request.incidentDir)
                 SafeFiles.sweepTemps(in: request.incidentDir)
-                outcome.incidentRecord = try IncidentRecord.write(outcome, exitCode: failure?.code ?? .success, error: failure,
+                outcome.incidentRecord = try IncidentRecord.write(outcome, exitCode: failure?.exitCode ?? .success, error: failure,
                                                                   into: request.incidentDir, toolVersion: request.toolVersion)
             } catch {
                 outcome.incidentRecordProblem = "\(error)"
@@ -104,7 +104,7 @@ public final class RestoreJob {
         let database = request.database
         let directory = Paths.directory(of: database)
         if let status = try FileStatus.of(database), !status.isRegular {
-            throw AbathurError(.refused, database, status.isSymlink
+            throw AbathurError(.unsafePath, database, status.isSymlink
                 ? "is a symlink; give its target with --db, so the swap replaces the file and not the link"
                 : "not a regular file")
         }
@@ -166,7 +166,7 @@ public final class RestoreJob {
             candidate = written.path
             expectedSHA = written.sha256
             try checkCandidate(candidate, sha256: written.sha256, bytes: written.bytes, source: source.path ?? "stdin", manifest: source.manifest,
-                               damaged: written.gzSHA256 == nil && source.manifest == nil ? .corrupt : .verificationFailed)
+                               damaged: written.gzSHA256 == nil && source.manifest == nil ? .corrupt : .damagedBackup)
         case .reinit:
             try preflight(needed: 0)
             (candidate, expectedSHA) = try freshDatabase(in: directory)
@@ -183,7 +183,7 @@ public final class RestoreJob {
     }
 
     func checkCandidate(_ path: String, sha256: String, bytes: Int64, source: String, manifest: Manifest?,
-                        damaged: ExitCode = .verificationFailed) throws {
+                        damaged: AbathurError.Kind = .damagedBackup) throws {
         let checked = try timeline.step("check candidate") {
             let checked = try CandidateCheck.run(path, source: source, manifest: manifest, live: request.database, request: request,
                                                  damaged: damaged)
@@ -206,10 +206,10 @@ public final class RestoreJob {
         try timeline.step("init command") {
             let outcome = try Subprocess.run(request.initCommand, environment: ["ABATHUR_DB": path], timeout: 600)
             guard outcome.succeeded else {
-                throw AbathurError(.verificationFailed, request.initCommand[0], "init command failed (\(outcome.timedOut ? "timed out" : "exit \(outcome.status)"))\(outcome.lastLine.isEmpty ? "" : ": \(outcome.lastLine)")")
+                throw AbathurError(.checkFailed, request.initCommand[0], "init command failed (\(outcome.timedOut ? "timed out" : "exit \(outcome.status)"))\(outcome.lastLine.isEmpty ? "" : ": \(outcome.lastLine)")")
             }
             guard try FileStatus.of(path)?.isRegular == true else {
-                throw AbathurError(.verificationFailed, request.initCommand[0], "init command exited 0 but created no database at $ABATHUR_DB")
+                throw AbathurError(.checkFailed, request.initCommand[0], "init command exited 0 but created no database at $ABATHUR_DB")
             }
             return ((), "\(request.initCommand.joined(separator: " ")) created a database")
         }
@@ -242,7 +242,7 @@ public final class RestoreJob {
         case .rolledBack(_, let why):
             outcome.rolledBack = true
             let original = report.safetyCopy.map { "the database as it was (safety copy \($0.directory))" } ?? "no database, as before"
-            throw AbathurError(.verificationFailed, request.database, "restore rolled back: \(why); \(request.database) holds \(original)")
+            throw AbathurError(.checkFailed, request.database, "restore rolled back: \(why); \(request.database) holds \(original)")
         case .refused(let why), .failed(_, let why):
             throw why
         }

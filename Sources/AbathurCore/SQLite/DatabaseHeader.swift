@@ -83,14 +83,14 @@ public struct DatabaseHeader: Sendable, Equatable {
     public static func read(_ path: String, followSymlinks: Bool = false) throws -> (header: DatabaseHeader, fileSize: Int64) {
         let file = try FileDescriptor.openForReading(path, followSymlinks: followSymlinks)
         let status = try file.status()
-        guard status.isRegular else { throw AbathurError(.refused, path, "not a regular file") }
+        guard status.isRegular else { throw AbathurError(.unsafePath, path, "not a regular file") }
         var bytes = [UInt8](repeating: 0, count: size)
         let n = try bytes.withUnsafeMutableBytes { (buffer) in try file.readFully(into: buffer) }
         try file.close()
         do {
             return (try DatabaseHeader(bytes: Array(bytes.prefix(n))), status.size)
         } catch {
-            throw AbathurError(.corrupt, path, error.description)
+            throw AbathurError(.notADatabase, path, error.description)
         }
     }
 }

@@ -44,7 +44,7 @@ public enum LiveReader {
         for suffix in ["-wal", "-shm"] {
             var st = stat()
             if stat(path + suffix, &st) == 0, st.st_mode & S_IFMT != S_IFREG {
-                throw AbathurError(.refused, path + suffix, "is \(FileDescriptor.kind(mode: st.st_mode)), not a regular file")
+                throw AbathurError(.unsafePath, path + suffix, "is \(FileDescriptor.kind(mode: st.st_mode)), not a regular file")
             }
         }
     }
@@ -64,7 +64,7 @@ public enum LiveReader {
         try SpaceBudget.of(tempDirectory).require(size + (1 << 20), for: "a private copy of the live database and its -wal")
         let directory = SafeFiles.tempPath(in: tempDirectory, tag: "live-copy")
         guard mkdir(directory, 0o700) == 0 else {
-            throw AbathurError(Errno.current.exitCode, directory, "cannot create directory: \(Errno.current)")
+            throw AbathurError(Errno.current.kind, directory, "cannot create directory: \(Errno.current)")
         }
         let copy = Paths.join(directory, Paths.basename(path))
         defer {
@@ -118,7 +118,7 @@ public enum LiveReader {
 
         init(_ path: String) throws {
             let (header, _) = try DatabaseHeader.read(path, followSymlinks: true)
-            guard let status = try FileStatus.of(path) else { throw AbathurError(.ioError, path, "disappeared while being read") }
+            guard let status = try FileStatus.of(path) else { throw AbathurError(.notFound, path, "disappeared while being read") }
             self.status = status
             changeCounter = header.changeCounter
             isWAL = header.isWAL

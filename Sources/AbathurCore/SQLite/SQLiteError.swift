@@ -40,19 +40,20 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
         return text
     }
 
-    /// Which exit code this failure means (FACTS.md 16: SQLITE_FULL and an EFBIG write error
-    /// are both "no space").
-    public var exitCode: ExitCode {
+    /// What this failure means (FACTS.md 16: SQLITE_FULL and an EFBIG write error are both
+    /// "no space").
+    public var kind: AbathurError.Kind {
         if systemErrno != 0 && Errno(systemErrno).isNoSpace { return .noSpace }
         switch code.primary {
         case .full: return .noSpace
         case .busy, .locked: return .busy
-        case .corrupt, .notADatabase: return .corrupt
-        case .readOnly, .permission: return .refused
-        case .ioerr, .cantOpen: return .ioError
-        default: return .internalError
+        case .corrupt: return .corrupt
+        case .notADatabase: return .notADatabase
+        case .readOnly, .permission: return .permission
+        case .ioerr, .cantOpen: return .io
+        default: return .internal
         }
     }
 
-    public var asAbathurError: AbathurError { AbathurError(exitCode, path, description) }
+    public var asAbathurError: AbathurError { AbathurError(kind, path, description) }
 }
