@@ -75,7 +75,12 @@ final class SnapshotStepCoreTests: XCTestCase {
 
     func run(_ step: SnapshotStep) throws -> (BackupJob.Outcome, Recorder, String) {
         let database = try makeDatabase()
-        let recorder = Recorder(writer: try Connection(path: database, mode: .readWrite, busyTimeoutMs: 5000))
+        // The service is running: its connection has written, so the -wal and -shm are there
+        // (with neither, the backup reads the main file alone and, seeing a -wal appear
+        // after, reads again: `LiveReader`).
+        let writer = try Connection(path: database, mode: .readWrite, busyTimeoutMs: 5000)
+        try writer.execute("UPDATE counter SET n = n")
+        let recorder = Recorder(writer: writer)
         let outcome = try BackupJob(request: try request(database, step: step), events: EventSink { recorder.hear($0) }).run()
         XCTAssertNil(recorder.failure)
         return (outcome, recorder, database)

@@ -262,21 +262,26 @@ public final class BackupJob {
         _ = try source.integer("SELECT count(*) FROM sqlite_schema")
         let backup = try OnlineBackup(from: source, to: destination)
         let pages = request.snapshotStep.pagesPerCall
-        var steps = 0
+        let steps = try stepToTheEnd(backup, pages: pages)
+        let how = pages < 0 ? "all at once" : "\(pages) page(s) a step"
+        return "\(backup.pageCount) page(s) copied in \(steps) step(s), \(how), in one read transaction"
+    }
+
+    /// Steps `backup` to its end, `pages` at a time, with a progress event after each step
+    /// but the last; a busy step is tried again until the busy timeout. Returns the steps.
+    func stepToTheEnd(_ backup: OnlineBackup, pages: Int32) throws -> Int {
         let deadline = Clock.monotonicSeconds() + Double(max(request.busyTimeoutMs, 1000)) / 1000
+        var steps = 0
         while true {
             do {
-                let done = try backup.step(pages: pages)
+                if try backup.step(pages: pages) { return steps + 1 }
                 steps += 1
-                if done { break }
                 events.progress("snapshot", done: Int64(backup.pageCount - backup.remaining), total: Int64(backup.pageCount))
-            } catch where error.kind == .busy {
-                guard Clock.monotonicSeconds() < deadline else { throw error }
+            } catch {
+                guard error.kind == .busy, Clock.monotonicSeconds() < deadline else { throw error }
                 Clock.sleep(seconds: 0.05)
             }
         }
-        let how = pages < 0 ? "all at once" : "\(pages) page(s) a step"
-        return "\(backup.pageCount) page(s) copied in \(steps) step(s), \(how), in one read transaction"
     }
 
     func compress(_ snapshot: String, into gzTemp: String, total: Int64) throws -> GzipDigest {

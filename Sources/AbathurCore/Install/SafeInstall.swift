@@ -148,44 +148,56 @@ public final class SafeInstall {
     /// candidate with the service stopped (walfix's repair, a migration), and installs it.
     /// A `prepare` that throws changes nothing live: the units start again.
     public func install(preparing prepare: (SafetyCopy?) throws -> Candidate) -> Outcome {
-        policy.shieldSignals ? Signals.ignoringTermination { installShielded(prepare) } : installShielded(prepare)
+        guard policy.shieldSignals else { return installShielded(prepare) }
+        return Signals.ignoringTermination { installShielded(prepare) }
     }
 
     private var managesUnits: Bool { !policy.units.names.isEmpty }
 
     private func installShielded(_ prepare: (SafetyCopy?) throws -> Candidate) -> Outcome {
-        let database = policy.database
         var stage = Stage.stopUnits
-        let candidate: Candidate
-        let candidateStatus: FileStatus?
+        let prepared: (candidate: Candidate, status: FileStatus?)
         do {
-            if managesUnits { try timeline.step("stop units") { ((), try policy.units.stop()) } }
-            stage = .proveNothingHolds
-            try proveNothingHolds("prove nothing holds the database")
-            stage = .safetyCopy
-            report.safetyCopy = try timeline.step("safety copy") {
-                let copy = try SafetyCopy.make(of: database, into: policy.safetyRoot, tag: policy.tag)
-                let detail = copy.map { c in "\(c.files.map(\.name).joined(separator: ", ")) into \(c.directory)" } ?? "no database at \(database): nothing to copy"
-                return (copy, detail)
-            }
-            // The settle before the swap lets SQLite's recovery drop what a damaged -wal hides
-            // (FACTS.md 10); the raw files are in the safety copy, and the operator is told.
-            if let safety = report.safetyCopy, try FileStatus.of(database + "-wal")?.isRegular == true,
-               let loss = try WALInspection.inspectConfirmed(database + "-wal").lossDescription {
-                report.warnings.append("\(database)-wal: \(loss); the old database as SQLite reads it lacks them, its raw -wal is in \(safety.directory) for abathur-walfix")
-            }
-            stage = .prepare
-            candidate = try prepare(report.safetyCopy)
-            candidateStatus = try FileStatus.of(candidate.path)
-            // The safety copy of a large database takes a while: look again just before the swap.
-            stage = .proveNothingHolds
-            try proveNothingHolds("prove nothing holds the database (again, before the swap)")
+            prepared = try beforeSwap(prepare, stage: &stage)
         } catch {
             if managesUnits { startUnitsAfterFailure() }
-            let why = error as? AbathurError ?? AbathurError.internal("unexpected error: \(error)")
-            return .unchanged(at: stage, why)
+            return .unchanged(at: stage, error as? AbathurError ?? AbathurError.internal("unexpected error: \(error)"))
         }
+        return swapAndCheck(prepared.candidate, status: prepared.status)
+    }
 
+    /// Stop, prove, safety copy, the caller's preparation, prove again: nothing live changes.
+    /// Returns the candidate and its file's identity before the swap.
+    private func beforeSwap(_ prepare: (SafetyCopy?) throws -> Candidate, stage: inout Stage) throws -> (Candidate, FileStatus?) {
+        let database = policy.database
+        if managesUnits { try timeline.step("stop units") { ((), try policy.units.stop()) } }
+        stage = .proveNothingHolds
+        try proveNothingHolds("prove nothing holds the database")
+        stage = .safetyCopy
+        report.safetyCopy = try timeline.step("safety copy") {
+            let copy = try SafetyCopy.make(of: database, into: policy.safetyRoot, tag: policy.tag)
+            let detail = copy.map { c in "\(c.files.map(\.name).joined(separator: ", ")) into \(c.directory)" } ?? "no database at \(database): nothing to copy"
+            return (copy, detail)
+        }
+        // The settle before the swap lets SQLite's recovery drop what a damaged -wal hides
+        // (FACTS.md 10); the raw files are in the safety copy, and the operator is told.
+        if let safety = report.safetyCopy, try FileStatus.of(database + "-wal")?.isRegular == true,
+           let loss = try WALInspection.inspectConfirmed(database + "-wal").lossDescription {
+            report.warnings.append("\(database)-wal: \(loss); the old database as SQLite reads it lacks them, its raw -wal is in \(safety.directory) for abathur-walfix")
+        }
+        stage = .prepare
+        let candidate = try prepare(report.safetyCopy)
+        let status = try FileStatus.of(candidate.path)
+        // The safety copy of a large database takes a while: look again just before the swap.
+        stage = .proveNothingHolds
+        try proveNothingHolds("prove nothing holds the database (again, before the swap)")
+        return (candidate, status)
+    }
+
+    /// The swap, then the post-check, the units and the health check; a failure after the
+    /// rename rolls back.
+    private func swapAndCheck(_ candidate: Candidate, status candidateStatus: FileStatus?) -> Outcome {
+        let database = policy.database
         var swapFailure: (any Error)?
         do {
             report.swap = try timeline.step("swap") {
@@ -209,8 +221,8 @@ public final class SafeInstall {
             swapFailure = error
         }
 
+        var stage = swapFailure == nil ? Stage.postCheck : .swap
         var unitsRunning = false
-        stage = swapFailure == nil ? .postCheck : .swap
         do {
             if let swapFailure { throw swapFailure }
             try timeline.step("post-check") { ((), try postCheck(candidate)) }
