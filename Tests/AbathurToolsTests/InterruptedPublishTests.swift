@@ -5,8 +5,8 @@ import XCTest
 /// holds the backup directory's lock finishes the publish from the killed run's own temp
 /// manifest (fsynced before the `.gz` was linked, and checked against it), and brings
 /// SHA256SUMS up to date. A `.gz` without any usable manifest is never deleted, and every
-/// tool calls it incomplete: not listed as a restore target, not verified as corrupt, not
-/// counted toward the floor, refused by name.
+/// tool calls it incomplete: not listed as a restore target, failed by verify and integrity
+/// (nothing proves it whole), not counted toward the floor, refused by name.
 final class InterruptedPublishTests: XCTestCase {
     // In a backup run the first rename-class call is the link of the .gz, the second the link
     // of its manifest, the third the rename of SHA256SUMS (asserted below).
@@ -97,15 +97,21 @@ final class InterruptedPublishTests: XCTestCase {
         XCTAssertEqual(rows.first { $0["name"] as? String == good }?["state"] as? String, "verified")
         XCTAssertEqual(try restore(box, ["--list"]).stdout, good + "\n")
 
-        // verify: the newest backup with a manifest is verified; the incomplete one is named
-        // as incomplete, a warning (1), not a verification failure (3).
+        // verify and integrity (issue 10): the newest backup with a manifest is verified; the
+        // incomplete one is named as incomplete, and fails (3): nothing proves it whole.
         for args in [["verify"], ["verify", "--all"], ["verify", gz]] {
             let verify = try box.run("abathur-backup", args + ["--backup-dir", box.backups])
-            XCTAssertEqual(verify.status, 1, "\(args): \(verify.stderr)")
+            XCTAssertEqual(verify.status, 3, "\(args): \(verify.stderr)")
             XCTAssertTrue(verify.stderr.contains("\(gz): incomplete backup: no manifest"), verify.stderr)
-            XCTAssertFalse(verify.stderr.contains("FAILED"), verify.stderr)
+            XCTAssertTrue(verify.stdout.contains("\(gz): FAILED: incomplete backup: no manifest"), verify.stdout)
         }
         XCTAssertTrue(try box.run("abathur-backup", ["verify", "--backup-dir", box.backups]).stdout.contains("\(good): ok"))
+        for args in [["--backup", gz], ["--all-backups"]] {
+            let integrity = try box.run("abathur-integrity", args + ["--backup-dir", box.backups, "--db", box.db],
+                                        env: ["ABATHUR_TEMP_DIR": box.root])
+            XCTAssertEqual(integrity.status, 3, "\(args): \(integrity.stdout)\(integrity.stderr)")
+            XCTAssertTrue(integrity.stderr.contains("\(gz): manifest: incomplete backup: no manifest"), integrity.stderr)
+        }
 
         let named = try restore(box, [gz])
         XCTAssertEqual(named.status, 3, named.stderr)

@@ -158,29 +158,32 @@ extension RestoreSafetyTests {
         try commitLater(box, rows: 20)
         let saved = try saveLive(box)
         let old = try contents(try inspectionCopy(box))
+        // Every rename and fsync a restore makes, counted by a traced run from the same state.
+        try resetLive(box, from: saved)
+        let traced = try FaultTrace.count(in: box.root) { env in
+            let run = try restore(box, [], env: env)
+            XCTAssertEqual(run.status, 0, run.stderr)
+        }
+        let faults = FaultTrace.faults(traced, ops: ["rename", "fsync"], what: "EIO")
         var codes: Set<Int32> = []
-        for op in ["rename", "fsync"] {
-            for n in 1...20 {
-                try resetLive(box, from: saved)
-                try? FileManager.default.removeItem(atPath: systemctlLog(box))
-                let fault = "\(op):EIO@\(n)"
-                let run = try restore(box, [], env: ["ABATHUR_FAULT": fault])
-                let calls = systemctlCalls(box).map { String($0.prefix { $0 != " " }) }
-                if run.status == 0 || run.status == 1 {
-                    // Restored; exit 1 when only the incident record could not be written.
-                    XCTAssertEqual(try box.sha256(box.db), backup.sha256, fault)
-                    XCTAssertEqual(calls, ["stop", "start"], fault)
-                    if run.status == 0 { break }
-                    XCTAssertTrue(run.stderr.contains("incident record could not be written"), "\(fault): \(run.stderr)")
-                    continue
-                }
-                codes.insert(run.status)
-                XCTAssertTrue([3, 8].contains(run.status), "\(fault): exit \(run.status): \(run.stderr)")
-                XCTAssertEqual(try contents(try inspectionCopy(box)), old, "\(fault): the old database, its later commits included")
-                // Failing before the units were stopped leaves them alone; after, they run again.
-                XCTAssertTrue(calls.isEmpty || calls == ["stop", "start"] || calls == ["stop", "start", "stop", "start"],
-                              "\(fault): the units run again: \(calls)")
+        for fault in faults {
+            try resetLive(box, from: saved)
+            try? FileManager.default.removeItem(atPath: systemctlLog(box))
+            let run = try restore(box, [], env: ["ABATHUR_FAULT": fault])
+            let calls = systemctlCalls(box).map { String($0.prefix { $0 != " " }) }
+            if run.status == 1 {
+                // Restored; exit 1 when only the incident record could not be written.
+                XCTAssertEqual(try box.sha256(box.db), backup.sha256, fault)
+                XCTAssertEqual(calls, ["stop", "start"], fault)
+                XCTAssertTrue(run.stderr.contains("incident record could not be written"), "\(fault): \(run.stderr)")
+                continue
             }
+            codes.insert(run.status)
+            XCTAssertTrue([3, 8].contains(run.status), "\(fault): exit \(run.status): \(run.stderr)")
+            XCTAssertEqual(try contents(try inspectionCopy(box)), old, "\(fault): the old database, its later commits included")
+            // Failing before the units were stopped leaves them alone; after, they run again.
+            XCTAssertTrue(calls.isEmpty || calls == ["stop", "start"] || calls == ["stop", "start", "stop", "start"],
+                          "\(fault): the units run again: \(calls)")
         }
         XCTAssertTrue(codes.contains(8), "some error must have stopped the swap before its rename: \(codes)")
     }

@@ -608,26 +608,23 @@ final class RestoreSafetyTests: XCTestCase {
         XCTAssertNotEqual(old, backup.contents, "old and new must differ for the test to mean anything")
         let backupsBefore = try storedBackups(box)
 
-        var outcomes: [State: [String]] = [:]
-        var crashes = 0
-        for op in ["rename", "fsync", "open", "write", "unlink"] {
-            for n in 1...40 {
-                try resetLive(box, from: saved)
-                let fault = "\(op):crash@\(n)"
-                let run = try restore(box, ["--no-services"], env: ["ABATHUR_FAULT": fault])
-                if run.status == 0 {
-                    // Fewer than n such calls: the run completed, and restored.
-                    XCTAssertEqual(try classify(box, backup, old: old, "\(fault) (completed)"), .new)
-                    break
-                }
-                crashes += 1
-                XCTAssertEqual(run.status, 9, "\(fault): expected the injected SIGKILL, got exit \(run.status): \(run.stderr)")
-                if let state = try classify(box, backup, old: old, fault) { outcomes[state, default: []].append(fault) }
-                try assertRerunRestores(box, backup, fault)
-            }
+        // Exactly the calls a restore makes, counted by a traced run from the same state.
+        try resetLive(box, from: saved)
+        let calls = try FaultTrace.count(in: box.root) { env in
+            let run = try restore(box, ["--no-services"], env: env)
+            XCTAssertEqual(run.status, 0, run.stderr)
         }
-        print("RestoreSafetyTests: \(crashes) injected crashes; old: \(outcomes[.old, default: []]); new: \(outcomes[.new, default: []])")
-        XCTAssertGreaterThan(crashes, 10, "the injected crashes must actually have happened")
+        let faults = FaultTrace.faults(calls, ops: ["rename", "fsync", "open", "write", "unlink"], what: "crash")
+        XCTAssertGreaterThan(faults.count, 20, "a restore makes more calls than that: \(calls)")
+        var outcomes: [State: [String]] = [:]
+        for fault in faults {
+            try resetLive(box, from: saved)
+            let run = try restore(box, ["--no-services"], env: ["ABATHUR_FAULT": fault])
+            XCTAssertEqual(run.status, 9, "\(fault): expected the injected SIGKILL, got exit \(run.status): \(run.stderr)")
+            if let state = try classify(box, backup, old: old, fault) { outcomes[state, default: []].append(fault) }
+            try assertRerunRestores(box, backup, fault)
+        }
+        print("RestoreSafetyTests: \(faults.count) injected crashes (calls \(calls)); old: \(outcomes[.old, default: []]); new: \(outcomes[.new, default: []])")
         XCTAssertFalse(outcomes[.old, default: []].isEmpty, "some crash must have left the old database: \(outcomes)")
         XCTAssertFalse(outcomes[.new, default: []].isEmpty, "some crash must have left the new database: \(outcomes)")
         XCTAssertEqual(try storedBackups(box), backupsBefore, "no crash touched a backup")

@@ -22,9 +22,9 @@ extension BackupTool {
         }
 
         struct Output: Encodable {
-            var backups: [BackupVerifier.Result]
+            var backups: [BackupFileCheck]
             var failed: Int
-            /// Backups without any manifest (an interrupted publish): reported, not verified.
+            /// Backups without any manifest (an interrupted publish): incomplete, each a failure.
             var incomplete: [String] = []
         }
 
@@ -35,8 +35,8 @@ extension BackupTool {
             try context.run(flags: flags, { context -> (ExitCode, Output?) in
                 let settings = context.settings!
                 let directory = settings.string(.backupDir)
-                var options = DatabaseCheck.Options(quick: try settings.boolean(.quickCheck), expectation: try SchemaExpectation(settings: settings))
-                options.busyTimeoutMs = try settings.integer(.busyTimeoutMs, in: 0...3_600_000)
+                var database = DatabaseCheck.Options(quick: try settings.boolean(.quickCheck), expectation: try SchemaExpectation(settings: settings))
+                database.busyTimeoutMs = try settings.integer(.busyTimeoutMs, in: 0...3_600_000)
                 // A read-only backup directory (a DR share) is only read: no lock, nothing written.
                 let lock = try FileLock.acquireUnlessReadOnly(Paths.join(directory, Catalog.lockName), wait: try settings.seconds(.lockWait))
                 defer { lock?.release() }
@@ -55,44 +55,39 @@ extension BackupTool {
                 } else if all {
                     selected = catalog.entries
                 } else {
-                    // The newest backup that has a manifest to verify against; a newer one
-                    // without any is reported below, not taken for the newest backup.
+                    // The newest backup that has a manifest to verify against, and any newer one
+                    // without any (incomplete: it fails below), not taken for the newest backup.
                     selected = Array(catalog.entries.prefix { $0.lacksManifest }) + Array(catalog.entries.drop { $0.lacksManifest }.prefix(1))
                 }
-                // A .gz without any manifest is an interrupted publish, not a corrupt backup:
-                // there is nothing to verify it against. It is reported, and counts for nothing.
+                // A .gz without any manifest is an interrupted publish: nothing proves it whole, so
+                // it fails, as it does for abathur-integrity and abathur-restore.
                 let incomplete = selected.filter(\.lacksManifest)
-                for entry in incomplete {
-                    context.warn("\(entry.path): incomplete backup: no manifest (a backup was interrupted while publishing it); not verified, never counted or pruned")
-                }
-                selected.removeAll { $0.lacksManifest }
                 guard !selected.isEmpty else {
-                    if incomplete.isEmpty { context.warn("\(directory): no backups to verify") }
-                    return (.warning, Output(backups: [], failed: 0, incomplete: incomplete.map(\.fileName)))
+                    context.warn("\(directory): no backups to verify")
+                    return (.warning, Output(backups: [], failed: 0))
                 }
-                let verifier = BackupVerifier(tempDirectory: settings.string(.tempDir), options: options)
-                var results: [BackupVerifier.Result] = []
+                let options = BackupFileCheck.Options(tempDirectory: settings.string(.tempDir), database: database, tag: "verify.db")
+                var results: [BackupFileCheck] = []
                 var unverified = 0
                 for (index, entry) in selected.enumerated() {
                     context.console.progress("verify", done: Int64(index), total: Int64(selected.count))
-                    let result = try verifier.verify(entry)
+                    let result = try BackupFileCheck.run(entry.path, manifest: entry.manifest, manifestProblem: entry.manifestProblem,
+                                                         requireManifest: true, options: options)
                     results.append(result)
                     if result.ok {
                         context.console.result("\(entry.path): ok")
-                        // Intact as stored, but its manifest says it failed a check when taken
-                        // (a snapshot that lacks commits the live WAL held): worth attention.
-                        if let manifest = entry.manifest, !manifest.verified {
+                        if let note = result.unverifiedWhenTaken {
                             unverified += 1
-                            context.warn("\(entry.path): stored intact, but not verified when taken: \(manifest.walLoss.map { "\($0.detail); the snapshot lacks them" } ?? "a check failed")")
+                            context.warn("\(entry.path): \(note)")
                         }
                     } else {
                         context.console.result("\(entry.path): FAILED: \(result.problems.joined(separator: "; "))")
-                        context.console.error(AbathurError(.damagedBackup, entry.path, result.problems.first ?? "failed"))
+                        context.console.error(AbathurError(result.failure?.kind ?? .damagedBackup, entry.path, result.problems.first ?? "failed"))
                     }
                 }
                 context.console.endProgress()
                 let failed = results.filter { !$0.ok }.count
-                let code: ExitCode = failed > 0 ? .verificationFailed : incomplete.isEmpty && unverified == 0 ? .success : .warning
+                let code: ExitCode = failed > 0 ? .verificationFailed : unverified == 0 ? .success : .warning
                 return (code, Output(backups: results, failed: failed, incomplete: incomplete.map(\.fileName)))
             }, metrics: { sink, _, output in
                 guard let output else { return }

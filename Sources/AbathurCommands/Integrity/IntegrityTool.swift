@@ -92,7 +92,7 @@ struct IntegrityTool: ParsableCommand {
             if path.hasSuffix(".gz") {
                 let manifestPath = path + BackupName.manifestSuffix
                 let manifest = try FileStatus.of(manifestPath) != nil ? try Manifest.read(manifestPath) : nil
-                return [try checker.checkGzip(path, manifest: manifest, kind: .backup)]
+                return [try checker.checkGzip(path, manifest: manifest, requireManifest: false)]
             }
             return [try checker.checkDatabase(path, kind: .file, reference: nil)]
         }
@@ -101,7 +101,7 @@ struct IntegrityTool: ParsableCommand {
             guard let entry = catalog.entry(named: backup) else {
                 throw AbathurError(.usage, Paths.join(directory, Paths.basename(backup)), "no such backup")
             }
-            return [try checker.checkGzip(entry.path, manifest: entry.manifest, kind: .backup)]
+            return [try checker.checkGzip(entry.path, manifest: entry.manifest, manifestProblem: entry.manifestProblem, requireManifest: true)]
         }
         if allBackups || sample != nil {
             // A read-only backup directory (a DR share) is only read: no lock is taken there.
@@ -113,7 +113,8 @@ struct IntegrityTool: ParsableCommand {
             let chosen = samplePercent.map { state.pick(names, percent: $0) } ?? names
             var reports: [TargetReport] = []
             for entry in catalog.entries where chosen.contains(entry.fileName) {
-                reports.append(try checker.checkGzip(entry.path, manifest: entry.manifest, kind: .backup))
+                reports.append(try checker.checkGzip(entry.path, manifest: entry.manifest, manifestProblem: entry.manifestProblem,
+                                                     requireManifest: true))
             }
             // A read-only backup directory is not written: the picks are not recorded there.
             if sample != nil, lock != nil {

@@ -56,8 +56,29 @@ enum RestoreCommands {
             context.report(shortage)
             code = .noSpace
         }
+        // The source checked as the restore will check it: the same verdict as verify and integrity.
+        var checked = plan
+        do {
+            let check = try SourceCheck.run(plan.source, request: request)
+            checked.check = check
+            if let skipped = check.skipped {
+                out.result("  check: not now: \(skipped)")
+            } else if let failure = check.failure {
+                out.result("  check: FAILED: \(check.problems.joined(separator: "; "))")
+                context.report(failure)
+                code = ExitCode.mostSevere([code, failure.exitCode])
+            } else {
+                out.result("  check: ok, inflated into \(request.tempDir) and removed: \(check.checks.map(\.name).joined(separator: ", ")) passed"
+                           + (source.manifest == nil ? "" : "; hashes, schema and row counts match the manifest"))
+                for warning in check.warnings { context.warn(warning) }
+                if code == .success && !check.warnings.isEmpty { code = .warning }
+            }
+        } catch let error as AbathurError {
+            context.report(error)
+            code = ExitCode.mostSevere([code, error.exitCode])
+        }
         out.result("dry run: nothing was changed")
-        return (code, plan)
+        return (code, checked)
     }
 
     static func drill(_ request: RestoreRequest, _ context: ToolContext) throws -> (ExitCode, Drill.Report?) {

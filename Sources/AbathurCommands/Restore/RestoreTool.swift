@@ -27,7 +27,7 @@ struct RestoreTool: ParsableCommand {
     @Option(help: ArgumentHelp("Restore the newest verified backup created before this UTC time (2026-11-27T13:00:00Z, '2026-11-27 13:00:00', 2026-11-27 or @UNIXTIME).", valueName: "time"))
     var before: String?
 
-    @Flag(name: .customLong("dry-run"), help: "Print the plan (backup, units, paths, space needed) and change nothing.")
+    @Flag(name: .customLong("dry-run"), help: "Print the plan (backup, units, paths, space needed), check the backup in temp_dir, and change nothing live.")
     var dryRun = false
 
     @Option(help: ArgumentHelp("Restore to this path instead of the live database; units and the health check are left alone.", valueName: "path"))
@@ -46,9 +46,7 @@ struct RestoreTool: ParsableCommand {
     var reinit = false
 
     var beforeTime: Int64? {
-        guard let before else { return nil }
-        if before.hasPrefix("@") { return Int64(before.dropFirst()) }
-        return Clock.parseISO8601(before)
+        before.flatMap(Clock.parseMoment)
     }
 
     func validate() throws {

@@ -1,7 +1,8 @@
-/// The checks a backup must pass before it counts (SPEC.md, `abathur-backup`), run on a
-/// database file that nothing else writes: the header read raw, then SQLite opened
-/// read-only without create (FACTS.md 4), `integrity_check` or `quick_check`,
-/// `foreign_key_check`, the expected schema, and row counts per table.
+/// The admission judge: what a database must satisfy to count as a backup, a verified backup
+/// or a restore candidate (SPEC.md, `abathur-backup`), judged from one `DatabaseInspection` of
+/// a file that nothing else writes: the header read raw, then SQLite opened read-only without
+/// create (FACTS.md 4), `integrity_check` or `quick_check`, `foreign_key_check`, the expected
+/// schema, and row counts per table. Its checks and facts are what a manifest records.
 public struct DatabaseCheck: Sendable {
     public var checks: [Manifest.Check] = []
     public var header: DatabaseHeader
@@ -34,87 +35,73 @@ public struct DatabaseCheck: Sendable {
             self.quick = quick
             self.expectation = expectation
         }
+
+        var inspection: DatabaseInspection.Options {
+            DatabaseInspection.Options(quick: quick, maxErrors: maxErrors, structural: structural)
+        }
     }
 
-    /// Runs every check on the database at `path`. Throws only when the file cannot be
-    /// examined at all (missing, not a database, unreadable, not a whole database image by
-    /// `FileShape`'s rules: exit 4); check failures are recorded.
+    /// Inspects the database at `path` and judges it. Throws only when the file cannot be
+    /// examined at all (`judge`); check failures are recorded.
     public static func run(path: String, options: Options) throws -> DatabaseCheck {
-        let (header, fileSize) = try DatabaseHeader.read(path)
-        let walPresent = try FileStatus.of(path + "-wal") != nil
-        // SQLite opens a file with bytes after its last page and ignores them (issue 9), or
-        // stops at the first page past the end: the shape rules integrity applies come first.
-        let shape = FileShape.problems(header, fileSize: fileSize, walPresent: walPresent)
-        guard shape.isEmpty else { throw AbathurError(.notADatabase, path, "header: \(shape.joined(separator: "; "))") }
-        // A plain read-only connection would create a -wal and -shm beside a WAL-mode file
-        // that has none (see LiveReader); nothing writes this file, so immutable is exact.
-        let quiet = header.isWAL && !walPresent
-        let connection: Connection
-        do {
-            connection = try Connection(path: path, mode: quiet ? .immutable : .readOnly, busyTimeoutMs: options.busyTimeoutMs)
-        } catch {
-            throw error.asAbathurError
+        try judge(try DatabaseInspection.file(path, options: options.inspection, busyTimeoutMs: options.busyTimeoutMs), options: options)
+    }
+
+    /// Throws when the file cannot be examined at all: not a whole database image by
+    /// `FileShape`'s rules (exit 4), SQLite cannot open it or read its pages, ids or schema, or
+    /// a writer holds it (SQLite's kind: busy, corrupt, I/O); a failed check is recorded.
+    public static func judge(_ inspection: DatabaseInspection, options: Options) throws -> DatabaseCheck {
+        let path = inspection.path
+        guard inspection.shapeProblems.isEmpty else {
+            throw AbathurError(.notADatabase, path, "header: \(inspection.shapeProblems.joined(separator: "; "))")
         }
+        guard let read = inspection.contents else { throw AbathurError.internal("\(path): inspected without its contents") }
         do {
-            return try run(connection: connection, header: header, fileSize: fileSize, options: options)
-        } catch let error as SQLiteError {
-            throw error.asAbathurError
+            let contents = try read.get()
+            if let held = contents.heldBy { throw held }
+            let pageSize = try contents.pageSize.get(), pageCount = try contents.pageCount.get()
+            let schema = try contents.schema.get()
+            var report = DatabaseCheck(
+                header: inspection.header, fileSize: inspection.fileSize, schema: schema.manifest,
+                pageSize: Int(pageSize), pageCount: pageCount, freelistCount: try contents.freelistCount.get(),
+                userVersion: try contents.userVersion.get(), applicationId: try contents.applicationId.get())
+            report.judge(contents, schema: schema, options: options)
+            return report
+        } catch {
+            throw error.reported
         }
     }
 
-    static func run(connection db: Connection, header: DatabaseHeader, fileSize: Int64, options: Options) throws -> DatabaseCheck {
-        let pageSize = Int(try db.integer("PRAGMA page_size"))
-        let pageCount = try db.integer("PRAGMA page_count")
-        var report = DatabaseCheck(
-            header: header, fileSize: fileSize,
-            schema: Manifest.Schema(sha256: "", tables: [], indexes: [], sql: []),
-            pageSize: pageSize, pageCount: pageCount,
-            freelistCount: try db.integer("PRAGMA freelist_count"),
-            userVersion: try db.integer("PRAGMA user_version"),
-            applicationId: try db.integer("PRAGMA application_id"))
-
+    private mutating func judge(_ contents: DatabaseInspection.Contents, schema: DatabaseInspection.Schema, options: Options) {
         // An empty file and a fresh database both "pass" integrity_check (FACTS.md 4).
         let headerOK = pageCount > 1 && (!header.pageCountIsValid || Int64(header.pageCount) == pageCount)
-        report.checks.append(Manifest.Check(
+        checks.append(Manifest.Check(
             name: "header", ok: headerOK,
             detail: headerOK ? "page size \(pageSize), \(pageCount) pages"
                 : "\(pageCount) page(s): an empty database (header says \(header.pageCount))"))
 
-        if options.structural {
-            let pragma = options.quick ? "quick_check" : "integrity_check"
-            let messages = try db.rows("PRAGMA \(pragma)(\(options.maxErrors))").compactMap { $0.first ?? nil }
-            let integrityOK = messages == ["ok"]
-            report.checks.append(Manifest.Check(
-                name: pragma, ok: integrityOK,
-                detail: integrityOK ? "ok" : messages.prefix(5).joined(separator: "; ") + (messages.count > 5 ? "; … (\(messages.count) messages)" : "")))
-
-            let violations = try db.rows("PRAGMA foreign_key_check")
-            let fkDetail = violations.prefix(5).map { row in
-                "\(row[0] ?? "?") rowid \(row[1] ?? "NULL") -> \(row[2] ?? "?")"
-            }.joined(separator: "; ")
-            report.checks.append(Manifest.Check(
+        if let structure = contents.structure {
+            // What SQLite said before it stopped is the evidence, and then why it stopped.
+            let messages = structure.messages + (structure.failure.map { ["stopped: \($0.description)"] } ?? [])
+            checks.append(Manifest.Check(
+                name: structure.pragma, ok: structure.ok,
+                detail: structure.ok ? "ok" : messages.prefix(5).joined(separator: "; ") + (messages.count > 5 ? "; … (\(messages.count) messages)" : "")))
+        }
+        switch contents.foreignKeys {
+        case nil:
+            break
+        case .failure(let error)?:
+            checks.append(Manifest.Check(name: "foreign_key_check", ok: false, detail: "could not be read: \(error.description)"))
+        case .success(let violations)?:
+            let fkDetail = violations.prefix(5).map { "\($0.table ?? "?") rowid \($0.rowid ?? "NULL") -> \($0.parent ?? "?")" }.joined(separator: "; ")
+            checks.append(Manifest.Check(
                 name: "foreign_key_check", ok: violations.isEmpty,
                 detail: violations.isEmpty ? "ok" : "\(violations.count) violation(s): \(fkDetail)"))
         }
 
-        let objects = try db.rows("SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema ORDER BY type, name")
-        var tables: [String] = []
-        var indexes: [String] = []
-        var virtualTables: Set<String> = []
-        var sqlLines: [String] = []
-        for row in objects {
-            let type = row[0] ?? "", name = row[1] ?? "", sql = row[3] ?? ""
-            sqlLines.append("\(type) \(name): \(sql)")
-            if type == "table" && !name.hasPrefix("sqlite_") {
-                tables.append(name)
-                if sql.uppercased().hasPrefix("CREATE VIRTUAL TABLE") { virtualTables.insert(name) }
-            }
-            if type == "index" { indexes.append(name) }
-        }
-        report.schema = Manifest.Schema(sha256: SHA256.hex(of: Array(sqlLines.joined(separator: "\n").utf8)),
-                                        tables: tables, indexes: indexes, sql: sqlLines)
+        let tables = schema.tables, indexes = schema.indexes
         let expectation = options.expectation
-        report.foreign = expectation.foreignReason(tables: tables, applicationId: report.applicationId)
+        foreign = expectation.foreignReason(tables: tables, applicationId: applicationId)
         let missingTables = expectation.tables.filter { !tables.contains($0) }
         let missingIndexes = expectation.indexes.filter { !indexes.contains($0) }
         var schemaProblems: [String] = []
@@ -123,25 +110,58 @@ public struct DatabaseCheck: Sendable {
             schemaProblems.append("\(indexes.count) indexes, expected at least \(expectation.minIndexes)")
         }
         if !missingIndexes.isEmpty { schemaProblems.append("missing index(es) \(missingIndexes.joined(separator: ", "))") }
-        report.checks.append(Manifest.Check(
+        checks.append(Manifest.Check(
             name: "schema", ok: schemaProblems.isEmpty,
             detail: schemaProblems.isEmpty ? "\(tables.count) tables, \(indexes.count) indexes" : schemaProblems.joined(separator: "; ")))
 
-        for table in tables where !virtualTables.contains(table) {
-            let quoted = "\"" + table.replacingAll("\"", with: "\"\"") + "\""
-            report.rowCounts[table] = try db.integer("SELECT count(*) FROM \(quoted)")
+        switch contents.rowCounts {
+        case .success(let counts):
+            rowCounts = counts
+            checks.append(Manifest.Check(name: "row_counts", ok: true, detail: "\(counts.values.reduce(0, +)) rows in \(counts.count) tables"))
+        case .failure(let error):
+            checks.append(Manifest.Check(name: "row_counts", ok: false, detail: "could not be read: \(error.description)"))
         }
-        report.checks.append(Manifest.Check(
-            name: "row_counts", ok: true,
-            detail: "\(report.rowCounts.values.reduce(0, +)) rows in \(report.rowCounts.count) tables"))
-        return report
+    }
+
+    /// How this database's schema differs from what `manifest` recorded of it, if it does.
+    public func schemaDifference(from manifest: Manifest) -> String? {
+        guard schema.sha256 != manifest.schema.sha256 else { return nil }
+        return "schema differs from the manifest's (sha256 \(schema.sha256), manifest \(manifest.schema.sha256))"
+    }
+
+    /// How this database's row counts differ from what `manifest` recorded, if they do.
+    public func rowCountDifference(from manifest: Manifest) -> String? {
+        guard rowCounts != manifest.rowCounts else { return nil }
+        let differing = Set(manifest.rowCounts.keys).union(rowCounts.keys).sorted().filter { rowCounts[$0] != manifest.rowCounts[$0] }
+        let detail = differing.prefix(5).map { "\($0) \(rowCounts[$0].map(String.init) ?? "missing") vs \(manifest.rowCounts[$0].map(String.init) ?? "missing")" }
+        return "row counts differ from the manifest: \(detail.joined(separator: ", "))"
     }
 }
 
-extension String {
-    func replacingAll(_ target: Character, with replacement: String) -> String {
-        var out = ""
-        for character in self { if character == target { out += replacement } else { out.append(character) } }
-        return out
+extension DatabaseInspection.Contents {
+    /// The SQLITE_BUSY or SQLITE_LOCKED that stopped the reading, if one did: no fact after it
+    /// was read, and none can be judged.
+    var heldBy: SQLiteError? {
+        let failures: [SQLiteError?] = [pageSize.failed, pageCount.failed, freelistCount.failed, userVersion.failed,
+                                        applicationId.failed, structure?.failure, foreignKeys?.failed, schema.failed, rowCounts.failed]
+        return failures.compactMap { $0 }.first { $0.code.primary == .busy || $0.code.primary == .locked }
+    }
+}
+
+extension Result {
+    /// The error, when this is a failure.
+    var failed: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}
+
+extension Error {
+    /// This error as the tools report it: an `AbathurError` as it is, an `SQLiteError` by its
+    /// code, anything else an internal error.
+    var reported: AbathurError {
+        if let error = self as? AbathurError { return error }
+        if let error = self as? SQLiteError { return error.asAbathurError }
+        return AbathurError.internal("unexpected error: \(self)")
     }
 }

@@ -10,8 +10,61 @@ public struct GzipDigest: Sendable, Equatable {
     public var rawBytes: Int64
 }
 
+/// The one inflation loop: a gzip stream fed chunk by chunk, inflated, both sides hashed,
+/// every inflated chunk checked against `limit` before it is written to `output`. A
+/// decompressor error is a bad backup (exit 3). `GzipFile.decompress` feeds it a file;
+/// `Candidate` feeds it a stream whose first bytes it had to look at first.
+final class Inflation {
+    private let decompressor: GzipDecompressor
+    private let source: String
+    private let output: FileDescriptor?
+    private let limit: InflationLimit?
+    private var rawHash = SHA256(), gzHash = SHA256()
+    private(set) var rawBytes: Int64 = 0
+    private(set) var gzBytes: Int64 = 0
+
+    init(source: String, to output: FileDescriptor?, limit: InflationLimit?) throws {
+        do {
+            decompressor = try GzipDecompressor()
+        } catch {
+            throw AbathurError(.internal, source, error.description)
+        }
+        self.source = source
+        self.output = output
+        self.limit = limit
+    }
+
+    func feed(_ chunk: UnsafeRawBufferPointer) throws {
+        gzHash.update(chunk)
+        gzBytes += Int64(chunk.count)
+        do {
+            try decompressor.decompress(chunk) { inflated in
+                try limit?.check(written: rawBytes, adding: inflated.count, source: source)
+                rawHash.update(inflated)
+                rawBytes += Int64(inflated.count)
+                try output?.write(inflated)
+            }
+        } catch let error as GzipError {
+            throw AbathurError(.damagedBackup, source, error.description)
+        }
+    }
+
+    /// At the end of the input: the digest, or why the stream is incomplete.
+    func finish() throws -> GzipDigest {
+        do {
+            try decompressor.finish()
+        } catch let error as GzipError {
+            throw AbathurError(.damagedBackup, source, error.description)
+        }
+        return GzipDigest(gzSHA256: gzHash.finalizeHex(), gzBytes: gzBytes, rawSHA256: rawHash.finalizeHex(), rawBytes: rawBytes)
+    }
+}
+
 /// Whole-file gzip work in bounded memory: one read buffer, zlib's state, one output chunk.
 public enum GzipFile {
+    /// The first two bytes of every gzip member (RFC 1952).
+    public static let magic: [UInt8] = [0x1f, 0x8b]
+
     /// Compresses everything readable from `input` into `output`, hashing both sides.
     public static func compress(from input: FileDescriptor, to output: FileDescriptor, level: Int,
                                 progress: ((Int64) -> Void)? = nil) throws -> GzipDigest {
@@ -38,27 +91,12 @@ public enum GzipFile {
     /// so does, before it is written, the chunk that would take the output past `limit`.
     public static func decompress(from input: FileDescriptor, to output: FileDescriptor? = nil, limit: InflationLimit? = nil,
                                   progress: ((Int64) -> Void)? = nil) throws -> GzipDigest {
-        let decompressor = try GzipDecompressor()
-        var rawHash = SHA256(), gzHash = SHA256()
-        var rawBytes: Int64 = 0, gzBytes: Int64 = 0
-        let sink: (UnsafeRawBufferPointer) throws -> Void = { chunk in
-            try limit?.check(written: rawBytes, adding: chunk.count, source: input.path)
-            rawHash.update(chunk)
-            rawBytes += Int64(chunk.count)
-            try output?.write(chunk)
+        let inflation = try Inflation(source: input.path, to: output, limit: limit)
+        try input.forEachChunk { chunk in
+            try inflation.feed(chunk)
+            progress?(inflation.gzBytes)
         }
-        do {
-            try input.forEachChunk { chunk in
-                gzHash.update(chunk)
-                gzBytes += Int64(chunk.count)
-                try decompressor.decompress(chunk, sink: sink)
-                progress?(gzBytes)
-            }
-            try decompressor.finish()
-        } catch let error as GzipError {
-            throw AbathurError(.damagedBackup, input.path, error.description)
-        }
-        return GzipDigest(gzSHA256: gzHash.finalizeHex(), gzBytes: gzBytes, rawSHA256: rawHash.finalizeHex(), rawBytes: rawBytes)
+        return try inflation.finish()
     }
 
     public static func digest(of path: String) throws -> GzipDigest {
@@ -76,12 +114,20 @@ public enum GzipFile {
         guard status.isRegular, status.size >= 18 else { return status.size }
         var head = [UInt8](repeating: 0, count: 2)
         _ = try head.withUnsafeMutableBytes { try file.readFully(into: $0) }
-        guard head == [0x1f, 0x8b] else { return status.size }
+        guard head == magic else { return status.size }
         var tail = [UInt8](repeating: 0, count: 4)
         let n = tail.withUnsafeMutableBytes { pread(file.raw, $0.baseAddress!, 4, off_t(status.size - 4)) }
         guard n == 4 else { return status.size }
         let isize = Int64(tail[0]) | Int64(tail[1]) << 8 | Int64(tail[2]) << 16 | Int64(tail[3]) << 24
         return max(status.size, isize)
+    }
+
+    /// Whether the file at `path` starts as a gzip stream does.
+    public static func isGzip(_ path: String) throws -> Bool {
+        let file = try FileDescriptor.openForReading(path)
+        var head = [UInt8](repeating: 0, count: 2)
+        let count = try head.withUnsafeMutableBytes { try file.readFully(into: $0) }
+        return count == 2 && head == magic
     }
 
     /// SHA-256 of a file's bytes (no inflating).

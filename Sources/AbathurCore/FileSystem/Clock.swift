@@ -55,6 +55,13 @@ public enum Clock {
         return "\(pad(t.year, 4))-\(pad(t.month))-\(pad(t.day))T\(pad(t.hour)):\(pad(t.minute)):\(pad(t.second))Z"
     }
 
+    /// A moment as an operator gives it (`--before`): `@UNIXTIME`, or what `parseISO8601`
+    /// reads.
+    public static func parseMoment(_ text: String) -> Int64? {
+        if text.hasPrefix("@") { return Int64(text.dropFirst()) }
+        return parseISO8601(text)
+    }
+
     /// Parses `2026-11-27T13:00:00Z`, `2026-11-27 13:00:00` (UTC) or `2026-11-27`.
     public static func parseISO8601(_ text: String) -> Int64? {
         let digits = text.split(whereSeparator: { "-T:Z ".contains($0) }).map { Int($0) }

@@ -39,6 +39,8 @@ public enum SyscallOperation: String, Sendable, CaseIterable {
 /// Fault injection is set with `ABATHUR_FAULT=OP:WHAT@N[,OP:WHAT@N...]`, where OP is one of
 /// `open write fsync rename unlink`, WHAT is an errno name (`ENOSPC`, `EIO`, `EDQUOT`,
 /// `EFBIG`) or `crash` (the process SIGKILLs itself), and N counts calls of that OP from 1.
+/// `ABATHUR_FAULT_TRACE=FILE` appends one line per call (its OP) to FILE, so a test can visit
+/// exactly the call numbers a run makes.
 public enum Syscall {
     @discardableResult
     public static func call<T: BinaryInteger>(_ op: SyscallOperation, _ body: () -> T) throws(Errno) -> T {
@@ -81,7 +83,16 @@ enum FaultInjection {
         }
     }
 
+    /// Where each call is traced (`ABATHUR_FAULT_TRACE`), opened once, close-on-exec.
+    nonisolated(unsafe) static var trace: Int32 = getenv("ABATHUR_FAULT_TRACE").map {
+        open($0, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+    } ?? -1
+
     static func before(_ op: SyscallOperation) throws(Errno) {
+        if trace >= 0 {
+            let line = Array((op.rawValue + "\n").utf8)
+            _ = line.withUnsafeBytes { write(trace, $0.baseAddress, $0.count) }
+        }
         guard !rules.isEmpty else { return }
         let n = (counts[op] ?? 0) + 1
         counts[op] = n

@@ -42,7 +42,8 @@ public struct ChosenSource: Sendable, Encodable {
                         throw AbathurError(.incompleteBackup, found.path, "incomplete backup: it has no manifest (a backup was interrupted while publishing it), so nothing proves it whole; restore a complete one (see abathur-restore --list), or give its path to restore it as a file without a manifest")
                     }
                     let unverified = found.manifest.map { m in m.walLoss.map { "not verified: \($0.detail); the snapshot lacks them" } ?? (m.verified ? nil : "its manifest says it is not verified") } ?? nil
-                    let why = unverified ?? found.status.map { $0.isRegular ? (found.manifestProblem ?? "no manifest") : "not a regular file" } ?? "the .db.gz is missing"
+                    let resized = found.manifest.flatMap { m in found.status.flatMap { $0.isRegular && $0.size != m.gz.bytes ? "size \($0.size) bytes, the manifest says \(m.gz.bytes)" : nil } }
+                    let why = unverified ?? resized ?? found.status.map { $0.isRegular ? (found.manifestProblem ?? "no manifest") : "not a regular file" } ?? "the .db.gz is missing"
                     throw AbathurError(.incompleteBackup, found.path, "not a complete, verified backup: \(why)")
                 }
                 entry = found
@@ -71,8 +72,6 @@ public struct Candidate: Sendable {
     public var gzBytes: Int64?
     /// How a raw source's `-wal` or `-journal` was folded in, if it had one.
     public var note: String?
-
-    static let gzipMagic: [UInt8] = [0x1f, 0x8b]
 
     /// Reads `source` (a `.db.gz` or a raw `.db`, told apart by content) into a new temp file
     /// in `directory`, in bounded memory, and compares it with the manifest when there is one.
@@ -134,58 +133,56 @@ public struct Candidate: Sendable {
         try output.close()
     }
 
+    /// Copies `input` to `output`: a gzip stream through the one inflation loop (`Inflation`),
+    /// a raw database as it is, told apart by their first bytes (a pipe may deliver fewer than
+    /// 16 at first: they are held until there are enough, or the input ends).
     static func copy(_ input: FileDescriptor, to output: FileDescriptor, verbatim: Bool, limit: InflationLimit?,
                      progress: ((Int64) -> Void)?) throws -> Candidate {
-        var rawHash = SHA256(), gzHash = SHA256()
-        var rawBytes: Int64 = 0, gzBytes: Int64 = 0
-        var decompressor: GzipDecompressor?
+        var rawHash = SHA256()
+        var rawBytes: Int64 = 0
+        var inflation: Inflation?
         var sniffed: [UInt8] = []
-        var kind: Bool? = nil  // true: gzip, false: raw database
-        let sink: (UnsafeRawBufferPointer) throws -> Void = { chunk in
-            try limit?.check(written: rawBytes, adding: chunk.count, source: input.path)
-            rawHash.update(chunk)
-            rawBytes += Int64(chunk.count)
-            try output.write(chunk)
-        }
+        var decided = false
         func feed(_ chunk: UnsafeRawBufferPointer) throws {
-            if kind == true {
-                gzHash.update(chunk)
-                gzBytes += Int64(chunk.count)
-                try decompressor!.decompress(chunk, sink: sink)
+            if let inflation {
+                try inflation.feed(chunk)
             } else {
-                try sink(chunk)
+                try limit?.check(written: rawBytes, adding: chunk.count, source: input.path)
+                rawHash.update(chunk)
+                rawBytes += Int64(chunk.count)
+                try output.write(chunk)
             }
         }
-        // Decided on the first 16 bytes (a pipe may deliver fewer at first), or at the end.
         func begin() throws {
-            kind = verbatim ? false : try classify(sniffed, path: input.path)
-            if kind == true { decompressor = try GzipDecompressor() }
+            decided = true
+            if !verbatim, try classify(sniffed, path: input.path) {
+                inflation = try Inflation(source: input.path, to: output, limit: limit)
+            }
             try sniffed.withUnsafeBytes { try feed($0) }
             sniffed = []
         }
-        do {
-            try input.forEachChunk { chunk in
-                if kind == nil {
-                    sniffed += chunk
-                    if sniffed.count >= 16 { try begin() }
-                } else {
-                    try feed(chunk)
-                }
-                progress?(kind == true ? gzBytes : rawBytes)
+        try input.forEachChunk { chunk in
+            if decided {
+                try feed(chunk)
+            } else {
+                sniffed += chunk
+                if sniffed.count >= 16 { try begin() }
             }
-            if kind == nil { try begin() }
-            try decompressor?.finish()
-        } catch let error as GzipError {
-            throw AbathurError(.damagedBackup, input.path, error.description)
+            progress?(inflation?.gzBytes ?? rawBytes)
         }
-        return Candidate(path: output.path, sha256: rawHash.finalizeHex(), bytes: rawBytes,
-                         gzSHA256: kind == true ? gzHash.finalizeHex() : nil, gzBytes: kind == true ? gzBytes : nil, note: nil)
+        if !decided { try begin() }
+        guard let inflation else {
+            return Candidate(path: output.path, sha256: rawHash.finalizeHex(), bytes: rawBytes, gzSHA256: nil, gzBytes: nil, note: nil)
+        }
+        let digest = try inflation.finish()
+        return Candidate(path: output.path, sha256: digest.rawSHA256, bytes: digest.rawBytes,
+                         gzSHA256: digest.gzSHA256, gzBytes: digest.gzBytes, note: nil)
     }
 
     static func classify(_ head: [UInt8], path: String) throws -> Bool {
         // SPEC.md, "which input gets which code": empty or not SQLite is 4, as in every tool.
-        if head.isEmpty { throw AbathurError(.notADatabase, path, "empty input: neither a gzip stream nor an SQLite database") }
-        if Array(head.prefix(2)) == gzipMagic { return true }
+        if head.isEmpty { throw AbathurError(.corrupt, path, "empty input: neither a gzip stream nor an SQLite database") }
+        if Array(head.prefix(2)) == GzipFile.magic { return true }
         if Array(head.prefix(16)) == DatabaseHeader.magic { return false }
         throw AbathurError(.notADatabase, path, "neither a gzip stream nor an SQLite database")
     }

@@ -21,6 +21,13 @@ public struct CandidateCheck: Sendable {
         } catch let error as AbathurError where error.kind == .notADatabase || error.kind == .corrupt {
             throw AbathurError(damaged, source, error.message)
         }
+        return try judge(report, source: source, manifest: manifest, live: live, request: request, damaged: damaged)
+    }
+
+    /// The restore's rules over admission's judgement of the candidate (`report`): what
+    /// `run` applies, and `--dry-run` to the backup it inflated into temp_dir.
+    public static func judge(_ report: DatabaseCheck, source: String, manifest: Manifest?, live: String?,
+                             request: RestoreRequest, damaged: AbathurError.Kind = .damagedBackup) throws -> CandidateCheck {
         // A foreign database is refused, not "failed verification".
         if let foreign = report.foreign { throw AbathurError(.foreign, source, foreign) }
         if let failed = report.failure {
@@ -40,15 +47,8 @@ public struct CandidateCheck: Sendable {
             warnings.append("\(source): user_version \(report.userVersion), the live database has \(liveHeader.userVersion): the service may migrate it when it starts")
         }
 
-        if let manifest {
-            if report.schema.sha256 != manifest.schema.sha256 {
-                throw AbathurError(.damagedBackup, source, "schema differs from the manifest's (sha256 \(report.schema.sha256), manifest \(manifest.schema.sha256))")
-            }
-            if report.rowCounts != manifest.rowCounts {
-                let differing = manifest.rowCounts.keys.sorted().filter { report.rowCounts[$0] != manifest.rowCounts[$0] }
-                let detail = differing.prefix(5).map { "\($0) \(report.rowCounts[$0].map(String.init) ?? "missing") vs \(manifest.rowCounts[$0]!)" }
-                throw AbathurError(.damagedBackup, source, "row counts differ from the manifest: \(detail.joined(separator: ", "))")
-            }
+        if let manifest, let difference = report.schemaDifference(from: manifest) ?? report.rowCountDifference(from: manifest) {
+            throw AbathurError(.damagedBackup, source, difference)
         }
         return CandidateCheck(report: report, warnings: warnings)
     }

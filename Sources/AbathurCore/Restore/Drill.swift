@@ -72,8 +72,7 @@ public enum Drill {
             try timeline.step("compare with the live database") {
                 let live = try LiveReader.read(request.database, busyTimeoutMs: request.busyTimeoutMs, tempDirectory: scratch) { db in
                     counts.map { row -> Int64? in
-                        let quoted = "\"" + row.table.replacingAll("\"", with: "\"\"") + "\""
-                        do { return try db.integer("SELECT count(*) FROM \(quoted)") } catch { return nil }
+                        do { return try db.integer("SELECT count(*) FROM \(SQL.quoted(row.table))") } catch { return nil }
                     }
                 }
                 for (i, value) in live.enumerated() {

@@ -2,7 +2,8 @@
 import Glibc
 #endif
 
-/// `--dry-run`: what a restore would do, with the space it needs, and nothing changed.
+/// `--dry-run`: what a restore would do, with the space it needs, and the verdict on its
+/// source (`SourceCheck`); nothing live is changed.
 public struct RestorePlan: Sendable, Encodable {
     /// Room one filesystem must have for a restore, a rollback included.
     public struct Space: Sendable, Encodable {
@@ -90,6 +91,8 @@ public struct RestorePlan: Sendable, Encodable {
     public var units: [String]
     public var healthCheck: String?
     public var steps: [String]
+    /// The source checked as the restore will check it; set by `SourceCheck.run`.
+    public var check: SourceCheck?
 
     public static func make(_ request: RestoreRequest) throws -> RestorePlan {
         let source = try ChosenSource.choose(request.source, backupDir: request.backupDir, force: request.force)
@@ -124,5 +127,56 @@ public struct RestorePlan: Sendable, Encodable {
             source: source, database: database, databaseExists: files[Paths.basename(database)] != nil, currentFiles: files,
             space: try Space.needed(for: request, restoredBytes: try Candidate.estimatedSize(of: source)),
             units: units, healthCheck: health, steps: steps)
+    }
+}
+
+/// `--dry-run`'s verdict on the source: a backup inflated into `temp_dir` (the space checked
+/// first) and checked by the one check of a backup file (`BackupFileCheck`), then held to the
+/// restore's own rules (`CandidateCheck.judge`: the live database's application, the expected
+/// user_version). The same verdict `abathur-backup verify` and `abathur-integrity --backup`
+/// give; nothing live is touched, no lock is taken, the inflated copy is removed.
+public struct SourceCheck: Sendable, Encodable {
+    public var ok: Bool { failure == nil && skipped == nil }
+    /// Why the source was not checked now (stdin, a raw database file, not a regular file).
+    public var skipped: String?
+    public var problems: [String] = []
+    public var warnings: [String] = []
+    public var checks: [Manifest.Check] = []
+    /// The verdict as one error, with its code; nil when it passed or was skipped.
+    public var failure: AbathurError?
+
+    enum CodingKeys: String, CodingKey { case ok, skipped, problems, warnings, checks }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(ok, forKey: .ok)
+        try container.encodeIfPresent(skipped, forKey: .skipped)
+        try container.encode(problems, forKey: .problems)
+        try container.encode(warnings, forKey: .warnings)
+        try container.encode(checks, forKey: .checks)
+    }
+
+    /// Throws only what stops the check itself (no room in temp_dir: exit 6; I/O).
+    public static func run(_ source: ChosenSource, request: RestoreRequest) throws -> SourceCheck {
+        guard let path = source.path else {
+            return SourceCheck(skipped: "stdin is read once, by the restore itself, and checked then")
+        }
+        guard try FileStatus.of(path)?.isRegular == true else {
+            return SourceCheck(skipped: "\(path) is not a regular file: checked when it is restored")
+        }
+        guard try GzipFile.isGzip(path) else {
+            return SourceCheck(skipped: "\(path) is a database file, not a backup: checked when it is restored, its -wal or -journal folded in")
+        }
+        let file = try BackupFileCheck.run(path, manifest: source.manifest, requireManifest: false,
+                                           options: BackupFileCheck.Options(tempDirectory: request.tempDir, database: request.check, tag: "dry-run.db"))
+        var verdict = SourceCheck(problems: file.problems, checks: file.checks, failure: file.failure)
+        guard verdict.failure == nil, let admission = file.admission else { return verdict }
+        do {
+            verdict.warnings = try CandidateCheck.judge(admission, source: path, manifest: source.manifest, live: request.database, request: request).warnings
+        } catch let error as AbathurError {
+            verdict.problems.append(error.message)
+            verdict.failure = error
+        }
+        return verdict
     }
 }

@@ -1,0 +1,201 @@
+/// One fact about a database: its value, or why SQLite could not read it.
+public typealias Fact<Value> = Result<Value, SQLiteError>
+
+/// Everything the tools look at in one database, gathered once and judged twice: by the
+/// admission judge (`DatabaseCheck`: what a backup, a verified backup or a restore candidate
+/// must satisfy) and by the integrity judge (`IntegrityJudge`: the findings with severities
+/// `abathur-integrity` reports). The inspection decides nothing; it records.
+///
+/// | fact | how it is read |
+/// |---|---|
+/// | header, file size, `-wal` beside it | raw bytes (`DatabaseHeader`), before SQLite opens the file |
+/// | shape | `FileShape.problems`: a file that is not a whole database image is not opened |
+/// | page size, count, freelist, user_version, application_id | one PRAGMA each |
+/// | integrity_check / quick_check | row by row: SQLite can report problems, then fail the statement with SQLITE_CORRUPT; the rows before the failure are kept, and the failure |
+/// | foreign_key_check | every violation |
+/// | schema | `sqlite_schema` by type then name: tables, indexes, virtual tables, the `type name: sql` lines and their SHA-256 (the manifest's) |
+/// | row counts | `count(*)` of every table but virtual ones |
+///
+/// Every fact is read even when an earlier one failed (a corrupt page fails one query, not
+/// the next), except after SQLITE_BUSY or SQLITE_LOCKED: the database is held by a writer, and
+/// each further query would wait its own busy timeout for the same answer.
+public struct DatabaseInspection: Sendable {
+    public var path: String
+    public var header: DatabaseHeader
+    public var fileSize: Int64
+    public var walPresent: Bool
+    /// What is wrong with the file's shape (`FileShape`); SQLite is not asked when anything is.
+    public var shapeProblems: [String]
+    /// What SQLite said; nil when the file was not opened (its shape is wrong), a failure when
+    /// it could not be opened.
+    public var contents: Fact<Contents>?
+
+    /// The structural check SQLite ran (`integrity_check` or `quick_check`).
+    public struct Structure: Sendable {
+        public var pragma: String
+        /// Every message, one per line, `*** in database main ***` headings left out.
+        public var messages: [String]
+        /// Why SQLite stopped before the end, if it did.
+        public var failure: SQLiteError?
+        public var ok: Bool { messages == ["ok"] && failure == nil }
+    }
+
+    /// One row of `foreign_key_check`.
+    public struct ForeignKeyViolation: Sendable {
+        public var table: String?
+        public var rowid: String?
+        public var parent: String?
+        public var constraint: String?
+    }
+
+    public struct Schema: Sendable {
+        /// Tables (user tables, by name), indexes, the sql lines and their hash.
+        public var manifest: Manifest.Schema
+        public var virtualTables: Set<String>
+        public var tables: [String] { manifest.tables }
+        public var indexes: [String] { manifest.indexes }
+    }
+
+    public struct Contents: Sendable {
+        public var pageSize: Fact<Int64>
+        public var pageCount: Fact<Int64>
+        public var freelistCount: Fact<Int64>
+        public var userVersion: Fact<Int64>
+        public var applicationId: Fact<Int64>
+        /// nil when not asked for (`Options.structural`).
+        public var structure: Structure?
+        public var foreignKeys: Fact<[ForeignKeyViolation]>?
+        public var schema: Fact<Schema>
+        public var rowCounts: Fact<[String: Int64]>
+    }
+
+    public struct Options: Sendable {
+        public var quick: Bool
+        /// integrity_check messages SQLite is asked for.
+        public var maxErrors: Int
+        /// integrity_check (or quick_check) and foreign_key_check.
+        public var structural: Bool
+        public init(quick: Bool, maxErrors: Int, structural: Bool = true) {
+            self.quick = quick
+            self.maxErrors = maxErrors
+            self.structural = structural
+        }
+    }
+
+    /// The raw half: the header and the file's shape. Throws when `path` is no database at
+    /// all (missing, not a regular file, empty, not SQLite: `DatabaseHeader.read`).
+    public static func header(of path: String, followSymlinks: Bool = false) throws -> DatabaseInspection {
+        let (header, fileSize) = try DatabaseHeader.read(path, followSymlinks: followSymlinks)
+        let walPresent = try FileStatus.of(path + "-wal") != nil
+        return DatabaseInspection(path: path, header: header, fileSize: fileSize, walPresent: walPresent,
+                                  shapeProblems: FileShape.problems(header, fileSize: fileSize, walPresent: walPresent), contents: nil)
+    }
+
+    /// A database file nothing else writes (a backup's inflated copy, a candidate): the header,
+    /// then, when its shape is whole, SQLite opened read-only without create (FACTS.md 4).
+    public static func file(_ path: String, options: Options, busyTimeoutMs: Int) throws -> DatabaseInspection {
+        var inspection = try header(of: path)
+        guard inspection.shapeProblems.isEmpty else { return inspection }
+        // A plain read-only connection would create a -wal and -shm beside a WAL-mode file
+        // that has none (see LiveReader); nothing writes this file, so immutable is exact.
+        let quiet = inspection.header.isWAL && !inspection.walPresent
+        do {
+            let connection = try Connection(path: path, mode: quiet ? .immutable : .readOnly, busyTimeoutMs: busyTimeoutMs)
+            inspection.contents = .success(Contents.read(connection, options: options))
+        } catch {
+            inspection.contents = .failure(error)
+        }
+        return inspection
+    }
+}
+
+extension DatabaseInspection.Contents {
+    /// Reads every fact through `db`, recording each failure in place of its value.
+    public static func read(_ db: Connection, options: DatabaseInspection.Options) -> DatabaseInspection.Contents {
+        var held: SQLiteError?
+        func fact<T>(_ body: () throws(SQLiteError) -> T) -> Fact<T> {
+            if let held { return .failure(held) }
+            do {
+                return .success(try body())
+            } catch {
+                if error.code.primary == .busy || error.code.primary == .locked { held = error }
+                return .failure(error)
+            }
+        }
+        let pageSize = fact { () throws(SQLiteError) in try db.integer("PRAGMA page_size") }
+        let pageCount = fact { () throws(SQLiteError) in try db.integer("PRAGMA page_count") }
+        let freelistCount = fact { () throws(SQLiteError) in try db.integer("PRAGMA freelist_count") }
+        let userVersion = fact { () throws(SQLiteError) in try db.integer("PRAGMA user_version") }
+        let applicationId = fact { () throws(SQLiteError) in try db.integer("PRAGMA application_id") }
+
+        var structure: DatabaseInspection.Structure?
+        var foreignKeys: Fact<[DatabaseInspection.ForeignKeyViolation]>?
+        if options.structural {
+            let pragma = options.quick ? "quick_check" : "integrity_check"
+            var checked = DatabaseInspection.Structure(pragma: pragma, messages: [], failure: held)
+            if held == nil {
+                do {
+                    let statement = try db.prepare("PRAGMA \(pragma)(\(options.maxErrors))")
+                    // One row can hold several lines, under a "*** in database main ***" heading.
+                    while try statement.step() {
+                        checked.messages += (statement.text(at: 0) ?? "").split(separator: "\n").map(String.init)
+                            .filter { !$0.hasPrefix("*** in database ") }
+                    }
+                } catch {
+                    checked.failure = error
+                    if error.code.primary == .busy || error.code.primary == .locked { held = error }
+                }
+            }
+            structure = checked
+            foreignKeys = fact { () throws(SQLiteError) in
+                try db.rows("PRAGMA foreign_key_check").map { row in
+                    DatabaseInspection.ForeignKeyViolation(table: row[0], rowid: row[1], parent: row[2], constraint: row.count > 3 ? row[3] : nil)
+                }
+            }
+        }
+
+        let schema = fact { () throws(SQLiteError) -> DatabaseInspection.Schema in
+            let objects = try db.rows("SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema ORDER BY type, name")
+            var tables: [String] = []
+            var indexes: [String] = []
+            var virtualTables: Set<String> = []
+            var sqlLines: [String] = []
+            for row in objects {
+                let type = row[0] ?? "", name = row[1] ?? "", sql = row[3] ?? ""
+                sqlLines.append("\(type) \(name): \(sql)")
+                if type == "table" && !name.hasPrefix("sqlite_") {
+                    tables.append(name)
+                    if sql.uppercased().hasPrefix("CREATE VIRTUAL TABLE") { virtualTables.insert(name) }
+                }
+                if type == "index" { indexes.append(name) }
+            }
+            let manifest = Manifest.Schema(sha256: SHA256.hex(of: Array(sqlLines.joined(separator: "\n").utf8)),
+                                           tables: tables, indexes: indexes, sql: sqlLines)
+            return DatabaseInspection.Schema(manifest: manifest, virtualTables: virtualTables)
+        }
+        let rowCounts: Fact<[String: Int64]> = schema.flatMap { schema in
+            fact { () throws(SQLiteError) -> [String: Int64] in
+                var counts: [String: Int64] = [:]
+                for table in schema.tables where !schema.virtualTables.contains(table) {
+                    counts[table] = try db.integer("SELECT count(*) FROM \(SQL.quoted(table))")
+                }
+                return counts
+            }
+        }
+        return DatabaseInspection.Contents(pageSize: pageSize, pageCount: pageCount, freelistCount: freelistCount,
+                                           userVersion: userVersion, applicationId: applicationId, structure: structure,
+                                           foreignKeys: foreignKeys, schema: schema, rowCounts: rowCounts)
+    }
+}
+
+/// SQL text built from names the database itself holds.
+enum SQL {
+    /// `name` as an SQL identifier: in double quotes, inner quotes doubled.
+    static func quoted(_ name: String) -> String {
+        var out = "\""
+        for character in name {
+            if character == "\"" { out += "\"\"" } else { out.append(character) }
+        }
+        return out + "\""
+    }
+}
