@@ -2,7 +2,10 @@
 // tests and the benchmarks. It is a development tool and is not shipped in the package.
 //
 //   abathur-demo create DB [--rows N | --size-mb M]   9 tables, 34 indexes, WAL mode
-//   abathur-demo write DB [--seconds S] [--rate TPS]  a writer that keeps invariants
+//   abathur-demo write DB [--seconds S] [--rate TPS] [--say-ready]
+//                                                     a writer that keeps invariants; with
+//                                                     --say-ready, "ready" on stderr after
+//                                                     its first commit
 //   abathur-demo check DB [--min-seq N]               exit 0 when the invariants hold
 //   abathur-demo seq DB                               print the writer's sequence number
 import AbathurCore
@@ -159,7 +162,7 @@ func create(_ args: [String]) throws {
 /// One transaction per step: a new task with the next sequence number, its audit row, the
 /// sequence in `state`, and a transfer between two agents that keeps the budget sum constant.
 func write(_ args: [String]) throws {
-    guard let path = args.first else { fail("usage: abathur-demo write DB [--seconds S] [--rate TPS]") }
+    guard let path = args.first else { fail("usage: abathur-demo write DB [--seconds S] [--rate TPS] [--say-ready]") }
     let seconds = option("--seconds", in: args).flatMap(Double.init) ?? 5
     let rate = option("--rate", in: args).flatMap(Double.init) ?? 0
     let db = try Connection(path: path, mode: .readWrite, busyTimeoutMs: 10_000)
@@ -181,6 +184,10 @@ func write(_ args: [String]) throws {
         COMMIT;
         """)
         written += 1
+        if written == 1 && args.contains("--say-ready") {
+            let line = Array("ready\n".utf8)
+            _ = line.withUnsafeBytes { write(2, $0.baseAddress!, $0.count) }
+        }
         if rate > 0 {
             let wait = 1 / rate - (Clock.monotonicSeconds() - step)
             if wait > 0 { Clock.sleep(seconds: wait) }

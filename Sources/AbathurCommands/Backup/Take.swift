@@ -23,11 +23,23 @@ extension BackupTool {
         @Flag(help: "Stream the verified .db.gz to stdout; nothing is kept in the backup directory (no manifest, no retention).")
         var stdout = false
 
+        @Option(name: .customLong("snapshot-step"), help: ArgumentHelp("Copy the snapshot N pages at a time (with a progress bar), or 'all' in one step; default: 256 when stderr is a terminal, else all. Both copy inside one read transaction.", valueName: "pages"))
+        var snapshotStep: String?
+
         func validate() throws {
             if let label, !BackupName.isValidLabel(label) {
                 throw ValidationError("invalid label '\(label)': use 1 to 40 lower-case letters, digits and dashes, not 'abathur'")
             }
             if stdout && common.json { throw ValidationError("--stdout and --json both want stdout; choose one") }
+            if let snapshotStep, SnapshotStep(snapshotStep) == nil {
+                throw ValidationError("invalid --snapshot-step '\(snapshotStep)': give a number of pages from 1 to \(Int32.max), or 'all'")
+            }
+        }
+
+        /// A person at a terminal sees a progress bar, so the copy goes in steps there; under
+        /// cron and in pipelines it goes all at once (FACTS.md 2).
+        func chosenSnapshotStep(_ console: Console) -> SnapshotStep {
+            snapshotStep.flatMap(SnapshotStep.init) ?? (console.stderrIsTerminal ? .pages(256) : .allAtOnce)
         }
 
         struct Output: Encodable {
@@ -56,7 +68,8 @@ extension BackupTool {
                     request.label = label ?? "manual"
                 }
                 request.toStdout = stdout
-                let outcome = try BackupJob(request: request, console: context.console).run()
+                request.snapshotStep = chosenSnapshotStep(context.console)
+                let outcome = try BackupJob(request: request, events: context.console.events).run()
                 let m = outcome.manifest
                 if let path = outcome.path {
                     if context.console.stdoutIsTerminal {

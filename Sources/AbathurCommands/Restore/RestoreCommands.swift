@@ -4,7 +4,7 @@ import AbathurCore
 enum RestoreCommands {
     static func restore(_ request: RestoreRequest, kind: RestoreJob.Kind, _ context: ToolContext) throws -> (ExitCode, RestoreJob.Outcome?) {
         let console = context.console
-        let job = RestoreJob(request: request, console: console, kind: kind)
+        let job = RestoreJob(request: request, events: console.events, kind: kind)
         // RestoreJob.run throws only AbathurError, after recording the outcome.
         var failure: AbathurError?
         do { try job.run() } catch { failure = error as? AbathurError ?? AbathurError.internal("unexpected error: \(error)") }
@@ -83,7 +83,7 @@ enum RestoreCommands {
     }
 
     static func drill(_ request: RestoreRequest, _ context: ToolContext) throws -> (ExitCode, Drill.Report?) {
-        let report = try Drill.run(request, console: context.console)
+        let report = try Drill.run(request, events: context.console.events)
         let out = context.console
         let steps = report.steps.filter { $0.name != "compare with the live database" }.map { "\($0.name) \(Double($0.durationMs) / 1000)s" }
         out.result("drill: \(report.source.path ?? "stdin") restored and checked in \(report.timeToRecoverSeconds)s (\(steps.joined(separator: ", ")))")

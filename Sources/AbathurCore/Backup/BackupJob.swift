@@ -24,12 +24,14 @@ public final class BackupJob {
     }
 
     let request: BackupRequest
-    let console: Console
+    let events: EventSink
     private var temps: [String] = []
 
-    public init(request: BackupRequest, console: Console) {
+    /// `events` hears of each step (snapshot, checks, compress, reverify) as it ends, the
+    /// progress of the snapshot and the compression, and what the lock step recovered.
+    public init(request: BackupRequest, events: EventSink = .ignore) {
         self.request = request
-        self.console = console
+        self.events = events
     }
 
     deinit {
@@ -38,19 +40,14 @@ public final class BackupJob {
 
     public func run() throws -> Outcome {
         let started = Clock.monotonicSeconds()
-        var durations: [String: Int64] = [:]
-        func lap(_ key: String, since: Double) -> Double {
-            let now = Clock.monotonicSeconds()
-            durations[key] = Int64((now - since) * 1000)
-            return now
-        }
+        let timeline = Timeline(events: events)
         let directory = request.backupDir
         try SafeFiles.ensureDirectory(directory)
         let lock = try FileLock.acquire(Paths.join(directory, Catalog.lockName), wait: request.lockWait)
         defer { lock.release() }
         let recovery = Catalog.recover(directory)
-        for line in recovery.summary { console.info(line) }
-        for problem in recovery.problems { console.warning(problem) }
+        for line in recovery.summary { events.info(line) }
+        for problem in recovery.problems { events.warning(problem) }
         let swept = recovery.swept
 
         // The source: read its header raw, before SQLite opens it (FACTS.md 14).
@@ -66,42 +63,46 @@ public final class BackupJob {
         // checkpoint in between would make the loss permanent and the WAL look clean).
         let lossBefore = header.isWAL ? try walLoss(of: source) : nil
         let createdAt = Clock.now()
-        var mark = Clock.monotonicSeconds()
-        let snapshot = try takeSnapshot(of: source, in: directory)
-        mark = lap("snapshot", since: mark)
+        let snapshot = try timeline.step("snapshot") { try takeSnapshot(of: source, in: directory) }
         let lossAfter = lossBefore == nil && header.isWAL ? try walLoss(of: source) : nil
         let walLoss = lossBefore ?? lossAfter
         if let walLoss, request.toStdout {
             throw AbathurError(.walLoss, walLoss.wal, "\(walLoss.detail); the snapshot lacks them, so it is not streamed; nothing was written; run abathur-walfix")
         }
 
-        let report: DatabaseCheck
-        do {
-            report = try DatabaseCheck.run(path: snapshot, options: request.check)
-        } catch var error as AbathurError where error.kind == .corrupt || error.kind == .notADatabase {
-            // The copy is the source as SQLite read it: its corruption is the source's.
-            error.path = source
-            throw error
+        let report: DatabaseCheck = try timeline.step("checks") {
+            let report: DatabaseCheck
+            do {
+                report = try DatabaseCheck.run(path: snapshot, options: request.check)
+            } catch var error as AbathurError where error.kind == .corrupt || error.kind == .notADatabase {
+                // The copy is the source as SQLite read it: its corruption is the source's.
+                error.path = source
+                throw error
+            }
+            return (report, report.checks.map { "\($0.name) \($0.ok ? "ok" : "FAILED")" }.joined(separator: ", "))
         }
-        mark = lap("checks", since: mark)
         if let foreign = report.foreign { throw AbathurError(.foreign, source, foreign) }
         if let failed = report.failure {
             throw AbathurError(.corrupt, source, "\(failed.name) failed: \(failed.detail)")
         }
 
         let gzTemp = SafeFiles.tempPath(in: directory, tag: "backup.db.gz")
-        let written = try compress(snapshot, into: gzTemp, total: report.pageCount * Int64(report.pageSize))
-        mark = lap("compress", since: mark)
+        let written = try timeline.step("compress") {
+            let written = try compress(snapshot, into: gzTemp, total: report.pageCount * Int64(report.pageSize))
+            return (written, "\(written.rawBytes) bytes into \(written.gzBytes) (level \(request.compressionLevel))")
+        }
         let expectedRaw = report.pageCount * Int64(report.pageSize)
         guard written.rawBytes == expectedRaw else {
             throw AbathurError(.internal, snapshot, "snapshot is \(written.rawBytes) bytes, expected \(expectedRaw)")
         }
 
         // Read back what is on disk, not what we meant to write.
-        let readBack = try GzipFile.digest(of: gzTemp)
-        mark = lap("reverify", since: mark)
-        guard readBack == written else {
-            throw AbathurError(.damagedBackup, gzTemp, "read-back mismatch: wrote sha256 \(written.gzSHA256), read \(readBack.gzSHA256)")
+        try timeline.step("reverify") {
+            let readBack = try GzipFile.digest(of: gzTemp)
+            guard readBack == written else {
+                throw AbathurError(.damagedBackup, gzTemp, "read-back mismatch: wrote sha256 \(written.gzSHA256), read \(readBack.gzSHA256)")
+            }
+            return ((), "inflated and matched sha256")
         }
         try SafeFiles.remove(snapshot)
         temps.removeAll { $0 == snapshot }
@@ -114,6 +115,8 @@ public final class BackupJob {
         let name = request.toStdout
             ? BackupName(kind: kind, label: label, time: Int64(createdAt))
             : try catalog.freeName(kind: kind, label: label, time: Int64(createdAt))
+        var durations: [String: Int64] = [:]
+        for step in timeline.steps { durations[step.name] = step.durationMs }
         durations["total"] = Int64((Clock.monotonicSeconds() - started) * 1000)
         let manifest = Manifest(
             format: Manifest.currentFormat, name: name.fileName, kind: kind, label: label,
@@ -202,17 +205,19 @@ public final class BackupJob {
 
     /// FACTS.md 2: one read transaction on the source for the whole copy gives a consistent
     /// snapshot while the service writes; without one, a stepped copy restarts on each write.
-    func takeSnapshot(of source: String, in directory: String) throws -> String {
+    /// Returns the snapshot's path and how it was copied.
+    func takeSnapshot(of source: String, in directory: String) throws -> (String, String) {
         let file = try SafeFiles.createTemp(in: directory, tag: "snapshot.db")
         temps.append(file.path)
         temps.append(DatabaseFiles(file.path).journal)
         try file.close()
+        let copied: String
         do {
             let destination = try Connection(path: file.path, mode: .readWrite, busyTimeoutMs: request.busyTimeoutMs)
             // The destination is a temp file that only counts once fsynced and checked, so
             // it needs no journal of its own.
             try destination.execute("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF")
-            try copy(source: source, to: destination)
+            copied = try copy(source: source, to: destination)
             // FACTS.md, header: the copy keeps bytes 18/19 = 2 (WAL). DELETE makes the backup
             // one self-contained file.
             try destination.execute("PRAGMA journal_mode=DELETE")
@@ -232,34 +237,47 @@ public final class BackupJob {
             throw AbathurError(error.kind, directory, "writing the snapshot failed: \(error.description)")
         }
         // No fsync: the snapshot is only ever read back by this run; the .gz is what must last.
-        return file.path
+        return (file.path, copied)
     }
 
     /// Copies the live database without writing to or creating any of its files
     /// (`LiveReader` says how).
-    func copy(source path: String, to destination: Connection) throws {
+    func copy(source path: String, to destination: Connection) throws -> String {
         try LiveReader.read(path, busyTimeoutMs: request.busyTimeoutMs, tempDirectory: request.backupDir) { source in
             try copy(from: source, to: destination)
         }
     }
 
-    func copy(from source: Connection, to destination: Connection) throws {
+    /// The copy, `request.snapshotStep` pages at a time, inside one read transaction on the
+    /// source (`BEGIN` plus a read before the first step, `COMMIT` after the last): a stepped
+    /// copy sees one snapshot too, and never restarts when the service writes (FACTS.md 2).
+    /// Returns how it went: the pages and the steps.
+    func copy(from source: Connection, to destination: Connection) throws -> String {
         try source.execute("BEGIN")
         defer { try? source.execute("COMMIT") }
         _ = try source.integer("SELECT count(*) FROM sqlite_schema")
         let backup = try OnlineBackup(from: source, to: destination)
-        let chunk: Int32 = console.stderrIsTerminal ? 256 : -1
+        let pages = request.snapshotStep.pagesPerCall
+        let steps = try stepToTheEnd(backup, pages: pages)
+        let how = pages < 0 ? "all at once" : "\(pages) page(s) a step"
+        return "\(backup.pageCount) page(s) copied in \(steps) step(s), \(how), in one read transaction"
+    }
+
+    /// Steps `backup` to its end, `pages` at a time, with a progress event after each step
+    /// but the last; a busy step is tried again until the busy timeout. Returns the steps.
+    func stepToTheEnd(_ backup: OnlineBackup, pages: Int32) throws -> Int {
         let deadline = Clock.monotonicSeconds() + Double(max(request.busyTimeoutMs, 1000)) / 1000
+        var steps = 0
         while true {
             do {
-                if try backup.step(pages: chunk) { break }
-                console.progress("snapshot", done: Int64(backup.pageCount - backup.remaining), total: Int64(backup.pageCount))
-            } catch where error.kind == .busy {
-                guard Clock.monotonicSeconds() < deadline else { throw error }
+                if try backup.step(pages: pages) { return steps + 1 }
+                steps += 1
+                events.progress("snapshot", done: Int64(backup.pageCount - backup.remaining), total: Int64(backup.pageCount))
+            } catch {
+                guard error.kind == .busy, Clock.monotonicSeconds() < deadline else { throw error }
                 Clock.sleep(seconds: 0.05)
             }
         }
-        console.endProgress()
     }
 
     func compress(_ snapshot: String, into gzTemp: String, total: Int64) throws -> GzipDigest {
@@ -267,9 +285,8 @@ public final class BackupJob {
         temps.append(gzTemp)
         let input = try FileDescriptor.openForReading(snapshot)
         let digest = try GzipFile.compress(from: input, to: output, level: request.compressionLevel) { done in
-            self.console.progress("compress", done: done, total: total)
+            self.events.progress("compress", done: done, total: total)
         }
-        console.endProgress()
         try output.sync()
         try output.close()
         return digest
@@ -284,7 +301,7 @@ public final class BackupJob {
             do {
                 try stdout.write(chunk)
             } catch {
-                var failure = Console.stdoutError(error)
+                var failure = AbathurError.stdout(error)
                 failure.message = "cannot write the backup: " + failure.message
                 throw failure
             }

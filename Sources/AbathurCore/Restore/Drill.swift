@@ -25,8 +25,8 @@ public enum Drill {
         public var warnings: [String]
     }
 
-    public static func run(_ request: RestoreRequest, console: Console) throws -> Report {
-        let timeline = Timeline(console: console)
+    public static func run(_ request: RestoreRequest, events: EventSink = .ignore) throws -> Report {
+        let timeline = Timeline(events: events)
         var warnings: [String] = []
         // A read-only backup directory (a DR share) is only read: no lock, nothing written there.
         let readOnly = FileLock.readOnlyReason(request.backupDir)

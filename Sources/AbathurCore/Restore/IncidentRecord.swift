@@ -34,7 +34,7 @@ public enum IncidentRecord {
         if let source = o.source {
             text += "- Source: `\(source.path ?? "stdin")`" + (source.manifest.map { " (backup created \($0.created))" } ?? "") + "\n"
         }
-        text += "- Result: **\(o.result)** (exit \(exitCode.rawValue))\n"
+        text += "- Result: **\(o.result.rawValue)** (exit \(exitCode.rawValue))\n"
         text += "- Details: `\(json)`\n\n"
         text += "## Timeline\n\nAll times UTC.\n\n"
         for step in o.steps {
@@ -43,15 +43,15 @@ public enum IncidentRecord {
         }
         text += "\n## Resolution\n\n"
         switch o.result {
-        case "restored":
+        case .installed:
             let source = o.source.map { $0.path ?? "stdin" } ?? "a fresh database from init_command"
             text += "The database was replaced by \(source) in \(Timeline.seconds(o.totalMs))"
             if let rows = o.candidate?.rowCounts { text += " (\(rows.values.reduce(0, +)) rows in \(rows.count) tables)" }
             text += ".\n"
             if let health = o.health { text += "Health check: \(health.target) answered \(health.detail) after \(health.attempts) attempt(s).\n" }
-        case "rolled back":
+        case .rolledBack:
             text += "The restored database failed (\(error?.message ?? "see the timeline")), so the database as it was was put back.\n"
-        default:
+        case .refused, .failed:
             text += "Nothing was replaced: \(error?.description ?? "see the timeline").\n"
         }
         if let copy = o.safetyCopy { text += "\nThe database as it was before (raw db, -wal, -shm): `\(copy.directory)`.\n" }

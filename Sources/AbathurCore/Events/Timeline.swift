@@ -1,5 +1,6 @@
-/// Every step of a restore with its timestamps and result (SPEC.md: "Every restore writes a
-/// timeline"), logged as it happens and kept for the incident record and `--json`.
+/// Every step of a run with its timestamps and result (SPEC.md: "Every restore writes a
+/// timeline"), sent as events as it happens and kept for the incident record, the manifest's
+/// durations and `--json`.
 public final class Timeline: @unchecked Sendable {
     public struct Step: Sendable, Encodable {
         public var name: String
@@ -11,11 +12,11 @@ public final class Timeline: @unchecked Sendable {
     }
 
     public private(set) var steps: [Step] = []
-    let console: Console
+    public let events: EventSink
     public let started = Clock.now()
 
-    public init(console: Console) {
-        self.console = console
+    public init(events: EventSink = .ignore) {
+        self.events = events
     }
 
     /// Runs one step; `body` returns its value and a one-line detail. A thrown error is
@@ -24,6 +25,7 @@ public final class Timeline: @unchecked Sendable {
     public func step<T>(_ name: String, _ body: () throws -> (T, String)) throws -> T {
         let startWall = Clock.now()
         let startMono = Clock.monotonicSeconds()
+        events(.stepStarted(name))
         do {
             let (value, detail) = try body()
             record(name, startWall, startMono, ok: true, detail: detail)
@@ -44,14 +46,17 @@ public final class Timeline: @unchecked Sendable {
         let ms = Int64((Clock.monotonicSeconds() - startMono) * 1000)
         let step = Step(name: name, started: Clock.iso8601(Int64(startWall)), startedUnix: startWall, durationMs: ms, ok: ok, detail: detail)
         steps.append(step)
-        let line = "\(Clock.iso8601(Int64(startWall))) \(name): \(ok ? "" : "FAILED: ")\(detail) (\(Timeline.seconds(ms)))"
-        // Shown on a terminal or with --verbose; a failure also ends the run with its one
-        // error line, so it is not repeated as a warning here.
-        console.info(line)
+        events(.stepFinished(step))
     }
 
-    static func seconds(_ ms: Int64) -> String {
+    /// How long a step took, as the timeline and the incident record print it: `1.25s`.
+    public static func seconds(_ ms: Int64) -> String {
         "\(ms / 1000).\(Clock.pad(Int(ms % 1000) / 10, 2))s"
+    }
+
+    /// How long the step named `name` took, the last time it ran.
+    public func durationMs(_ name: String) -> Int64? {
+        steps.last { $0.name == name }?.durationMs
     }
 
     public var totalMs: Int64 { Int64((Clock.now() - started) * 1000) }

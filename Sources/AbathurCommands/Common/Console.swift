@@ -1,11 +1,13 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AbathurCore
 
 /// Where a tool's words go: results to stdout, one-line diagnostics to stderr
 /// (`abathur-backup: error: FILE: PROBLEM`), progress on stderr when it is a terminal, and
 /// nothing at all on stderr after a successful run when stdout is not a terminal (cron mails
-/// whatever is printed) unless `--verbose`.
+/// whatever is printed) unless `--verbose`. The core's events (`Event`) are shown here, and
+/// only here: `events` is the sink a command hands to a core operation.
 public final class Console: @unchecked Sendable {
     public let tool: String
     public var json = false
@@ -59,16 +61,8 @@ public final class Console: @unchecked Sendable {
             try FileDescriptor.standardOutput.write(Array(text.utf8))
         } catch {
             Console.outputFailed = true
-            Console.outputFailure = Console.stdoutError(error)
+            Console.outputFailure = AbathurError.stdout(error)
         }
-    }
-
-    /// A failed write to stdout, as an I/O error (exit 8) whatever the errno: a full
-    /// /dev/full is not our disk running out of space.
-    public static func stdoutError(_ error: any Error) -> AbathurError {
-        let problem = (error as? AbathurError)?.message ?? "\(error)"
-        let closed = StandardDescriptors.wasClosed(1) ? " (stdout was closed)" : ""
-        return AbathurError(.output, "stdout", problem + closed)
     }
 
     public func error(_ error: AbathurError) {
@@ -89,6 +83,31 @@ public final class Console: @unchecked Sendable {
     public func info(_ text: String) {
         guard !quiet, verbose || (stderrIsTerminal && !json) else { return }
         emit(priority: 6, text)
+    }
+
+    /// The sink a command passes to the core: each event shown as `show` says.
+    public var events: EventSink {
+        EventSink { [self] event in show(event) }
+    }
+
+    /// Progress as a bar (on a terminal), each finished step as a timeline line and info as a
+    /// line (on a terminal or with `--verbose`), warnings always (unless `--quiet`).
+    public func show(_ event: Event) {
+        switch event {
+        case .progress(let step, let done, let total):
+            progress(step, done: done, total: total)
+        case .stepStarted:
+            break
+        case .stepFinished(let step):
+            // A failure also ends the run with its one error line, so it is not repeated as
+            // a warning here.
+            endProgress()
+            info("\(step.started) \(step.name): \(step.ok ? "" : "FAILED: ")\(step.detail) (\(Timeline.seconds(step.durationMs)))")
+        case .info(let text):
+            info(text)
+        case .warning(let text):
+            warning(text)
+        }
     }
 
     /// A progress bar on stderr, only when stderr is a terminal.
