@@ -112,7 +112,30 @@ public final class RestoreJob {
         if let failure { throw failure }
     }
 
+    /// lock → locate → decompress → check → safe install (or, for `--reinit`, lock → init
+    /// command → check → safe install).
     func runSteps() throws {
+        try refuseUnsafeTarget()
+        locks = try lock()
+        let candidate: (path: String, sha256: String)
+        switch outcome.kind {
+        case .restore:
+            let source = try locate()
+            let written = try decompress(source)
+            try checkCandidate(written.path, sha256: written.sha256, bytes: written.bytes, source: source.path ?? "stdin",
+                               manifest: source.manifest,
+                               damaged: written.gzSHA256 == nil && source.manifest == nil ? .corrupt : .damagedBackup)
+            candidate = (written.path, written.sha256)
+        case .reinit:
+            try preflight(needed: 0)
+            candidate = try freshDatabase(in: Paths.directory(of: request.database))
+        }
+        try install(candidate.path, sha256: candidate.sha256)
+    }
+
+    /// The database is replaced by a rename: it must be a regular file (or missing) in a
+    /// directory that exists.
+    func refuseUnsafeTarget() throws {
         let database = request.database
         let directory = Paths.directory(of: database)
         if let status = try FileStatus.of(database), !status.isRegular {
@@ -124,8 +147,13 @@ public final class RestoreJob {
         guard stat(directory, &directoryStatus) == 0, directoryStatus.st_mode & S_IFMT == S_IFDIR else {
             throw AbathurError(.usage, directory, "no such directory")
         }
+    }
 
-        locks = try timeline.step("lock") {
+    /// The backup directory's and the database's locks; under them, an interrupted publish is
+    /// finished and stale temp files are swept.
+    func lock() throws -> [FileLock] {
+        let database = request.database
+        return try timeline.step("lock") {
             // A read-only backup directory (a DR share) is only read: no lock, nothing written
             // there; the safety copy goes beside the database instead.
             let readOnly = FileLock.readOnlyReason(request.backupDir)
@@ -144,46 +172,42 @@ public final class RestoreJob {
                 if !recovery.finished.isEmpty { recovered = "; finished the interrupted publish of \(recovery.finished.joined(separator: ", "))" }
             }
             safetyRoot = request.safetyRoot(backupDirReadOnly: readOnly != nil)
-            swept += SafeFiles.sweepTemps(in: directory, directories: false)
+            swept += SafeFiles.sweepTemps(in: Paths.directory(of: database), directories: false)
             let what = readOnly.map { "database locked; backup directory read-only (\($0)): not locked, safety copies go to \(safetyRoot)" }
                 ?? "backup directory and database locked"
             return (locks, what + (swept.isEmpty ? "" : "; swept \(swept.count) stale temp file(s)") + recovered)
         }
+    }
 
-        let candidate: String
-        let expectedSHA: String
-        switch outcome.kind {
-        case .restore:
-            let source = try ChosenSource.locate(request, on: timeline)
-            outcome.source = source
-            if let path = source.path {
-                var a = stat(), b = stat()
-                if stat(path, &a) == 0, stat(database, &b) == 0, a.st_dev == b.st_dev, a.st_ino == b.st_ino {
-                    throw AbathurError(.usage, path, "is the database itself; give a backup or another copy")
-                }
+    /// The backup, file or stream to restore; never the database itself.
+    func locate() throws -> ChosenSource {
+        let source = try ChosenSource.locate(request, on: timeline)
+        outcome.source = source
+        if let path = source.path {
+            var a = stat(), b = stat()
+            if stat(path, &a) == 0, stat(request.database, &b) == 0, a.st_dev == b.st_dev, a.st_ino == b.st_ino {
+                throw AbathurError(.usage, path, "is the database itself; give a backup or another copy")
             }
-            try preflight(needed: try Candidate.estimatedSize(of: source))
-            // Bounded as the bytes arrive: by the manifest's size, else by what the preflight
-            // allows (gzip's ISIZE can lie, stdin has no size): a bomb stops there.
-            let limit = try source.manifest.map(InflationLimit.manifest)
-                ?? RestorePlan.Space.inflationLimit(for: request, safetyRoot: safetyRoot)
-            let written = try timeline.step("decompress") {
-                let written = try Candidate.write(from: source, into: directory, force: request.force, limit: limit) { done in
-                    self.timeline.events.progress("decompress", done: done, total: source.manifest?.gz.bytes ?? 0)
-                }
-                let hash = source.manifest == nil ? "no manifest to compare with" : "sha256 matches the manifest"
-                return (written, "\(written.bytes) bytes into \(Paths.basename(written.path)); \(hash)" + (written.note.map { "; \($0)" } ?? ""))
-            }
-            temps.append(written.path)
-            candidate = written.path
-            expectedSHA = written.sha256
-            try checkCandidate(candidate, sha256: written.sha256, bytes: written.bytes, source: source.path ?? "stdin", manifest: source.manifest,
-                               damaged: written.gzSHA256 == nil && source.manifest == nil ? .corrupt : .damagedBackup)
-        case .reinit:
-            try preflight(needed: 0)
-            (candidate, expectedSHA) = try freshDatabase(in: directory)
         }
-        try install(candidate, sha256: expectedSHA)
+        return source
+    }
+
+    /// The candidate, beside the database (so the swap is a rename), after the space
+    /// preflight; bounded as the bytes arrive by the manifest's size, else by what the
+    /// preflight allows (gzip's ISIZE can lie, stdin has no size): a bomb stops there.
+    func decompress(_ source: ChosenSource) throws -> Candidate {
+        try preflight(needed: try Candidate.estimatedSize(of: source))
+        let limit = try source.manifest.map(InflationLimit.manifest)
+            ?? RestorePlan.Space.inflationLimit(for: request, safetyRoot: safetyRoot)
+        let written = try timeline.step("decompress") {
+            let written = try Candidate.write(from: source, into: Paths.directory(of: request.database), force: request.force, limit: limit) { done in
+                self.timeline.events.progress("decompress", done: done, total: source.manifest?.gz.bytes ?? 0)
+            }
+            let hash = source.manifest == nil ? "no manifest to compare with" : "sha256 matches the manifest"
+            return (written, "\(written.bytes) bytes into \(Paths.basename(written.path)); \(hash)" + (written.note.map { "; \($0)" } ?? ""))
+        }
+        temps.append(written.path)
+        return written
     }
 
     /// Exit 6 before anything is written (`RestorePlan.Space.needed` says what is needed where).
@@ -209,7 +233,7 @@ public final class RestoreJob {
 
     /// `--reinit`: the init command builds a fresh database at a temp path beside the live one
     /// (`ABATHUR_DB` tells it where), which is then checked and installed like a backup.
-    func freshDatabase(in directory: String) throws -> (String, String) {
+    func freshDatabase(in directory: String) throws -> (path: String, sha256: String) {
         guard !request.initCommand.isEmpty else {
             throw AbathurError.usage("no init_command is configured: set init_command in the config file (a command that creates an empty abathur database at $ABATHUR_DB)")
         }
