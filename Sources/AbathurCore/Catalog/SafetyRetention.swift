@@ -68,8 +68,6 @@ public struct SafetyRetention: Sendable {
         }
     }
 
-    static let asidePrefix = ".abathur-aside-"
-
     // MARK: finding them
 
     /// Every item in `places`, in groups that are kept separately (one per safety root, the
@@ -81,8 +79,8 @@ public struct SafetyRetention: Sendable {
             groups.append(try directories(in: root, kind: .safetyCopy) { stampAndTag($0) })
         }
         groups.append(try directories(in: places.databaseDirectory, kind: .asideDirectory) { name in
-            guard name.hasPrefix(asidePrefix) else { return nil }
-            return stamp(String(name.dropFirst(asidePrefix.count)), suffix: { sequence($0) })
+            guard name.hasPrefix(DatabaseSwap.asidePrefix) else { return nil }
+            return stamp(String(name.dropFirst(DatabaseSwap.asidePrefix.count)), suffix: { sequence($0) })
         })
         groups.append(try incidentRecords(in: places.incidentDirectory))
         return groups.map { $0.sorted { ($0.createdUnix, $0.path) > ($1.createdUnix, $1.path) } }

@@ -135,12 +135,15 @@ public enum DatabaseSwap {
         try file.close()
     }
 
+    /// The aside directories' names begin with this (retention finds them by it).
+    public static let asidePrefix = ".abathur-aside-"
+
     static func makeAsideDirectory(in directory: String) throws -> String {
-        var path = Paths.join(directory, ".abathur-aside-\(Clock.fileStamp(Int64(Clock.now())))")
+        var path = Paths.join(directory, asidePrefix + Clock.fileStamp(Int64(Clock.now())))
         var n = 2
         while mkdir(path, 0o700) != 0 {
             guard errno == EEXIST else { throw AbathurError(Errno.current.kind, path, "cannot create directory: \(Errno.current)") }
-            path = Paths.join(directory, ".abathur-aside-\(Clock.fileStamp(Int64(Clock.now())))_\(n)")
+            path = Paths.join(directory, asidePrefix + Clock.fileStamp(Int64(Clock.now())) + "_\(n)")
             n += 1
         }
         return path
