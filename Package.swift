@@ -30,8 +30,11 @@ let package = Package(
         // Demo databases and a writer with invariants, for `make demo`, tests and benchmarks.
         // Not shipped.
         .executableTarget(name: "abathur-demo", dependencies: ["AbathurCore"]),
-        .testTarget(name: "AbathurCoreTests", dependencies: ["AbathurCore"]),
+        // What both test targets share: a sandbox that runs the built binaries, real SQLite
+        // states (hot WALs from writers that died), taking a backup, restoring one.
+        .target(name: "AbathurTestSupport", path: "Tests/AbathurTestSupport"),
+        .testTarget(name: "AbathurCoreTests", dependencies: ["AbathurCore", "AbathurTestSupport"]),
         // Runs the built binaries and checks stdout, stderr, exit status and files together.
-        .testTarget(name: "AbathurToolsTests"),
+        .testTarget(name: "AbathurToolsTests", dependencies: ["AbathurTestSupport"]),
     ]
 )

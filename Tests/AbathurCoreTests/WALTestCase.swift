@@ -1,6 +1,7 @@
 import AbathurCore
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Real `-wal` files for the WAL tests, written by SQLite (the `sqlite3` CLI and Python's
 /// sqlite3 module, both on the system libsqlite3) from processes that die without closing, and
@@ -19,16 +20,8 @@ class WALTestCase: XCTestCase {
 
     @discardableResult
     func run(_ path: String, _ args: [String]) throws -> (status: Int32, stdout: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = args
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        let run = try Sandbox.execute(path, args)
+        return (run.status, run.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// A WAL database with one table; then a process commits `rows` single-row transactions
@@ -37,17 +30,12 @@ class WALTestCase: XCTestCase {
     func makeHotWAL(rows: Int, checkpointThen after: Int = 0) throws {
         let create = try run("/usr/bin/sqlite3", [db, "PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"])
         XCTAssertEqual(create.status, 0)
-        let script = """
-        import sqlite3, os, sys
-        c = sqlite3.connect(sys.argv[1], isolation_level=None)
-        c.execute('PRAGMA wal_autocheckpoint=0')
+        try DyingWriter.run(db, """
         for i in range(int(sys.argv[2])): c.execute('INSERT INTO t(v) VALUES (?)', ('row %d' % i,))
         if int(sys.argv[3]) > 0:
             c.execute('PRAGMA wal_checkpoint').fetchall()
             for i in range(int(sys.argv[3])): c.execute('INSERT INTO t(v) VALUES (?)', ('after %d' % i,))
-        os._exit(0)
-        """
-        XCTAssertEqual(try run("/usr/bin/python3", ["-c", script, db, "\(rows)", "\(after)"]).status, 0)
+        """, args: ["\(rows)", "\(after)"])
         XCTAssertTrue(FileManager.default.fileExists(atPath: wal), "the writer died without closing: the -wal stays")
     }
 
@@ -78,14 +66,7 @@ class WALTestCase: XCTestCase {
     func makeHotWAL(transactions: [String]) throws {
         let create = try run("/usr/bin/sqlite3", [db, "PRAGMA journal_mode=WAL; CREATE TABLE a(id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE b(id INTEGER PRIMARY KEY, v TEXT)"])
         XCTAssertEqual(create.status, 0)
-        let script = """
-        import sqlite3, os, sys
-        c = sqlite3.connect(sys.argv[1], isolation_level=None)
-        c.execute('PRAGMA wal_autocheckpoint=0')
-        for sql in sys.argv[2:]: c.executescript('BEGIN; ' + sql + '; COMMIT;')
-        os._exit(0)
-        """
-        XCTAssertEqual(try run("/usr/bin/python3", ["-c", script, db] + transactions).status, 0)
+        try DyingWriter.run(db, "for sql in sys.argv[2:]: c.executescript('BEGIN; ' + sql + '; COMMIT;')", args: transactions)
         XCTAssertTrue(FileManager.default.fileExists(atPath: wal), "the writer died without closing: the -wal stays")
     }
 

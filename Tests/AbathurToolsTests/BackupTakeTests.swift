@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// The default action: a verified, compressed, hashed backup that plain gunzip restores.
 final class BackupTakeTests: XCTestCase {

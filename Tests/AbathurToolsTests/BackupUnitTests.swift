@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// etc/systemd/abathur-backup.service gives the nightly backup write access to the backup
 /// and metrics directories only: the database directory stays read-only under

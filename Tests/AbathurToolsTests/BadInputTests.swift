@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Bad input: one clear line on stderr naming the file, the documented exit code, nothing
 /// lost, nothing rotated.

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Issue 9, item 3: a file that is not a whole database image (SQLite opens it and ignores the
 /// extra bytes) must be refused by the restore candidate check, by `abathur-backup verify` and

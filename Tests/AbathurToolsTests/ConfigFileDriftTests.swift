@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// etc/abathur.conf (installed as /etc/abathur/abathur.conf) and the CONFIGURATION section of
 /// man/abathur-backup.8 against the settings the built binary knows: the test fails when a

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// FACTS.md 1-2: a copy of a live database can be torn and still pass integrity_check; only
 /// a snapshot in one read transaction is consistent. A writer keeps invariants (a budget sum

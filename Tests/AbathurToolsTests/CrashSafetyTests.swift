@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// FACTS.md 15: a killed copy must never leave a file under a final name. SIGKILL at many
 /// points (timed, and injected at the N-th write/fsync/rename); afterwards only complete

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Each tool's hand-written docs (man/TOOL.8, completions/TOOL) against what the built binary
 /// prints for `--help`: the test fails when an option is added, renamed or removed in one
@@ -56,8 +57,7 @@ final class DocsDriftTests: XCTestCase {
                             "health_interval", "incident_dir", "init_command", "safety_keep", "safety_max_age"]),
     ]
 
-    static let repoRoot: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repoRoot = Repository.root
     static func manPage(_ tool: String, section: Int = 8) -> String { repoRoot.appendingPathComponent("man/\(tool).\(section)").path }
     static func completion(_ tool: String) -> String { repoRoot.appendingPathComponent("completions/\(tool)").path }
 

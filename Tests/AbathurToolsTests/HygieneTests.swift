@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Issue 9, the hygiene holes: closed or full standard descriptors, FIFOs and other special
 /// files where a file is read, Prometheus textfiles other users must read, and config-file
@@ -204,18 +205,11 @@ final class HygieneTests: XCTestCase {
     func testFIFOAsWALOrSharedMemoryIsRefused() throws {
         let env = ["ABATHUR_SERVICES": "", "ABATHUR_HEALTH_URL": ""]
         // A crashed writer's hot WAL, then one companion swapped for a FIFO.
-        let script = """
-        import sqlite3, os, sys
-        c = sqlite3.connect(sys.argv[1], isolation_level=None)
-        c.execute('PRAGMA wal_autocheckpoint=0')
-        c.execute("INSERT INTO state(key, value, updated_at) VALUES ('hot', 'x', 'now')")
-        os._exit(0)
-        """
         for companion in ["-shm", "-wal"] {
             let box = try Sandbox()
             try box.makeDemoDatabase(rows: 50)
             XCTAssertEqual(try box.backup().status, 0)
-            XCTAssertEqual(try Sandbox.execute("/usr/bin/python3", ["-c", script, box.db]).status, 0)
+            try DyingWriter.run(box.db, "c.execute(\"INSERT INTO state(key, value, updated_at) VALUES ('hot', 'x', 'now')\")")
             let path = box.db + companion
             try FileManager.default.removeItem(atPath: path)
             makeFIFO(path)

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Issue 9, items 4 and 5: SPEC.md's table "which input gets which code", the same in every
 /// tool. Each kind of input is handed to each tool that reads one (backup --db, integrity

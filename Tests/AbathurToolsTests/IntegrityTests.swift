@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// `abathur-integrity` (issue 4), black-box: each damage gives its finding (check name and
 /// severity) and its exit code (SPEC.md: 0 ok, 1 warnings only, 4 a corrupt database, 3 a bad
@@ -122,14 +123,6 @@ final class IntegrityTests: XCTestCase {
 
     func fileSize(_ path: String) throws -> Int {
         try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
-    }
-
-    /// A scheduled backup at `time`; returns its file name.
-    @discardableResult
-    func takeBackup(_ box: Sandbox, at time: Int, file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let run = try box.backup([], env: ["ABATHUR_NOW": "\(time)"])
-        XCTAssertEqual(run.status, 0, run.stderr, file: file, line: line)
-        return URL(fileURLWithPath: run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).lastPathComponent
     }
 
     static let allChecks = ["header", "wal", "integrity_check", "foreign_key_check", "schema", "indexes", "user_version",
@@ -429,7 +422,7 @@ final class IntegrityTests: XCTestCase {
     func testTableEmptiedSinceTheLastBackupIsAWarning() throws {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 300)
-        let name = try takeBackup(box, at: t0)
+        let name = try box.takeBackup(at: t0)
         let healthy = try integrity(box)
         try assertFinding(healthy, box.db, check: "row_counts", severity: "ok", status: 0, contains: name)
 
@@ -442,7 +435,7 @@ final class IntegrityTests: XCTestCase {
         // Losing less than half is not a warning (shrink_warning 0.5 by default).
         let small = try Sandbox()
         try small.makeDemoDatabase(rows: 300)
-        try takeBackup(small, at: t0)
+        try small.takeBackup(at: t0)
         _ = try sqlite(small.db, "DELETE FROM metrics WHERE id % 3 = 0")
         try assertFinding(try integrity(small), small.db, check: "row_counts", severity: "ok", status: 0)
     }
@@ -468,8 +461,8 @@ final class IntegrityTests: XCTestCase {
     func testBitFlippedBackupExits3() throws {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 300)
-        let good = try takeBackup(box, at: t0)
-        let bad = try takeBackup(box, at: t0 + 3600)
+        let good = try box.takeBackup(at: t0)
+        let bad = try box.takeBackup(at: t0 + 3600)
         try flipBit(box.backups + "/" + bad)
         let backups = try box.fingerprint(box.backups)
         let live = try box.fingerprint(box.liveDir)
@@ -498,9 +491,9 @@ final class IntegrityTests: XCTestCase {
     func testBackupWhoseManifestHashDoesNotMatchExits3() throws {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 300)
-        let older = try takeBackup(box, at: t0)
+        let older = try box.takeBackup(at: t0)
         _ = try sqlite(box.db, "INSERT INTO state(key, value, updated_at) VALUES ('later', 'x', 'now')")
-        let newer = try takeBackup(box, at: t0 + 3600)
+        let newer = try box.takeBackup(at: t0 + 3600)
         let olderPath = box.backups + "/" + older
         try FileManager.default.removeItem(atPath: olderPath)
         try FileManager.default.copyItem(atPath: box.backups + "/" + newer, toPath: olderPath)
@@ -518,7 +511,7 @@ final class IntegrityTests: XCTestCase {
     func testBackupFilesGivenByPath() throws {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 300)
-        let name = try takeBackup(box, at: t0)
+        let name = try box.takeBackup(at: t0)
         let elsewhere = box.root + "/copy"
         let temp = box.root + "/tmp"
         for dir in [elsewhere, temp] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
@@ -556,7 +549,7 @@ final class IntegrityTests: XCTestCase {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 150)
         var names: [String] = []
-        for i in 0..<4 { names.append(try takeBackup(box, at: t0 + i * 3600)) }
+        for i in 0..<4 { names.append(try box.takeBackup(at: t0 + i * 3600)) }
         XCTAssertEqual(Set(names).count, 4)
 
         let first = try integrity(box, ["--sample", "50"])
@@ -581,7 +574,7 @@ final class IntegrityTests: XCTestCase {
     func testSampleAcceptsAPercentSign() throws {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 150)
-        for i in 0..<4 { try takeBackup(box, at: t0 + i * 3600) }
+        for i in 0..<4 { try box.takeBackup(at: t0 + i * 3600) }
         let run = try integrity(box, ["--sample", "25%"])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertEqual(targets(run).count, 1, run.stdout)
@@ -593,7 +586,7 @@ final class IntegrityTests: XCTestCase {
     func testJSONCarriesEveryFinding() throws {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 300)
-        try takeBackup(box, at: t0)
+        try box.takeBackup(at: t0)
         _ = try sqlite(box.db, "PRAGMA foreign_keys=OFF; DELETE FROM checkpoints; INSERT INTO audit(task_id, agent_id, action, created_at) VALUES (777777, 'agent-1', 'x', 'now'); DROP INDEX idx_tasks_seq")
         let env = ["ABATHUR_EXPECT_MIN_INDEXES": "39"]
         let human = try integrity(box, [], env: env)

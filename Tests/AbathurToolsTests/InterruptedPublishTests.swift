@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Issue 9, item 9: a kill between publishing the `.gz` and its manifest. The next run that
 /// holds the backup directory's lock finishes the publish from the killed run's own temp
@@ -12,11 +13,6 @@ final class InterruptedPublishTests: XCTestCase {
     // of its manifest, the third the rename of SHA256SUMS (asserted below).
     static let beforeManifest = "rename:crash@2"
     static let beforeSums = "rename:crash@3"
-
-    func restore(_ box: Sandbox, _ args: [String]) throws -> Run {
-        try box.run("abathur-restore", ["--db", box.db, "--backup-dir", box.backups] + args,
-                    env: ["ABATHUR_SERVICES": "", "ABATHUR_HEALTH_URL": ""])
-    }
 
     /// The backups with final names, oldest first.
     func finals(_ box: Sandbox) throws -> [String] {
@@ -56,7 +52,7 @@ final class InterruptedPublishTests: XCTestCase {
         let temp = try XCTUnwrap(try names(box).first { $0.hasSuffix("-" + gz + ".json") })
         let tempManifest = try Data(contentsOf: URL(fileURLWithPath: box.backups + "/" + temp))
 
-        let list = try restore(box, ["--list"])
+        let list = try box.restore(["--list"])
         XCTAssertEqual(list.status, 0, list.stderr)
         XCTAssertEqual(list.stdout, good + "\n", "`--list | head -1` must not pick the incomplete backup")
         XCTAssertTrue(list.stderr.contains("\(gz): incomplete backup, not listed"), list.stderr)
@@ -90,12 +86,12 @@ final class InterruptedPublishTests: XCTestCase {
         for name in try names(box) where name.hasPrefix(".abathur-tmp-") { try FileManager.default.removeItem(atPath: box.backups + "/" + name) }
         let gzHash = try box.sha256(box.backups + "/" + gz)
 
-        let list = try restore(box, ["--list", "--json"])
+        let list = try box.restore(["--list", "--json"])
         XCTAssertEqual(list.status, 0, list.stderr)
         let rows = ((try JSONSerialization.jsonObject(with: list.stdoutData) as! [String: Any])["result"] as! [String: Any])["backups"] as! [[String: Any]]
         XCTAssertEqual(rows.first { $0["name"] as? String == gz }?["state"] as? String, "incomplete")
         XCTAssertEqual(rows.first { $0["name"] as? String == good }?["state"] as? String, "verified")
-        XCTAssertEqual(try restore(box, ["--list"]).stdout, good + "\n")
+        XCTAssertEqual(try box.restore(["--list"]).stdout, good + "\n")
 
         // verify and integrity (issue 10): the newest backup with a manifest is verified; the
         // incomplete one is named as incomplete, and fails (3): nothing proves it whole.
@@ -113,7 +109,7 @@ final class InterruptedPublishTests: XCTestCase {
             XCTAssertTrue(integrity.stderr.contains("\(gz): manifest: incomplete backup: no manifest"), integrity.stderr)
         }
 
-        let named = try restore(box, [gz])
+        let named = try box.restore([gz])
         XCTAssertEqual(named.status, 3, named.stderr)
         XCTAssertTrue(named.stderr.contains("\(gz): incomplete backup: it has no manifest"), named.stderr)
 

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// One flock per backup directory: a second instance exits 5 at once, or waits with --wait.
 final class LockTests: XCTestCase {

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// FACTS.md 16: out of space looks different depending on what hits it. Every form exits 6
 /// (or 8 for a plain I/O error), leaves nothing partial, and leaves existing backups and the

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Issue 9, item 10: paths with non-ASCII letters, spaces, `%`, `?`, `#` and a newline go
 /// through all three tools. Before, the SQLite URI builder turned each UTF-8 byte into a

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Issue 9, item 10 (second bullet): backups on a share mounted read-only (a DR site). The
 /// readers (`abathur-backup verify`, `abathur-integrity --all-backups`, `abathur-restore`,

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// The edges a review of abathur-restore found: a checkpoint that fails while settling the old
 /// database, the health check when this run started no units, a raw `.db` source with its
@@ -16,17 +17,12 @@ extension RestoreSafetyTests {
         _ = try takeBackup(box)
         // Later commits that grow the database well beyond its size once checkpointed, in a
         // -wal smaller than the limit set below.
-        let grow = """
-        import sqlite3, os, sys
-        c = sqlite3.connect(sys.argv[1], isolation_level=None)
-        c.execute('PRAGMA wal_autocheckpoint=0')
+        try DyingWriter.run(box.db, """
         c.execute('BEGIN')
         for i in range(60):
             c.execute("INSERT INTO state(key, value, updated_at) VALUES (?, hex(randomblob(3000)), datetime('now'))", ('grow-%d' % i,))
         c.execute('COMMIT')
-        os._exit(0)
-        """
-        XCTAssertEqual(try Sandbox.execute("/usr/bin/python3", ["-c", grow, box.db]).status, 0)
+        """)
         let old = try contents(try inspectionCopy(box))
         let before = try liveFiles(box)
         let sizes = try ["", "-wal", "-shm"].map { (try FileManager.default.attributesOfItem(atPath: box.db + $0)[.size] as! NSNumber).intValue }
@@ -248,17 +244,12 @@ extension RestoreSafetyTests {
         try box.makeDemoDatabase(rows: 200)
         let backup = try takeBackup(box)
         // Rollback-journal mode, then a transaction killed after it spilled pages to the file.
-        let hot = """
-        import sqlite3, os, sys
-        c = sqlite3.connect(sys.argv[1], isolation_level=None)
+        try DyingWriter.run(box.db, """
         c.execute('PRAGMA journal_mode=DELETE')
         c.execute('PRAGMA cache_size=1')
         c.execute('BEGIN')
         c.execute("UPDATE tasks SET title = title || ' (half-written)'")
-        os._exit(0)
-        """
-        let made = try Sandbox.execute("/usr/bin/python3", ["-c", hot, box.db])
-        XCTAssertEqual(made.status, 0, made.stderr)
+        """)
         XCTAssertTrue(exists(box.db + "-journal"), "a hot -journal was expected")
         let journal = try box.sha256(box.db + "-journal")
         let run = try restore(box)

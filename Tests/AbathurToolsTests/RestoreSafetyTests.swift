@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// `abathur-restore` against real processes (SPEC.md `abathur-restore`; FACTS.md 7-11): a
 /// stale hot WAL is kept in the safety copy and never replayed onto the restored file; a
@@ -66,9 +67,7 @@ final class RestoreSafetyTests: XCTestCase {
     }
 
     func takeBackup(_ box: Sandbox, file: StaticString = #filePath, line: UInt = #line) throws -> Backup {
-        let run = try box.backup()
-        XCTAssertEqual(run.status, 0, run.stderr, file: file, line: line)
-        let name = try XCTUnwrap(try box.backupFiles().last, file: file, line: line)
+        let name = try box.takeBackup(file: file, line: line)
         let manifest = try box.manifest(name)
         let sha = try XCTUnwrap((manifest["database"] as? [String: Any])?["sha256"] as? String, file: file, line: line)
         let counts = try XCTUnwrap(manifest["row_counts"] as? [String: Int], file: file, line: line)
@@ -80,10 +79,7 @@ final class RestoreSafetyTests: XCTestCase {
     /// task's title in one more transaction) from a process that exits without closing SQLite
     /// and with automatic checkpoints off: the commits stay in a hot `-wal` (FACTS.md 7).
     func commitLater(_ box: Sandbox, rows: Int, retitle: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws {
-        let script = """
-        import sqlite3, os, sys
-        c = sqlite3.connect(sys.argv[1], isolation_level=None)
-        c.execute('PRAGMA wal_autocheckpoint=0')
+        try DyingWriter.run(box.db, """
         for i in range(int(sys.argv[2])):
             c.execute("BEGIN")
             c.execute("INSERT INTO state(key, value, updated_at) VALUES (?, 'later commit', datetime('now'))", ('later-%d' % i,))
@@ -91,10 +87,7 @@ final class RestoreSafetyTests: XCTestCase {
             c.execute("COMMIT")
         if sys.argv[3] == '1':
             c.execute("UPDATE tasks SET title = 'hot ' || title")
-        os._exit(0)
-        """
-        let run = try Sandbox.execute("/usr/bin/python3", ["-c", script, box.db, "\(rows)", retitle ? "1" : "0"])
-        XCTAssertEqual(run.status, 0, run.stderr, file: file, line: line)
+        """, args: ["\(rows)", retitle ? "1" : "0"], file: file, line: line)
         for suffix in ["-wal", "-shm"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: box.db + suffix), "a hot \(suffix) was expected", file: file, line: line)
         }

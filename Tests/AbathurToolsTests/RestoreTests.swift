@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// `abathur-restore`, black box: listing, choosing the backup, refusing bad candidates without
 /// touching anything, dry runs, `--to`, drills, fresh starts and incident records.
@@ -10,14 +11,6 @@ final class RestoreTests: XCTestCase {
     static let lockName = ".abathur.db.abathur-lock"
 
     // MARK: - Plumbing
-
-    /// `abathur-restore` against the sandbox, with no units and no health URL unless `env` says otherwise.
-    @discardableResult
-    func restore(_ box: Sandbox, _ args: [String], env: [String: String] = [:], stdin: Data? = nil) throws -> Run {
-        var environment = ["ABATHUR_SERVICES": "", "ABATHUR_HEALTH_URL": ""]
-        for (k, v) in env { environment[k] = v }
-        return try box.run("abathur-restore", ["--db", box.db, "--backup-dir", box.backups] + args, env: environment, stdin: stdin)
-    }
 
     /// A demo database and `count` backups an hour apart, each with different contents (one
     /// more `state` row each time). Returns the backup names, oldest first.
@@ -118,12 +111,12 @@ final class RestoreTests: XCTestCase {
         let box = try Sandbox()
         let names = try makeBackups(box, count: 3)
 
-        let plain = try restore(box, ["--list"])
+        let plain = try box.restore(["--list"])
         XCTAssertEqual(plain.status, 0, plain.stderr)
         XCTAssertEqual(plain.stdout, names.reversed().joined(separator: "\n") + "\n", "one name per line, newest first, no decoration")
         XCTAssertEqual(plain.stderr, "")
 
-        let listed = try restore(box, ["--list", "--json"])
+        let listed = try box.restore(["--list", "--json"])
         XCTAssertEqual(listed.status, 0, listed.stderr)
         let rows = try XCTUnwrap((try json(listed)["result"] as? [String: Any])?["backups"] as? [[String: Any]])
         XCTAssertEqual(rows.compactMap { $0["name"] as? String }, Array(names.reversed()))
@@ -143,7 +136,7 @@ final class RestoreTests: XCTestCase {
 
         // Without its manifest a backup is incomplete, and still listed.
         try FileManager.default.removeItem(atPath: box.backups + "/" + names[1] + ".json")
-        let after = try restore(box, ["--list", "--json"])
+        let after = try box.restore(["--list", "--json"])
         XCTAssertEqual(after.status, 0, after.stderr)
         let states = try XCTUnwrap((try json(after)["result"] as? [String: Any])?["backups"] as? [[String: Any]])
         XCTAssertEqual(states.compactMap { $0["name"] as? String }, Array(names.reversed()))
@@ -154,7 +147,7 @@ final class RestoreTests: XCTestCase {
         let box = try Sandbox()
         let name = try XCTUnwrap(try makeBackups(box, count: 1).first)
         let manifest = try box.manifest(name)
-        let shown = try restore(box, ["--show", name])
+        let shown = try box.restore(["--show", name])
         XCTAssertEqual(shown.status, 0, shown.stderr)
         XCTAssertEqual(shown.stderr, "")
         let lines = shown.stdout.split(separator: "\n").map(String.init)
@@ -178,7 +171,7 @@ final class RestoreTests: XCTestCase {
                           "row count of \(table):\n" + shown.stdout)
         }
 
-        let missing = try restore(box, ["--show", "abathur_2020-01-01_00-00-00.db.gz"])
+        let missing = try box.restore(["--show", "abathur_2020-01-01_00-00-00.db.gz"])
         XCTAssertEqual(missing.status, 2, missing.stderr)
         XCTAssertEqual(missing.stderrLines.count, 1, missing.stderr)
         XCTAssertTrue(missing.stderr.contains("abathur_2020-01-01_00-00-00.db.gz"), missing.stderr)
@@ -189,7 +182,7 @@ final class RestoreTests: XCTestCase {
     func testDefaultRestoresTheNewestVerifiedBackup() throws {
         let box = try Sandbox()
         let names = try makeBackups(box, count: 3)
-        let result = try restore(box, [])
+        let result = try box.restore([])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertEqual(result.stderr, "", "a successful run with stdout not a terminal prints nothing on stderr")
         XCTAssertTrue(result.stdout.contains("restored \(box.db)"), result.stdout)
@@ -197,7 +190,7 @@ final class RestoreTests: XCTestCase {
 
         // The newest without a manifest is not verified: the one before it is restored.
         try FileManager.default.removeItem(atPath: box.backups + "/" + names[2] + ".json")
-        let again = try restore(box, [])
+        let again = try box.restore([])
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertEqual(try box.sha256(box.db), try databaseSHA(box, names[1]))
         XCTAssertEqual(try box.query(box.db, "PRAGMA integrity_check"), "ok")
@@ -206,17 +199,17 @@ final class RestoreTests: XCTestCase {
     func testRestoreByNameWithAndWithoutSuffix() throws {
         let box = try Sandbox()
         let names = try makeBackups(box, count: 3)
-        let full = try restore(box, [names[0]])
+        let full = try box.restore([names[0]])
         XCTAssertEqual(full.status, 0, full.stderr)
         XCTAssertEqual(try box.sha256(box.db), try databaseSHA(box, names[0]))
 
         let bare = String(names[1].dropLast(".db.gz".count))
-        let short = try restore(box, [bare])
+        let short = try box.restore([bare])
         XCTAssertEqual(short.status, 0, short.stderr)
         XCTAssertEqual(try box.sha256(box.db), try databaseSHA(box, names[1]))
 
         let live = try liveState(box), backups = try backupState(box)
-        let missing = try restore(box, ["abathur_2020-01-01_00-00-00"])
+        let missing = try box.restore(["abathur_2020-01-01_00-00-00"])
         XCTAssertEqual(missing.status, 2, missing.stderr)
         try assertUntouched(box, live: live, backups: backups)
     }
@@ -239,7 +232,7 @@ final class RestoreTests: XCTestCase {
         ]
         for (n, (time, expected)) in cases.enumerated() {
             let target = box.root + "/before-\(n).db"
-            let result = try restore(box, ["--before", time, "--to", target])
+            let result = try box.restore(["--before", time, "--to", target])
             XCTAssertEqual(result.status, 0, "--before \(time): " + result.stderr)
             XCTAssertEqual(try box.sha256(target), try databaseSHA(box, names[expected]), "--before \(time) picks \(names[expected])")
         }
@@ -247,13 +240,13 @@ final class RestoreTests: XCTestCase {
         let live = try liveState(box), backups = try backupState(box)
         for time in ["2026-11-27T10:00:00Z", "@\(t0 - 1)", "2026-11-27"] {
             let target = box.root + "/too-early.db"
-            let result = try restore(box, ["--before", time, "--to", target])
+            let result = try box.restore(["--before", time, "--to", target])
             XCTAssertEqual(result.status, 3, "nothing before \(time): " + result.stderr)
             XCTAssertEqual(result.stderrLines.count, 1, result.stderr)
             XCTAssertFalse(FileManager.default.fileExists(atPath: target))
         }
         for time in ["yesterday", "27/11/2026 12:00", "@soon", ""] {
-            let result = try restore(box, ["--before", time])
+            let result = try box.restore(["--before", time])
             XCTAssertEqual(result.status, 2, "--before '\(time)': " + result.stderr)
         }
         try assertUntouched(box, live: live, backups: backups)
@@ -269,21 +262,21 @@ final class RestoreTests: XCTestCase {
         try mkdir(withManifest)
         try fm.copyItem(atPath: box.backups + "/" + names[0], toPath: withManifest + "/" + names[0])
         try fm.copyItem(atPath: box.backups + "/" + names[0] + ".json", toPath: withManifest + "/" + names[0] + ".json")
-        let one = try restore(box, [withManifest + "/" + names[0]])
+        let one = try box.restore([withManifest + "/" + names[0]])
         XCTAssertEqual(one.status, 0, one.stderr)
         XCTAssertEqual(try box.sha256(box.db), try databaseSHA(box, names[0]))
 
         // Only the .db.gz, under another name.
         let bare = box.root + "/elsewhere.db.gz"
         try fm.copyItem(atPath: box.backups + "/" + names[1], toPath: bare)
-        let two = try restore(box, [bare])
+        let two = try box.restore([bare])
         XCTAssertEqual(two.status, 0, two.stderr)
         XCTAssertEqual(try box.sha256(box.db), try databaseSHA(box, names[1]))
 
         // A raw database.
         let raw = box.root + "/raw.db"
         XCTAssertEqual(try box.gunzip(names[0], to: raw).status, 0)
-        let three = try restore(box, [raw])
+        let three = try box.restore([raw])
         XCTAssertEqual(three.status, 0, three.stderr)
         XCTAssertEqual(try box.sha256(box.db), try box.sha256(raw))
         XCTAssertEqual(try box.sha256(raw), try databaseSHA(box, names[0]))
@@ -296,7 +289,7 @@ final class RestoreTests: XCTestCase {
         manifest["database"] = database
         try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: manifestPath))
         let live = try liveState(box), backups = try backupState(box)
-        let bad = try restore(box, [withManifest + "/" + names[0]])
+        let bad = try box.restore([withManifest + "/" + names[0]])
         XCTAssertEqual(bad.status, 3, bad.stderr)
         assertOneError(bad, naming: withManifest + "/" + names[0])
         try assertUntouched(box, live: live, backups: backups)
@@ -315,14 +308,14 @@ final class RestoreTests: XCTestCase {
         // A raw database stream.
         let raw = box.root + "/raw.db"
         XCTAssertEqual(try box.gunzip(names[1], to: raw).status, 0)
-        let streamed = try restore(box, ["-"], stdin: try Data(contentsOf: URL(fileURLWithPath: raw)))
+        let streamed = try box.restore(["-"], stdin: try Data(contentsOf: URL(fileURLWithPath: raw)))
         XCTAssertEqual(streamed.status, 0, streamed.stderr)
         XCTAssertEqual(try box.sha256(box.db), try box.sha256(raw))
 
         // And a .db.gz stream into another path.
         let target = box.root + "/from-stdin.db"
         let gz = try Data(contentsOf: URL(fileURLWithPath: box.backups + "/" + names[1]))
-        let to = try restore(box, ["--to", target, "-"], stdin: gz)
+        let to = try box.restore(["--to", target, "-"], stdin: gz)
         XCTAssertEqual(to.status, 0, to.stderr)
         XCTAssertEqual(try box.sha256(target), try databaseSHA(box, names[1]))
     }
@@ -345,7 +338,7 @@ final class RestoreTests: XCTestCase {
         try bytes.write(to: URL(fileURLWithPath: path))
         let live = try liveState(box), backups = try backupState(box)
 
-        let result = try restore(box, [])
+        let result = try box.restore([])
         XCTAssertEqual(result.status, 3, result.stderr)
         assertOneError(result, naming: path)
         try assertUntouched(box, live: live, backups: backups)
@@ -353,7 +346,7 @@ final class RestoreTests: XCTestCase {
         // The same flip without a manifest to compare with: gzip's CRC still catches it.
         let loose = box.root + "/flipped.db.gz"
         try bytes.write(to: URL(fileURLWithPath: loose))
-        let alone = try restore(box, [loose])
+        let alone = try box.restore([loose])
         XCTAssertEqual(alone.status, 3, alone.stderr)
         assertOneError(alone, naming: loose)
         try assertUntouched(box, live: live, backups: backups)
@@ -368,12 +361,12 @@ final class RestoreTests: XCTestCase {
         try bytes.prefix(bytes.count * 2 / 3).write(to: URL(fileURLWithPath: path))
         let live = try liveState(box), backups = try backupState(box)
 
-        let named = try restore(box, [name])
+        let named = try box.restore([name])
         XCTAssertEqual(named.status, 3, named.stderr)
         assertOneError(named, naming: path)
         try assertUntouched(box, live: live, backups: backups)
 
-        let alone = try restore(box, [loose])
+        let alone = try box.restore([loose])
         XCTAssertEqual(alone.status, 3, alone.stderr)
         assertOneError(alone, naming: loose)
         try assertUntouched(box, live: live, backups: backups)
@@ -392,7 +385,7 @@ final class RestoreTests: XCTestCase {
         XCTAssertEqual(try databaseSHA(box, name), edited, "still a valid manifest")
         let live = try liveState(box), backups = try backupState(box)
 
-        let result = try restore(box, [])
+        let result = try box.restore([])
         XCTAssertEqual(result.status, 3, result.stderr)
         assertOneError(result, naming: box.backups + "/" + name)
         try assertUntouched(box, live: live, backups: backups)
@@ -409,7 +402,7 @@ final class RestoreTests: XCTestCase {
         // SPEC.md, "which input gets which code": a file that is not SQLite is 4 in every
         // tool; a gzip stream that inflates to one is a bad backup, 3.
         for (path, code) in [(text, Int32(4)), (text + ".gz", 3), (zeros, 4)] {
-            let result = try restore(box, [path])
+            let result = try box.restore([path])
             XCTAssertEqual(result.status, code, path + ": " + result.stderr)
             assertOneError(result, naming: path)
             try assertUntouched(box, live: live, backups: backups)
@@ -427,7 +420,7 @@ final class RestoreTests: XCTestCase {
         let live = try liveState(box), backups = try backupState(box)
 
         for path in [foreign + ".gz", foreign] {
-            let result = try restore(box, [path])
+            let result = try box.restore([path])
             XCTAssertEqual(result.status, 7, path + ": " + result.stderr)
             assertOneError(result, naming: path)
             XCTAssertTrue(result.stderr.contains("foreign database"), result.stderr)
@@ -441,12 +434,12 @@ final class RestoreTests: XCTestCase {
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: box.backups + "/" + name)
         let live = try liveState(box), backups = try backupState(box)
 
-        let refused = try restore(box, [link])
+        let refused = try box.restore([link])
         XCTAssertEqual(refused.status, 7, refused.stderr)
         assertOneError(refused, naming: link)
         try assertUntouched(box, live: live, backups: backups)
 
-        let forced = try restore(box, ["--force", link])
+        let forced = try box.restore(["--force", link])
         XCTAssertEqual(forced.status, 0, forced.stderr)
         XCTAssertEqual(try box.sha256(box.db), try databaseSHA(box, name))
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: link), box.backups + "/" + name)
@@ -461,7 +454,7 @@ final class RestoreTests: XCTestCase {
         let (env, log) = try fakeSystemctl(box)
         let live = try liveState(box), backups = try backupState(box)
 
-        let result = try restore(box, ["--dry-run"], env: env)
+        let result = try box.restore(["--dry-run"], env: env)
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.contains(names[1]), "names the backup it would restore:\n" + result.stdout)
         XCTAssertFalse(result.stdout.contains(names[0]), result.stdout)
@@ -475,7 +468,7 @@ final class RestoreTests: XCTestCase {
         XCTAssertFalse(fm.fileExists(atPath: box.backups + "/incidents"))
         XCTAssertEqual(logLines(log), [], "a dry run stops no unit")
 
-        let named = try restore(box, ["--dry-run", names[0]], env: env)
+        let named = try box.restore(["--dry-run", names[0]], env: env)
         XCTAssertEqual(named.status, 0, named.stderr)
         XCTAssertTrue(named.stdout.contains(names[0]), named.stdout)
         try assertUntouched(box, live: live, backups: backups)
@@ -498,7 +491,7 @@ final class RestoreTests: XCTestCase {
         let targetDir = box.root + "/scratch"
         try mkdir(targetDir)
         let target = targetDir + "/copy.db"
-        let result = try restore(box, ["--to", target], env: env)
+        let result = try box.restore(["--to", target], env: env)
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertEqual(try box.sha256(target), try databaseSHA(box, names[1]))
         XCTAssertEqual(logLines(log), [], "--to never runs systemctl")
@@ -508,7 +501,7 @@ final class RestoreTests: XCTestCase {
         XCTAssertEqual(temps(under: box.root), [])
 
         let older = targetDir + "/older.db"
-        let named = try restore(box, ["--to", older, names[0]], env: env)
+        let named = try box.restore(["--to", older, names[0]], env: env)
         XCTAssertEqual(named.status, 0, named.stderr)
         XCTAssertEqual(try box.sha256(older), try databaseSHA(box, names[0]))
         XCTAssertEqual(logLines(log), [])
@@ -537,7 +530,7 @@ final class RestoreTests: XCTestCase {
         let prom = box.root + "/drill.prom"
         let live = try liveState(box), backups = try backupState(box)
 
-        let result = try restore(box, ["--drill", "--json", "--prometheus", prom], env: env)
+        let result = try box.restore(["--drill", "--json", "--prometheus", prom], env: env)
         XCTAssertEqual(result.status, 0, result.stderr)
         let report = try XCTUnwrap(try json(result)["result"] as? [String: Any])
         let ttr = try XCTUnwrap(report["time_to_recover_seconds"] as? Double)
@@ -559,7 +552,7 @@ final class RestoreTests: XCTestCase {
         XCTAssertGreaterThan(Double(line.split(separator: " ")[1]) ?? 0, 0, metrics)
 
         // The human form: a time, and backup against live per table.
-        let plain = try restore(box, ["--drill"], env: env)
+        let plain = try box.restore(["--drill"], env: env)
         XCTAssertEqual(plain.status, 0, plain.stderr)
         XCTAssertNotNil(plain.stdout.range(of: #"\d+(\.\d+)?s"#, options: .regularExpression), plain.stdout)
         let lines = plain.stdout.split(separator: "\n").map(String.init)
@@ -598,7 +591,7 @@ final class RestoreTests: XCTestCase {
         _ = try makeBackups(box, count: 1)
         try makeHotWAL(box)
         let live = try liveState(box), backups = try backupState(box)
-        let result = try restore(box, ["--reinit"])
+        let result = try box.restore(["--reinit"])
         XCTAssertEqual(result.status, 2, result.stderr)
         XCTAssertTrue(result.stderr.contains("init_command"), result.stderr)
         try assertUntouched(box, live: live, backups: backups)
@@ -611,7 +604,7 @@ final class RestoreTests: XCTestCase {
         let original = try liveState(box)
         XCTAssertEqual(Set(original.keys), ["abathur.db", "abathur.db-wal", "abathur.db-shm"])
 
-        let result = try restore(box, ["--reinit"], env: ["ABATHUR_INIT_COMMAND": try initScript(box)])
+        let result = try box.restore(["--reinit"], env: ["ABATHUR_INIT_COMMAND": try initScript(box)])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertNotEqual(try box.sha256(box.db), original["abathur.db"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: box.db + "-wal"), "no stale -wal beside the fresh database")
@@ -631,7 +624,7 @@ final class RestoreTests: XCTestCase {
         _ = try makeBackups(box, count: 1)
         try makeHotWAL(box)
         let live = try liveState(box), backups = try backupState(box)
-        let result = try restore(box, ["--reinit"], env: ["ABATHUR_INIT_COMMAND": try initScript(box, exitCode: 1)])
+        let result = try box.restore(["--reinit"], env: ["ABATHUR_INIT_COMMAND": try initScript(box, exitCode: 1)])
         XCTAssertEqual(result.status, 3, result.stderr)
         try assertUntouched(box, live: live, backups: backups)
         XCTAssertFalse(FileManager.default.fileExists(atPath: box.backups + "/safety"))
@@ -646,7 +639,7 @@ final class RestoreTests: XCTestCase {
         let original = try liveState(box)
         let (env, log) = try fakeSystemctl(box)
 
-        let result = try restore(box, [], env: env)
+        let result = try box.restore([], env: env)
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertEqual(try box.sha256(box.db), try databaseSHA(box, names[0]))
         XCTAssertFalse(FileManager.default.fileExists(atPath: box.db + "-wal"), "the stale -wal is gone from beside the restored database")
@@ -692,7 +685,7 @@ final class RestoreTests: XCTestCase {
         let (box, name) = try corruptWorld()
         let link = box.root + "/latest.db.gz"
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: box.backups + "/" + name)
-        let result = try restore(box, [link])
+        let result = try box.restore([link])
         XCTAssertEqual(result.status, 7, result.stderr)
         let md = try incidentRecord(result)
         let text = try String(contentsOfFile: md, encoding: .utf8)

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Retention (SPEC.md, "Defaults" and "Safety rules"): scheduled backups are kept for
 /// `retention_days` (30), never fewer than the `keep_min_verified` (2) newest verified ones,
@@ -19,16 +20,6 @@ final class RetentionTests: XCTestCase {
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyy-MM-dd_HH-mm-ss"
         return "abathur_" + formatter.string(from: Date(timeIntervalSince1970: TimeInterval(time))) + ".db.gz"
-    }
-
-    /// Takes one backup with the tool's clock at `time`; returns the new backup's file name.
-    @discardableResult
-    func take(_ box: Sandbox, at time: Int, _ args: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let result = try box.backup(args, env: ["ABATHUR_NOW": "\(time)"])
-        XCTAssertEqual(result.status, 0, result.stderr, file: file, line: line)
-        let path = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertTrue(path.hasPrefix(box.backups + "/"), "stdout names the new backup: \(result.stdout)", file: file, line: line)
-        return URL(fileURLWithPath: path).lastPathComponent
     }
 
     func prune(_ box: Sandbox, at time: Int, dryRun: Bool = false) throws -> Run {
@@ -106,7 +97,7 @@ final class RetentionTests: XCTestCase {
         let times = (0..<40).map { base + $0 * day + $0 * 60 }
         var names: [String] = []
         for time in times {
-            let name = try take(box, at: time)
+            let name = try box.takeBackup(at: time)
             XCTAssertEqual(name, scheduledName(time))
             names.append(name)
         }
@@ -130,7 +121,7 @@ final class RetentionTests: XCTestCase {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 120)
         var names: [String] = []
-        for d in 0..<5 { names.append(try take(box, at: base + d * day)) }
+        for d in 0..<5 { names.append(try box.takeBackup(at: base + d * day)) }
         XCTAssertEqual(try box.backupFiles(), names.sorted(), "nothing is old yet when they are taken")
         let later = base + 400 * day
 
@@ -159,12 +150,12 @@ final class RetentionTests: XCTestCase {
     func testManualBackupsSurviveRetention() throws {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 100)
-        let manual = try take(box, at: base, ["--manual"])
-        let labelled = try take(box, at: base + 60, ["--label", "pre-migration"])
+        let manual = try box.takeBackup(at: base, ["--manual"])
+        let labelled = try box.takeBackup(at: base + 60, ["--label", "pre-migration"])
         XCTAssertTrue(manual.hasPrefix("manual_"), manual)
         XCTAssertTrue(labelled.hasPrefix("pre-migration_"), labelled)
         var scheduled: [String] = []
-        for d in 1...4 { scheduled.append(try take(box, at: base + d * day)) }
+        for d in 1...4 { scheduled.append(try box.takeBackup(at: base + d * day)) }
         let taken = try box.fingerprint(box.backups)
         let manualManifests = [manual, labelled].map { taken[$0 + ".json"] }
         let manualData = [manual, labelled].map { taken[$0] }
@@ -182,7 +173,7 @@ final class RetentionTests: XCTestCase {
         XCTAssertFalse(try box.backupFiles().contains(scheduled[0]))
 
         // Retention after a new scheduled backup, years later still.
-        _ = try take(box, at: far + 10 * day)
+        _ = try box.takeBackup(at: far + 10 * day)
         let files = try box.backupFiles()
         XCTAssertTrue(files.contains(manual), "\(files)")
         XCTAssertTrue(files.contains(labelled), "\(files)")
@@ -198,7 +189,7 @@ final class RetentionTests: XCTestCase {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 150)
         var names: [String] = []
-        for d in 0..<4 { names.append(try take(box, at: base + d * day)) }
+        for d in 0..<4 { names.append(try box.takeBackup(at: base + d * day)) }
         // Same size, one byte different: only the hash can tell.
         let newest = box.backups + "/" + names[3]
         let size = try FileManager.default.attributesOfItem(atPath: newest)[.size] as? Int
@@ -229,7 +220,7 @@ final class RetentionTests: XCTestCase {
         let box = try Sandbox()
         try box.makeDemoDatabase(rows: 100)
         var names: [String] = []
-        for d in 0..<3 { names.append(try take(box, at: base + d * day)) }
+        for d in 0..<3 { names.append(try box.takeBackup(at: base + d * day)) }
         let fm = FileManager.default
 
         // A foreign file.
@@ -276,7 +267,7 @@ final class RetentionTests: XCTestCase {
         XCTAssertTrue(exists(box.backups + "/" + names[1]) && exists(box.backups + "/" + names[2]))
 
         // And retention after a new backup, later still.
-        _ = try take(box, at: far + day)
+        _ = try box.takeBackup(at: far + day)
         try assertUntouched("retention after a backup")
         let sums = try Sandbox.shell("cd '\(box.backups)' && sha256sum -c SHA256SUMS")
         XCTAssertEqual(sums.status, 0, sums.stdout + sums.stderr)

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Issue 10, point 11: a successful restore prunes the safety copies, aside directories and
 /// incident records of earlier runs (`safety_keep`, `safety_max_age`, never the newest safety

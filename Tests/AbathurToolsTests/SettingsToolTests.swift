@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Issue 10, point 8: each setting has one range, whichever tool reads it, and a value out of
 /// it is one usage line (exit 2) naming the key, the value and where it came from. Backup and

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// The snapshot copies all at once or `--snapshot-step PAGES` at a time (FACTS.md 2); both
 /// copy inside one read transaction, so both give a verified, consistent backup while a real

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Issue 9, item 7: a gzip bomb must not fill a disk. Every inflation (integrity, verify,
 /// restore by path or from stdin, drill) is held to the manifest's database size when there is

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Issue 9, item 8: temp files of killed runs. A SIGTERM or SIGINT removes the run's own temp
 /// files before it exits with 128 + the signal; what a SIGKILL leaves is swept by the next run

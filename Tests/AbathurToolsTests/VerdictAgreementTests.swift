@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Issue 10, point 2: `abathur-backup verify NAME`, `abathur-integrity --backup NAME` and
 /// `abathur-restore --dry-run NAME` give the same verdict on every backup (a pass is exit 0 or

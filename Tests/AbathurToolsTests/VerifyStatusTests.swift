@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// `abathur-backup status` (age of the newest verified backup, exit 1 past the maximum age)
 /// and `abathur-backup verify` (re-checks stored backups, exit 3 on any bad one).

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AbathurTestSupport
 
 /// Issue 9, item 1: a live `-wal` with a bad middle frame and commits after it. SQLite's view
 /// of the database silently drops those commits (FACTS.md 10), so a snapshot taken through

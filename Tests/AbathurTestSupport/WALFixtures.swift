@@ -7,16 +7,10 @@ extension Sandbox {
     /// Inserts `count` rows into `state`, one transaction each, from a process that dies
     /// without closing: the database, a hot `-wal` and its `-shm` stay.
     func makeHotWAL(inserts count: Int, file: StaticString = #filePath, line: UInt = #line) throws {
-        let script = """
-        import sqlite3, os, sys
-        c = sqlite3.connect(sys.argv[1], isolation_level=None)
-        c.execute('PRAGMA wal_autocheckpoint=0')
+        try DyingWriter.run(db, """
         for i in range(int(sys.argv[2])):
             c.execute("INSERT INTO state(key, value, updated_at) VALUES (?, 'x', datetime('now'))", ('hot-%d' % i,))
-        os._exit(0)
-        """
-        let run = try Sandbox.execute("/usr/bin/python3", ["-c", script, db, "\(count)"])
-        XCTAssertEqual(run.status, 0, run.stderr, file: file, line: line)
+        """, args: ["\(count)"], file: file, line: line)
         for suffix in ["-wal", "-shm"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: db + suffix), "hot \(suffix) expected", file: file, line: line)
         }

@@ -16,13 +16,19 @@ final class Collected: @unchecked Sendable {
     var data = Data()
 }
 
+/// The repository this file is in (Tests/AbathurTestSupport/ is two levels down).
+enum Repository {
+    static let root: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+}
+
 /// Finds the built binaries: `ABATHUR_TEST_BIN` (set by `make check`), else the test build.
 enum Binaries {
     static let directory: String = {
         if let dir = ProcessInfo.processInfo.environment["ABATHUR_TEST_BIN"] { return dir }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build-test/release").path
+        return Repository.path(".build-test/release")
     }()
 
     static var multiCall: String { directory + "/abathur-tools" }
