@@ -41,14 +41,17 @@ enum Binaries {
         return run.stdout.split(separator: "\n").map(String.init)
     }()
 
-    /// A directory with one link per tool name, as the package installs them.
+    /// A directory with one link per tool name, as the package installs them, beside the
+    /// binaries. Test processes running in parallel each put every link in place with a
+    /// rename (atomic), so none ever sees a link missing.
     static let toolDirectory: String = {
-        let dir = NSTemporaryDirectory() + "abathur-bin-\(getpid())"
+        let dir = directory + "/tool-links"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         for tool in tools {
-            let link = dir + "/" + tool
-            try? FileManager.default.removeItem(atPath: link)
-            try! FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: multiCall)
+            let temp = dir + "/.\(tool)-\(getpid())"
+            try? FileManager.default.removeItem(atPath: temp)
+            try! FileManager.default.createSymbolicLink(atPath: temp, withDestinationPath: multiCall)
+            precondition(rename(temp, dir + "/" + tool) == 0, "cannot link \(tool) in \(dir)")
         }
         return dir
     }()
