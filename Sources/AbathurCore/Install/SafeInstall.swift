@@ -65,6 +65,9 @@ public final class SafeInstall {
         /// How the old `-wal` leaves: settled by SQLite (a restore), or moved aside as it is
         /// (walfix's repair); a rollback then puts the raw files back.
         public var retirement = DatabaseSwap.Retirement.settle
+        /// What the timeline calls the copy taken before anything changes ("forensic copy"
+        /// for walfix, whose copy is the evidence of a damaged WAL).
+        public var copyName = "safety copy"
 
         public init(database: String, units: Units, health: HealthCheck?, safetyRoot: String, tag: String,
                     force: Bool, busyTimeoutMs: Int, check: DatabaseCheck.Options) {
@@ -182,7 +185,7 @@ public final class SafeInstall {
         stage = .proveNothingHolds
         try proveNothingHolds("prove nothing holds the database")
         stage = .safetyCopy
-        report.safetyCopy = try timeline.step("safety copy") {
+        report.safetyCopy = try timeline.step(policy.copyName) {
             let copy = try SafetyCopy.make(of: database, into: policy.safetyRoot, tag: policy.tag)
             let detail = copy.map { c in "\(c.files.map(\.name).joined(separator: ", ")) into \(c.directory)" } ?? "no database at \(database): nothing to copy"
             return (copy, detail)

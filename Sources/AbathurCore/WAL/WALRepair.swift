@@ -59,6 +59,7 @@ public final class WALRepair {
     public let timeline: Timeline
     public private(set) var outcome: Outcome
     private var temps: [String] = []
+    private var installedPath: String?
 
     public init(request: RestoreRequest, choice: Choice, events: EventSink = .ignore) {
         self.request = request
@@ -108,6 +109,7 @@ public final class WALRepair {
                                         safetyRoot: forensicRoot, tag: "walfix", force: request.force,
                                         busyTimeoutMs: request.busyTimeoutMs, check: request.check)
         policy.retirement = .moveAsIs(candidateFirst: false)
+        policy.copyName = "forensic copy"
         let install = SafeInstall(policy: policy, timeline: timeline)
         let result = install.install(preparing: { forensic in try self.prepare(forensic) })
         let report = install.report
@@ -120,7 +122,8 @@ public final class WALRepair {
         outcome.asideDirectory = report.swap?.asideDirectory
         outcome.movedAside = report.swap?.movedAside ?? []
         outcome.warnings += report.warnings
-        if report.swapped, let candidate = outcome.candidateSha256 { _ = candidate; temps.removeAll() }
+        // The installed candidate is the database now; every other temp file goes.
+        if report.swapped, let installed = installedPath { temps.removeAll { $0 == installed } }
         switch result {
         case .installed:
             return
@@ -254,6 +257,7 @@ public final class WALRepair {
             if let foreign = check.foreign { throw AbathurError(.foreign, request.database, "the repaired database \(foreign); nothing was changed") }
             let (sha, bytes) = try GzipFile.sha256(of: candidate)
             outcome.candidateSha256 = sha
+            installedPath = candidate
             outcome.rowCounts = check.rowCounts
             let rows = check.rowCounts.values.reduce(0, +)
             return (SafeInstall.Candidate(path: candidate, sha256: sha, rowCounts: check.rowCounts,
