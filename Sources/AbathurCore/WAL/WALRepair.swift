@@ -108,7 +108,7 @@ public final class WALRepair {
         var policy = SafeInstall.Policy(database: database, units: Units(request.services), health: request.health,
                                         safetyRoot: forensicRoot, tag: "walfix", force: request.force,
                                         busyTimeoutMs: request.busyTimeoutMs, check: request.check)
-        policy.retirement = .moveAsIs(candidateFirst: false)
+        policy.retirement = .bridge
         policy.copyName = "forensic copy"
         let install = SafeInstall(policy: policy, timeline: timeline)
         let result = install.install(preparing: { forensic in try self.prepare(forensic) })
@@ -163,7 +163,6 @@ public final class WALRepair {
         outcome.lostTables = Dictionary(uniqueKeysWithValues: lost.map { ($0.name, $0.pages) })
 
         let candidate: String
-        var candidateFirst = true
         if overlay.fit == .breaks {
             guard overlay.mainFileSound == true else {
                 throw AbathurError(.corrupt, request.database, "\(overlay.detail); nothing was changed (forensic copy \(forensic.directory))")
@@ -180,7 +179,6 @@ public final class WALRepair {
             try SafeFiles.copy(mainCopy, toNew: candidate, sync: true)
             outcome.action = "main file alone"
             outcome.lostCommits = wal.commits + wal.droppedCommits
-            candidateFirst = false
             outcome.warnings.append("--accept-loss: the WAL did not fit the database; installed the main file alone, without the WAL's \(outcome.lostCommits) commit(s) (kept in \(forensic.directory))")
         } else if wal.droppedCommits == 0 {
             candidate = built.path
@@ -213,8 +211,7 @@ public final class WALRepair {
                     return ((), "\(beyond.images.count) page image(s) of \(wal.droppedCommits) commit(s) written; \(beyond.databasePages) pages")
                 }
                 candidate = built.path
-                candidateFirst = false
-                outcome.action = "beyond the break"
+                    outcome.action = "beyond the break"
                 outcome.recoveredCommits = wal.commits + wal.droppedCommits
                 if let page = beyond.damagedPage, !beyond.damagedPageSuperseded {
                     let table = overlay.owner(of: page)
@@ -224,7 +221,7 @@ public final class WALRepair {
                 }
             }
         }
-        return try check(candidate, candidateFirst: candidateFirst)
+        return try check(candidate)
     }
 
     /// What each choice keeps and loses, with numbers, table by table.
@@ -246,7 +243,7 @@ public final class WALRepair {
     }
 
     /// The full checks on the candidate; a failure changes nothing (exit 3).
-    private func check(_ candidate: String, candidateFirst: Bool) throws -> SafeInstall.Candidate {
+    private func check(_ candidate: String) throws -> SafeInstall.Candidate {
         try timeline.step("check the candidate") {
             // A candidate with no -wal beside it is one self-contained file.
             _ = try DatabaseSwap.settle(candidate, busyTimeoutMs: request.busyTimeoutMs)
@@ -260,8 +257,7 @@ public final class WALRepair {
             installedPath = candidate
             outcome.rowCounts = check.rowCounts
             let rows = check.rowCounts.values.reduce(0, +)
-            return (SafeInstall.Candidate(path: candidate, sha256: sha, rowCounts: check.rowCounts,
-                                          retirement: .moveAsIs(candidateFirst: candidateFirst)),
+            return (SafeInstall.Candidate(path: candidate, sha256: sha, rowCounts: check.rowCounts),
                     "\(check.checks.map(\.name).joined(separator: ", ")) passed; \(rows) rows, \(bytes) bytes")
         }
     }
