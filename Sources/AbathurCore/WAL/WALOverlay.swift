@@ -67,7 +67,8 @@ public struct WALOverlay: Sendable {
         }
         defer { SafeFiles.removeTempDirectory(scratch) }
         do {
-            let built = try build(database: database, wal: wal, into: scratch, busyTimeoutMs: busyTimeoutMs)
+            // Scratch space in temp_dir keeps its filesystem's 10% headroom, as a drill does.
+            let built = try build(database: database, wal: wal, into: scratch, headroom: .keepTenPercent, busyTimeoutMs: busyTimeoutMs)
             return built.overlay
         } catch {
             return unchecked("\(error)")
@@ -92,12 +93,12 @@ public struct WALOverlay: Sendable {
     /// `wal` must describe the `-wal` at `walPath` (default: `database`'s). Throws when the
     /// copy cannot be made (space, I/O, a WAL that keeps changing).
     public static func build(database: String, wal: WALInspection, walPath: String? = nil, into directory: String,
-                             busyTimeoutMs: Int) throws -> (overlay: WALOverlay, path: String) {
+                             headroom: SpaceBudget.Headroom = .allFree, busyTimeoutMs: Int) throws -> (overlay: WALOverlay, path: String) {
         let live = DatabaseFiles(database)
         let walPath = walPath ?? live.wal
         let prefixBytes = wal.committedFrames > 0 ? Int64(WALHeader.size) + Int64(wal.committedFrames) * Int64(WALFrame.headerSize + wal.pageSize) : 0
         let size = try FileStatus.of(database)?.size ?? 0
-        try SpaceBudget.of(directory, headroom: .allFree).require(size + prefixBytes, for: "a scratch copy of \(database) with its committed WAL")
+        try SpaceBudget.of(directory, headroom: headroom).require(size + prefixBytes, for: "a scratch copy of \(database) with its committed WAL")
         let target = SafeFiles.tempPath(in: directory, tag: "overlay.db")
         let targetFiles = DatabaseFiles(target)
         for attempt in 1...3 {
