@@ -165,9 +165,16 @@ public struct WALOverlay: Sendable {
     /// Opens the scratch copy with SQLite (recovering its `-wal`, if any), runs
     /// `integrity_check` and reads `dbstat`, then checkpoints and closes it.
     static func examine(_ path: String, busyTimeoutMs: Int, hasWAL: Bool) throws -> WALOverlay {
-        let connection = try Connection(path: path, mode: .readWrite, busyTimeoutMs: busyTimeoutMs)
         let what = hasWAL ? "the committed prefix laid over a scratch copy" : "a scratch copy of the main file"
         var overlay = WALOverlay(fit: .fits, detail: "", owners: [:], pageCount: 0)
+        let connection: Connection
+        do {
+            connection = try Connection(path: path, mode: .readWrite, busyTimeoutMs: busyTimeoutMs)
+        } catch {
+            overlay.fit = .breaks
+            overlay.detail = "SQLite cannot open \(what): \(error.message)"
+            return overlay
+        }
         do {
             try connection.execute("PRAGMA temp_store=MEMORY")
             overlay.pageCount = UInt32(clamping: try connection.integer("PRAGMA page_count"))
