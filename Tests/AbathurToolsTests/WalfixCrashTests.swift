@@ -1,0 +1,122 @@
+import Foundation
+import XCTest
+@testable import AbathurTestSupport
+
+/// A SIGKILL at every step of `abathur-walfix repair` (issue 11; FACTS.md 7, 8, 15): the
+/// database path is left with its old files (a copy of db + `-wal` opens with the committed
+/// rows) or with the repaired file and no `-wal`, never a mix and never anything lost; a rerun
+/// then repairs it.
+///
+/// The fixture is a torn tail: the repaired database holds exactly what SQLite recovers from
+/// the old files, and the old main file alone holds seven commits fewer, so a state that lost
+/// the `-wal` (or replayed it onto the wrong file) shows.
+final class WalfixCrashTests: XCTestCase {
+    enum State: String { case old, new }
+
+    func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
+
+    /// Keeps the live db, -wal and -shm as they are now, to put back before every crash.
+    func saveLive(_ box: Sandbox) throws -> String {
+        let saved = box.root + "/saved"
+        try FileManager.default.createDirectory(atPath: saved, withIntermediateDirectories: true)
+        for name in try FileManager.default.contentsOfDirectory(atPath: box.liveDir) {
+            try FileManager.default.copyItem(atPath: box.liveDir + "/" + name, toPath: saved + "/" + name)
+        }
+        return saved
+    }
+
+    /// The live directory exactly as saved (aside directories of earlier runs gone), and no
+    /// forensic copies of earlier runs (to keep the disk small).
+    func resetLive(_ box: Sandbox, from saved: String) throws {
+        try FileManager.default.removeItem(atPath: box.liveDir)
+        try FileManager.default.createDirectory(atPath: box.liveDir, withIntermediateDirectories: true)
+        for name in try FileManager.default.contentsOfDirectory(atPath: saved) {
+            try FileManager.default.copyItem(atPath: saved + "/" + name, toPath: box.liveDir + "/" + name)
+        }
+        if exists(box.backups + "/forensic") { try FileManager.default.removeItem(atPath: box.backups + "/forensic") }
+    }
+
+    /// old: what SQLite sees through the db path and its -wal is the committed prefix; new: the
+    /// db path holds a repaired file (not the old one) with no -wal beside it, holding the same.
+    /// Anything else fails.
+    func classify(_ box: Sandbox, _ scenario: WALScenario, _ context: String,
+                  file: StaticString = #filePath, line: UInt = #line) throws -> State? {
+        guard exists(box.db) else {
+            XCTFail("\(context): no database at \(box.db)", file: file, line: line)
+            return nil
+        }
+        let seen = try box.sqliteView(file: file, line: line)
+        XCTAssertTrue(seen.isSound, "\(context): \(seen.integrity.prefix(3)) \(seen.errors)", file: file, line: line)
+        XCTAssertEqual(seen.rowCounts, scenario.view.rowCounts, "\(context): committed rows lost or mixed", file: file, line: line)
+        XCTAssertEqual(seen.contentSHA256, scenario.view.contentSHA256, "\(context): neither the old files nor the repaired one", file: file, line: line)
+        guard seen.isSound, seen.contentSHA256 == scenario.view.contentSHA256 else { return nil }
+        let hasWAL = exists(box.db + "-wal")
+        let sameMainFile = try box.sha256(box.db) == scenario.files["abathur.db"]
+        if !hasWAL && !sameMainFile { return .new }
+        XCTAssertTrue(hasWAL, "\(context): the old main file without its -wal", file: file, line: line)
+        return .old
+    }
+
+    /// After a crash, a plain rerun repairs: exit 0, a single settled file with the committed
+    /// prefix.
+    func assertRerunRepairs(_ box: Sandbox, _ scenario: WALScenario, _ context: String,
+                            file: StaticString = #filePath, line: UInt = #line) throws {
+        let again = try box.walfix(["repair", "--no-services"])
+        XCTAssertEqual(again.status, 0, "\(context): rerun: \(again.stderr)", file: file, line: line)
+        XCTAssertFalse(exists(box.db + "-wal"), "\(context): rerun left a -wal", file: file, line: line)
+        XCTAssertFalse(exists(box.db + "-shm"), "\(context): rerun left a -shm", file: file, line: line)
+        let after = try box.sqliteView(withWAL: false, file: file, line: line)
+        XCTAssertTrue(after.isSound, "\(context): rerun: \(after.integrity.prefix(3))", file: file, line: line)
+        XCTAssertEqual(after.contentSHA256, scenario.view.contentSHA256, "\(context): rerun", file: file, line: line)
+    }
+
+    /// At most `limit` faults, spread evenly over each operation's calls (its first and last
+    /// always in), so the test stays within its time in the normal suite.
+    func spread(_ calls: [String: Int], ops: [String], limit: Int) -> [String] {
+        let total = ops.reduce(0) { $0 + (calls[$1] ?? 0) }
+        guard total > limit else { return FaultTrace.faults(calls, ops: ops, what: "crash") }
+        var picked: [String] = []
+        for op in ops {
+            let n = calls[op] ?? 0
+            guard n > 0 else { continue }
+            let share = max(2, limit * n / total)
+            let numbers = share >= n ? Array(1...n) : Array(Set((0..<share).map { 1 + $0 * (n - 1) / (share - 1) })).sorted()
+            picked += numbers.map { "\(op):crash@\($0)" }
+        }
+        return picked
+    }
+
+    /// ABATHUR_FAULT=OP:crash@N for the open, write, fsync, rename and unlink calls a repair
+    /// of a torn tail makes (all of the renames, fsyncs and unlinks; opens and writes spread
+    /// when there are many).
+    func testInjectedCrashAtEveryStepOfRepairLeavesTheOldOrTheRepairedFiles() throws {
+        let started = Date()
+        let box = try Sandbox()
+        let scenario = try box.makeScenario(.tornTail)
+        XCTAssertNotEqual(try box.sqliteView(withWAL: false).contentSHA256, scenario.view.contentSHA256,
+                          "the main file alone must lack the WAL's commits for the test to mean anything")
+        let saved = try saveLive(box)
+
+        // Exactly the calls a repair makes, counted by a traced run from the same state.
+        let calls = try FaultTrace.count(in: box.root) { env in
+            let run = try box.walfix(["repair", "--no-services"], env: env)
+            XCTAssertEqual(run.status, 0, run.stderr)
+        }
+        var faults = spread(calls, ops: ["rename", "fsync", "unlink"], limit: 1000)
+        faults += spread(calls, ops: ["open", "write"], limit: max(10, 40 - faults.count))
+        XCTAssertGreaterThan(faults.count, 10, "a repair makes more calls than that: \(calls)")
+        XCTAssertGreaterThan(calls["rename"] ?? 0, 0, "a repair renames (the install, the -wal aside): \(calls)")
+
+        var outcomes: [State: [String]] = [:]
+        for fault in faults {
+            try resetLive(box, from: saved)
+            let run = try box.walfix(["repair", "--no-services"], env: ["ABATHUR_FAULT": fault])
+            XCTAssertEqual(run.status, 9, "\(fault): expected the injected SIGKILL, got exit \(run.status): \(run.stderr)")
+            if let state = try classify(box, scenario, fault) { outcomes[state, default: []].append(fault) }
+            try assertRerunRepairs(box, scenario, fault)
+        }
+        print("WalfixCrashTests: \(faults.count) injected crashes (calls \(calls)) in \(Int(Date().timeIntervalSince(started)))s; old: \(outcomes[.old, default: []]); new: \(outcomes[.new, default: []])")
+        XCTAssertFalse(outcomes[.old, default: []].isEmpty, "some crash must have left the old files: \(outcomes)")
+        XCTAssertFalse(outcomes[.new, default: []].isEmpty, "some crash must have left the repaired file: \(outcomes)")
+    }
+}
