@@ -32,12 +32,40 @@ public enum DatabaseSwap {
         public var asideDirectory: String?
     }
 
-    public static func install(_ candidate: String, over database: String, busyTimeoutMs: Int) throws -> Report {
+    /// How the old database's `-wal` is retired.
+    public enum Retirement: Sendable {
+        /// Settled by SQLite first (a restore): the moved-aside companions are empty.
+        case settle
+        /// Never opened by SQLite, never checkpointed into the live file (walfix's repair,
+        /// whose `-wal` is damaged): moved aside as it is, in the order that keeps every
+        /// moment safe for this candidate.
+        /// - `candidateFirst`: the candidate already holds everything the old WAL's committed
+        ///   prefix would replay (it is the old file with that prefix checkpointed into it), so
+        ///   the candidate takes the name first; until the `-wal` is moved, SQLite would replay
+        ///   the same page images onto the same pages, which changes nothing.
+        /// - otherwise the companions go first (the candidate holds pages that a replay of the
+        ///   old prefix would overwrite); until the rename, the name holds the old main file
+        ///   alone, a consistent older state, with its `-wal` in the aside directory.
+        case moveAsIs(candidateFirst: Bool)
+    }
+
+    public static func install(_ candidate: String, over database: String, busyTimeoutMs: Int,
+                               retiring retirement: Retirement = .settle) throws -> Report {
         try takeOwnership(candidate, from: database)
-        let settled = try settle(database, busyTimeoutMs: busyTimeoutMs)
-        let (aside, moved) = try moveAside(database, files: DatabaseFiles.File.companions)
-        try SafeFiles.publish(candidate, as: database)
-        return Report(settled: settled, movedAside: moved, asideDirectory: aside)
+        switch retirement {
+        case .settle:
+            let settled = try settle(database, busyTimeoutMs: busyTimeoutMs)
+            let (aside, moved) = try moveAside(database, files: DatabaseFiles.File.companions)
+            try SafeFiles.publish(candidate, as: database)
+            return Report(settled: settled, movedAside: moved, asideDirectory: aside)
+        case .moveAsIs(let candidateFirst):
+            if candidateFirst { try SafeFiles.publish(candidate, as: database) }
+            // The -shm before the -wal: a -wal without its -shm is still read whole.
+            let (aside, moved) = try moveAside(database, files: [.shm, .wal, .journal])
+            if !candidateFirst { try SafeFiles.publish(candidate, as: database) }
+            return Report(settled: "not settled: the old -wal was moved aside as it was, never checkpointed into the live file",
+                          movedAside: moved, asideDirectory: aside)
+        }
     }
 
     /// Settles `database` and moves it and its companions aside: what is left of a database

@@ -32,11 +32,14 @@ public final class SafeInstall {
         public var sha256: String
         /// The rows per table the check counted; the installed database must have the same.
         public var rowCounts: [String: Int64]?
+        /// How the old `-wal` leaves when this candidate goes in; nil: the policy's.
+        public var retirement: DatabaseSwap.Retirement?
 
-        public init(path: String, sha256: String, rowCounts: [String: Int64]?) {
+        public init(path: String, sha256: String, rowCounts: [String: Int64]?, retirement: DatabaseSwap.Retirement? = nil) {
             self.path = path
             self.sha256 = sha256
             self.rowCounts = rowCounts
+            self.retirement = retirement
         }
     }
 
@@ -59,6 +62,9 @@ public final class SafeInstall {
         /// out: the same bytes passed them as the candidate).
         public var check: DatabaseCheck.Options
         public var shieldSignals = true
+        /// How the old `-wal` leaves: settled by SQLite (a restore), or moved aside as it is
+        /// (walfix's repair); a rollback then puts the raw files back.
+        public var retirement = DatabaseSwap.Retirement.settle
 
         public init(database: String, units: Units, health: HealthCheck?, safetyRoot: String, tag: String,
                     force: Bool, busyTimeoutMs: Int, check: DatabaseCheck.Options) {
@@ -128,6 +134,8 @@ public final class SafeInstall {
     public let timeline: Timeline
     public private(set) var report = Report()
     private var temps: [String] = []
+    /// How the old `-wal` left at the swap (the candidate's choice, else the policy's).
+    private var retirement = DatabaseSwap.Retirement.settle
 
     public init(policy: Policy, timeline: Timeline) {
         self.policy = policy
@@ -182,7 +190,7 @@ public final class SafeInstall {
         // The settle before the swap lets SQLite's recovery drop what a damaged -wal hides
         // (FACTS.md 10); the raw files are in the safety copy, and the operator is told.
         let wal = DatabaseFiles(database).wal
-        if let safety = report.safetyCopy, try FileStatus.of(wal)?.isRegular == true,
+        if case .settle = policy.retirement, let safety = report.safetyCopy, try FileStatus.of(wal)?.isRegular == true,
            let loss = try WALInspection.inspectConfirmed(wal).lossDescription {
             report.warnings.append("\(database)-wal: \(loss); the old database as SQLite reads it lacks them, its raw -wal is in \(safety.directory) for abathur-walfix")
         }
@@ -199,10 +207,12 @@ public final class SafeInstall {
     /// rename rolls back.
     private func swapAndCheck(_ candidate: Candidate, status candidateStatus: FileStatus?) -> Outcome {
         let database = policy.database
+        retirement = candidate.retirement ?? policy.retirement
         var swapFailure: (any Error)?
         do {
             report.swap = try timeline.step("swap") {
-                let swap = try DatabaseSwap.install(candidate.path, over: database, busyTimeoutMs: policy.busyTimeoutMs)
+                let swap = try DatabaseSwap.install(candidate.path, over: database, busyTimeoutMs: policy.busyTimeoutMs,
+                                                    retiring: retirement)
                 report.swapped = true
                 let aside = swap.movedAside.isEmpty ? "" : "; moved aside \(swap.movedAside.map(Paths.basename).joined(separator: ", ")) into \(swap.asideDirectory!)"
                 return (swap, "\(swap.settled)\(aside); candidate renamed to \(database)")
@@ -326,6 +336,34 @@ public final class SafeInstall {
         return "sha256 matches the checked candidate; SQLite opens it: schema ok, \(check.rowCounts.values.reduce(0, +)) rows as expected"
     }
 
+    /// The raw files as they were (a WAL that must never be settled: walfix): each copied from
+    /// the safety copy to a temp name beside the database and renamed into place, the database
+    /// first, then its `-wal` and `-shm`. Between the renames the name holds the old main file
+    /// without its `-wal`: a consistent older state, never the new file with the old `-wal`.
+    private func putBackRaw(_ safety: SafetyCopy) throws {
+        let database = policy.database
+        let directory = Paths.directory(of: database)
+        try timeline.step("rollback: put the raw files back") {
+            for file in [DatabaseFiles.File.main, .wal, .shm] {
+                guard let source = safety.path(of: file) else { continue }
+                let temp = SafeFiles.tempPath(in: directory, tag: "rollback\(file.suffix)")
+                temps.append(temp)
+                let (sha, _) = try SafeFiles.copy(source, toNew: temp, sync: true)
+                if file == .main {
+                    try DatabaseSwap.takeOwnership(temp, from: database)
+                    // Whatever the installed database has beside it goes aside first.
+                    _ = try DatabaseSwap.moveAside(database, files: DatabaseFiles.File.companions)
+                }
+                try SafeFiles.publish(temp, as: DatabaseFiles(database).path(file))
+                temps.removeAll { $0 == temp }
+                guard safety.files.contains(where: { $0.sha256 == sha }) else {
+                    throw AbathurError(.io, source, "changed while it was copied back")
+                }
+            }
+            return ((), "the database, its -wal and -shm as they were, from \(safety.directory)")
+        }
+    }
+
     /// The database as it was, back through the same swap: stop the units again (when this
     /// run had started them), prove nothing holds it, keep a safety copy of the installed one,
     /// rebuild the old database from the safety copy as one settled file, swap, check, start.
@@ -339,7 +377,9 @@ public final class SafeInstall {
                 let copy = try SafetyCopy.make(of: database, into: policy.safetyRoot, tag: "rolled-back-\(policy.tag)")
                 return (copy, copy.map { "the restored database into \($0.directory)" } ?? "nothing to copy")
             }
-            if let safety = report.safetyCopy, let old = safety.path(of: .main) {
+            if case .moveAsIs = retirement, let safety = report.safetyCopy, safety.path(of: .main) != nil {
+                try putBackRaw(safety)
+            } else if let safety = report.safetyCopy, let old = safety.path(of: .main) {
                 // The old database rebuilt as one file, its -wal folded in, as a raw source is.
                 let rebuilt = try timeline.step("rollback: prepare") {
                     let rebuilt = try AbathurCore.Candidate.write(from: ChosenSource(name: old, path: old, manifest: nil), into: directory,
