@@ -39,6 +39,10 @@ struct WALLayout {
     var salt2: UInt32
     var frames: [WALFrameHeader]
     var trailingBytes: Int
+    /// 1-based index of the first whole frame SQLite's recovery rejects (FACTS.md, WAL file):
+    /// salts not the header's, page number 0, or a cumulative checksum that fails. Nil when
+    /// every whole frame is valid. Computed here, independently of the tool.
+    var firstInvalidFrame: Int?
     var frameSize: Int { 24 + pageSize }
 
     init(_ path: String) throws {
@@ -53,6 +57,31 @@ struct WALLayout {
         frames = (0..<whole).map { i in
             let o = 32 + i * frameSize
             return WALFrameHeader(page: u32(o), commit: u32(o + 4), salt1: u32(o + 8), salt2: u32(o + 12))
+        }
+        // The checksum: words in the byte order the magic's low bit gives, s0 += a + s1,
+        // s1 += b + s0, chained from the header's checksum over each frame's first 8 header
+        // bytes and its page.
+        let bigEndian = u32(0) & 1 == 1
+        func word(_ o: Int) -> UInt32 {
+            bigEndian ? u32(o) : UInt32(data[o]) | UInt32(data[o + 1]) << 8 | UInt32(data[o + 2]) << 16 | UInt32(data[o + 3]) << 24
+        }
+        var s0 = u32(24), s1 = u32(28)
+        func sum(_ from: Int, _ count: Int) {
+            var o = from
+            while o < from + count {
+                s0 = s0 &+ word(o) &+ s1
+                s1 = s1 &+ word(o + 4) &+ s0
+                o += 8
+            }
+        }
+        for (i, frame) in frames.enumerated() {
+            let o = 32 + i * frameSize
+            sum(o, 8)
+            sum(o + 24, pageSize)
+            if frame.salt1 != salt1 || frame.salt2 != salt2 || frame.page == 0 || s0 != u32(o + 16) || s1 != u32(o + 20) {
+                firstInvalidFrame = i + 1
+                break
+            }
         }
     }
 
@@ -99,8 +128,10 @@ struct WALScenario {
     var firstInvalidFrame: Int?
     var tornFrame: Int?
     var trailingBytes: Int
-    /// The break is damage (a checksum that fails), not a reset or a torn tail.
-    var isDamage: Bool
+    /// The break is damage (a checksum that fails where commits follow), not a reset or a torn
+    /// tail; nil where the contract leaves it open (a crash mid-transaction breaks its own
+    /// uncommitted tail with a checksum that fails, see `makeMidTransactionWAL`).
+    var isDamage: Bool?
     var droppedCommits: Int
     /// Tables and indexes that own the pages of the intact frames after the break (the
     /// dropped commits), in the database as the committed prefix leaves it.
@@ -267,6 +298,7 @@ extension Sandbox {
         try writeAndDie("for i in range(8): commit(i)\n", file: file, line: line)
         let wal = try WALLayout(db + "-wal")
         XCTAssertEqual(wal.commitFrames.count, 8, file: file, line: line)
+        XCTAssertNil(wal.firstInvalidFrame, file: file, line: line)
         let scenario = WALScenario(
             kind: .clean, view: try sqliteView(file: file, line: line), undamaged: nil, commitsWritten: 8, keptCommits: 8,
             expectedRows: ["state": Sandbox.demoStateRows + 8, "tasks": Sandbox.scenarioDemoRows],
@@ -279,8 +311,10 @@ extension Sandbox {
 
     /// 2. A crash mid-transaction: five commits, then a big INSERT inside BEGIN with a cache of
     /// eight pages, so pages spill into the WAL as frames with no commit; then the process dies.
-    /// (SQLite 3.40 writes a spilled page it has to rewrite in place and the frames after it with
-    /// zero salts and checksums, fixed at commit: the tail past the first such frame is invalid.)
+    /// (SQLite 3.40 rewrites the page image of a frame of the open transaction in place, leaving
+    /// its header's checksum as it was, and writes the frames after that with zero salts and
+    /// checksums, to be fixed at commit: the tail breaks at the first rewritten frame, with a
+    /// checksum that fails. Nothing committed follows it.)
     func makeMidTransactionWAL(file: StaticString = #filePath, line: UInt = #line) throws -> WALScenario {
         try writeAndDie("""
         for i in range(5): commit(i)
@@ -293,11 +327,12 @@ extension Sandbox {
         XCTAssertEqual(wal.commitFrames.count, 5, file: file, line: line)
         let committed = wal.commitFrames.last ?? 0
         XCTAssertGreaterThan(wal.frames.count, committed + 20, "the open transaction spilled frames into the WAL", file: file, line: line)
+        if let invalid = wal.firstInvalidFrame { XCTAssertGreaterThan(invalid, committed, file: file, line: line) }
         let scenario = WALScenario(
             kind: .midTransaction, view: try sqliteView(file: file, line: line), undamaged: nil, commitsWritten: 5, keptCommits: 5,
             expectedRows: ["state": Sandbox.demoStateRows + 5, "audit": 2 * Sandbox.scenarioDemoRows],
-            frames: wal.frames.count, committedFrames: committed, firstInvalidFrame: wal.firstForeignSaltFrame, tornFrame: nil,
-            trailingBytes: 0, isDamage: false, droppedCommits: 0, droppedTables: [], inspectExit: 0, files: try liveDatabaseFiles())
+            frames: wal.frames.count, committedFrames: committed, firstInvalidFrame: wal.firstInvalidFrame, tornFrame: nil,
+            trailingBytes: 0, isDamage: nil, droppedCommits: 0, droppedTables: [], inspectExit: 0, files: try liveDatabaseFiles())
         checkAgainstSQLite(scenario, file: file, line: line)
         return scenario
     }
@@ -317,6 +352,7 @@ extension Sandbox {
         XCTAssertEqual(wal.commitFrames.count, 3, file: file, line: line)
         let committed = wal.commitFrames.last ?? 0
         XCTAssertEqual(wal.firstForeignSaltFrame, committed + 1, "stale frames of the old salt follow the new commits", file: file, line: line)
+        XCTAssertEqual(wal.firstInvalidFrame, committed + 1, file: file, line: line)
         XCTAssertGreaterThan(wal.frames.count, committed, file: file, line: line)
         let scenario = WALScenario(
             kind: .reset, view: try sqliteView(file: file, line: line), undamaged: nil, commitsWritten: 13, keptCommits: 13,
@@ -339,6 +375,7 @@ extension Sandbox {
         let wal = try WALLayout(db + "-wal")
         XCTAssertEqual(wal.frames.count, whole.frames.count - 1, file: file, line: line)
         XCTAssertEqual(wal.commitFrames.count, 7, file: file, line: line)
+        XCTAssertNil(wal.firstInvalidFrame, "every whole frame is valid; the torn one is not whole", file: file, line: line)
         let scenario = WALScenario(
             kind: .tornTail, view: try sqliteView(file: file, line: line), undamaged: nil, commitsWritten: 8, keptCommits: 7,
             expectedRows: ["state": Sandbox.demoStateRows + 7],
@@ -385,6 +422,8 @@ extension Sandbox {
 
     private func damagedScenario(_ kind: WALScenario.Kind, wal: WALLayout, damaged: Int, undamaged: SQLiteView,
                                  file: StaticString, line: UInt) throws -> WALScenario {
+        XCTAssertNil(wal.firstInvalidFrame, "valid before the damage", file: file, line: line)
+        XCTAssertEqual(try WALLayout(db + "-wal").firstInvalidFrame, damaged, "the damaged frame fails its checksum", file: file, line: line)
         let view = try sqliteView(file: file, line: line)
         let after = wal.frames[damaged...].map(\.page)
         let damagedPage = Int(wal.frames[damaged - 1].page)
@@ -427,6 +466,7 @@ extension Sandbox {
         let wal = try WALLayout(db + "-wal")
         XCTAssertEqual(wal.commitFrames.count, 6, file: file, line: line)
         XCTAssertNil(wal.firstForeignSaltFrame, file: file, line: line)
+        XCTAssertNil(wal.firstInvalidFrame, "salts and checksums valid", file: file, line: line)
         let view = try sqliteView(file: file, line: line)
         let alone = try sqliteView(withWAL: false, file: file, line: line)
         XCTAssertTrue(alone.isSound, "the old generation alone is sound: \(alone.integrity)", file: file, line: line)

@@ -55,15 +55,24 @@ final class WalfixCheckpointTests: XCTestCase {
         XCTAssertTrue(blockers.contains { ($0["pid"] as? Int).map(Int32.init) == reader.pid }, "\(blockers)")
     }
 
-    /// No reader: exit 0, busy 0, every frame copied, the -wal empty or gone, nothing lost.
+    /// No reader: a passive checkpoint copies every frame SQLite recovers (log and checkpointed
+    /// as SQLite's own on a copy); the default (truncate) then exits 0, busy 0, and leaves the
+    /// -wal empty or gone; nothing is lost.
     func testPlainCheckpointEmptiesTheWAL() throws {
         let box = try Sandbox()
         let scenario = try box.makeScenario(.clean)
+        let passive = try box.walfix(["checkpoint", "--mode", "passive", "--json"])
+        XCTAssertEqual(passive.status, 0, passive.stderr)
+        let copied = try box.walfixJSON(passive).result
+        XCTAssertEqual(copied["busy"] as? Int, 0, "\(copied)")
+        XCTAssertEqual(copied["log"] as? Int, scenario.view.log, "\(copied)")
+        XCTAssertEqual(copied["checkpointed"] as? Int, scenario.view.log, "\(copied)")
+
         let run = try box.walfix(["checkpoint", "--json"])
         XCTAssertEqual(run.status, 0, run.stderr)
         let result = try box.walfixJSON(run).result
+        XCTAssertEqual(result["mode"] as? String, "truncate")
         XCTAssertEqual(result["busy"] as? Int, 0, "\(result)")
-        XCTAssertEqual(result["log"] as? Int, scenario.view.log, "\(result)")
         XCTAssertEqual(result["checkpointed"] as? Int, result["log"] as? Int, "\(result)")
         XCTAssertEqual(result["wal_bytes_after"] as? Int, 0, "\(result)")
         let walSize = (try? FileManager.default.attributesOfItem(atPath: box.db + "-wal")[.size] as? Int) ?? 0

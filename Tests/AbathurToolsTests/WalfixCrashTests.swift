@@ -36,38 +36,51 @@ final class WalfixCrashTests: XCTestCase {
         if exists(box.backups + "/forensic") { try FileManager.default.removeItem(atPath: box.backups + "/forensic") }
     }
 
-    /// old: what SQLite sees through the db path and its -wal is the committed prefix; new: the
-    /// db path holds a repaired file (not the old one) with no -wal beside it, holding the same.
-    /// Anything else fails.
-    func classify(_ box: Sandbox, _ scenario: WALScenario, _ context: String,
+    /// old: the db path and its -wal are the fixture's, and what SQLite sees through them is
+    /// the committed prefix; new: the db path holds another file with no -wal beside it,
+    /// holding `repaired`. For a torn tail the two hold the same rows, so there "old" is
+    /// anything that SQLite reads as the committed prefix with a -wal beside the db. Anything
+    /// else fails.
+    func classify(_ box: Sandbox, _ scenario: WALScenario, repaired: SQLiteView, _ context: String,
                   file: StaticString = #filePath, line: UInt = #line) throws -> State? {
         guard exists(box.db) else {
             XCTFail("\(context): no database at \(box.db)", file: file, line: line)
             return nil
         }
         let seen = try box.sqliteView(file: file, line: line)
-        XCTAssertTrue(seen.isSound, "\(context): \(seen.integrity.prefix(3)) \(seen.errors)", file: file, line: line)
-        XCTAssertEqual(seen.rowCounts, scenario.view.rowCounts, "\(context): committed rows lost or mixed", file: file, line: line)
-        XCTAssertEqual(seen.contentSHA256, scenario.view.contentSHA256, "\(context): neither the old files nor the repaired one", file: file, line: line)
-        guard seen.isSound, seen.contentSHA256 == scenario.view.contentSHA256 else { return nil }
         let hasWAL = exists(box.db + "-wal")
         let sameMainFile = try box.sha256(box.db) == scenario.files["abathur.db"]
-        if !hasWAL && !sameMainFile { return .new }
-        XCTAssertTrue(hasWAL, "\(context): the old main file without its -wal", file: file, line: line)
-        return .old
+        let state = "\(sameMainFile ? "the old main file" : "another main file") \(hasWAL ? "with a -wal" : "alone")"
+        XCTAssertTrue(seen.isSound, "\(context): \(state): \(seen.integrity.prefix(3)) \(seen.errors)", file: file, line: line)
+        if !hasWAL && !sameMainFile {
+            XCTAssertEqual(seen.rowCounts, repaired.rowCounts, "\(context): \(state): not the repaired rows", file: file, line: line)
+            XCTAssertEqual(seen.contentSHA256, repaired.contentSHA256, "\(context): \(state): not the repaired content", file: file, line: line)
+            return seen.isSound && seen.contentSHA256 == repaired.contentSHA256 ? .new : nil
+        }
+        XCTAssertEqual(seen.rowCounts, scenario.view.rowCounts, "\(context): \(state): committed rows lost or mixed", file: file, line: line)
+        XCTAssertEqual(seen.contentSHA256, scenario.view.contentSHA256, "\(context): \(state): neither the old files nor the repaired one", file: file, line: line)
+        XCTAssertTrue(hasWAL, "\(context): \(state): the old main file without its -wal", file: file, line: line)
+        if repaired.contentSHA256 != scenario.view.contentSHA256 {
+            XCTAssertTrue(sameMainFile, "\(context): \(state): the old -wal beside a new main file", file: file, line: line)
+            if hasWAL {
+                XCTAssertEqual(try box.sha256(box.db + "-wal"), scenario.files["abathur.db-wal"], "\(context): the old -wal changed", file: file, line: line)
+            }
+        }
+        return seen.isSound && seen.contentSHA256 == scenario.view.contentSHA256 && hasWAL ? .old : nil
     }
 
-    /// After a crash, a plain rerun repairs: exit 0, a single settled file with the committed
-    /// prefix.
-    func assertRerunRepairs(_ box: Sandbox, _ scenario: WALScenario, _ context: String,
+    /// After a crash, a plain rerun (same arguments) repairs: exit `status` (0 when the crash
+    /// already left no -wal: nothing to repair), a single settled file holding `repaired`.
+    func assertRerunRepairs(_ box: Sandbox, _ args: [String], status: Int32, repaired: SQLiteView, _ context: String,
                             file: StaticString = #filePath, line: UInt = #line) throws {
-        let again = try box.walfix(["repair", "--no-services"])
-        XCTAssertEqual(again.status, 0, "\(context): rerun: \(again.stderr)", file: file, line: line)
+        let expected: Int32 = exists(box.db + "-wal") ? status : 0
+        let again = try box.walfix(["repair", "--no-services"] + args)
+        XCTAssertEqual(again.status, expected, "\(context): rerun: \(again.stderr)", file: file, line: line)
         XCTAssertFalse(exists(box.db + "-wal"), "\(context): rerun left a -wal", file: file, line: line)
         XCTAssertFalse(exists(box.db + "-shm"), "\(context): rerun left a -shm", file: file, line: line)
         let after = try box.sqliteView(withWAL: false, file: file, line: line)
         XCTAssertTrue(after.isSound, "\(context): rerun: \(after.integrity.prefix(3))", file: file, line: line)
-        XCTAssertEqual(after.contentSHA256, scenario.view.contentSHA256, "\(context): rerun", file: file, line: line)
+        XCTAssertEqual(after.contentSHA256, repaired.contentSHA256, "\(context): rerun", file: file, line: line)
     }
 
     /// At most `limit` faults, spread evenly over each operation's calls (its first and last
@@ -87,36 +100,58 @@ final class WalfixCrashTests: XCTestCase {
     }
 
     /// ABATHUR_FAULT=OP:crash@N for the open, write, fsync, rename and unlink calls a repair
-    /// of a torn tail makes (all of the renames, fsyncs and unlinks; opens and writes spread
-    /// when there are many).
-    func testInjectedCrashAtEveryStepOfRepairLeavesTheOldOrTheRepairedFiles() throws {
+    /// makes (all of the renames, fsyncs and unlinks; opens and writes spread when there are
+    /// many), each followed by the classification and a rerun.
+    func crashAtEveryStep(_ kind: WALScenario.Kind, _ args: [String], status: Int32,
+                          repaired: (WALScenario) -> SQLiteView?, file: StaticString = #filePath, line: UInt = #line) throws {
         let started = Date()
-        let box = try Sandbox()
-        let scenario = try box.makeScenario(.tornTail)
+        let box = try Sandbox("WalfixCrash\(kind.rawValue)")
+        let scenario = try box.makeScenario(kind, file: file, line: line)
+        let repaired = try XCTUnwrap(repaired(scenario), file: file, line: line)
         XCTAssertNotEqual(try box.sqliteView(withWAL: false).contentSHA256, scenario.view.contentSHA256,
-                          "the main file alone must lack the WAL's commits for the test to mean anything")
+                          "the main file alone must lack the WAL's commits for the test to mean anything", file: file, line: line)
         let saved = try saveLive(box)
 
         // Exactly the calls a repair makes, counted by a traced run from the same state.
         let calls = try FaultTrace.count(in: box.root) { env in
-            let run = try box.walfix(["repair", "--no-services"], env: env)
-            XCTAssertEqual(run.status, 0, run.stderr)
+            let run = try box.walfix(["repair", "--no-services"] + args, env: env)
+            XCTAssertEqual(run.status, status, run.stderr, file: file, line: line)
         }
         var faults = spread(calls, ops: ["rename", "fsync", "unlink"], limit: 1000)
         faults += spread(calls, ops: ["open", "write"], limit: max(10, 40 - faults.count))
-        XCTAssertGreaterThan(faults.count, 10, "a repair makes more calls than that: \(calls)")
-        XCTAssertGreaterThan(calls["rename"] ?? 0, 0, "a repair renames (the install, the -wal aside): \(calls)")
+        XCTAssertGreaterThan(faults.count, 10, "a repair makes more calls than that: \(calls)", file: file, line: line)
+        XCTAssertGreaterThan(calls["rename"] ?? 0, 0, "a repair renames (the install, the -wal aside): \(calls)", file: file, line: line)
 
         var outcomes: [State: [String]] = [:]
         for fault in faults {
             try resetLive(box, from: saved)
-            let run = try box.walfix(["repair", "--no-services"], env: ["ABATHUR_FAULT": fault])
-            XCTAssertEqual(run.status, 9, "\(fault): expected the injected SIGKILL, got exit \(run.status): \(run.stderr)")
-            if let state = try classify(box, scenario, fault) { outcomes[state, default: []].append(fault) }
-            try assertRerunRepairs(box, scenario, fault)
+            let run = try box.walfix(["repair", "--no-services"] + args, env: ["ABATHUR_FAULT": fault])
+            XCTAssertEqual(run.status, 9, "\(fault): expected the injected SIGKILL, got exit \(run.status): \(run.stderr)", file: file, line: line)
+            if let state = try classify(box, scenario, repaired: repaired, "\(kind) \(args) \(fault)", file: file, line: line) {
+                outcomes[state, default: []].append(fault)
+            }
+            try assertRerunRepairs(box, args, status: status, repaired: repaired, "\(kind) \(args) \(fault)", file: file, line: line)
         }
-        print("WalfixCrashTests: \(faults.count) injected crashes (calls \(calls)) in \(Int(Date().timeIntervalSince(started)))s; old: \(outcomes[.old, default: []]); new: \(outcomes[.new, default: []])")
-        XCTAssertFalse(outcomes[.old, default: []].isEmpty, "some crash must have left the old files: \(outcomes)")
-        XCTAssertFalse(outcomes[.new, default: []].isEmpty, "some crash must have left the repaired file: \(outcomes)")
+        print("WalfixCrashTests \(kind) \(args): \(faults.count) injected crashes (calls \(calls)) in \(Int(Date().timeIntervalSince(started)))s; old: \(outcomes[.old, default: []]); new: \(outcomes[.new, default: []])")
+        XCTAssertFalse(outcomes[.old, default: []].isEmpty, "some crash must have left the old files: \(outcomes)", file: file, line: line)
+        XCTAssertFalse(outcomes[.new, default: []].isEmpty, "some crash must have left the repaired file: \(outcomes)", file: file, line: line)
+    }
+
+    /// A torn tail: the repaired file holds what SQLite recovers from the old files.
+    func testInjectedCrashAtEveryStepOfRepairLeavesTheOldOrTheRepairedFiles() throws {
+        try crashAtEveryStep(.tornTail, [], status: 0, repaired: { $0.view })
+    }
+
+    /// --beyond-break on a flip whose damaged page is rewritten later: the repaired file holds
+    /// every commit (the undamaged writes), the old files six commits fewer, so a crash that
+    /// left the old main file without its -wal, or the old -wal beside the new file, shows.
+    func testInjectedCrashAtEveryStepOfBeyondBreakLeavesTheOldOrTheRepairedFiles() throws {
+        try crashAtEveryStep(.supersededFlip, ["--beyond-break"], status: 0, repaired: { $0.undamaged })
+    }
+
+    /// --accept-loss on the same flip: the repaired file holds the committed prefix, as the old
+    /// files do through SQLite.
+    func testInjectedCrashAtEveryStepOfAcceptLossLeavesTheOldOrTheRepairedFiles() throws {
+        try crashAtEveryStep(.supersededFlip, ["--accept-loss"], status: 1, repaired: { $0.view })
     }
 }
