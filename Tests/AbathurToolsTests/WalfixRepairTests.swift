@@ -176,22 +176,25 @@ final class WalfixRepairTests: XCTestCase {
 
     /// --beyond-break on a flip whose damaged page a later commit rewrites recovers every
     /// commit: the same rows and content as the same writes on the undamaged files. Exit 0.
+    /// The same for the damaged frame header (its page, agents', is rewritten later too).
     func testBeyondBreakRecoversEveryCommitWhenTheDamagedPageIsRewritten() throws {
-        let box = try Sandbox()
-        let scenario = try box.makeScenario(.supersededFlip)
-        let undamaged = try XCTUnwrap(scenario.undamaged)
-        let run = try box.walfix(["repair", "--no-services", "--beyond-break", "--json"])
-        XCTAssertEqual(run.status, 0, run.stderr)
-        assertSettled(box, "--beyond-break")
-        let after = try box.sqliteView()
-        XCTAssertTrue(after.isSound, "\(after.integrity)")
-        XCTAssertEqual(after.rowCounts, undamaged.rowCounts, "every commit recovered")
-        XCTAssertEqual(after.contentSHA256, undamaged.contentSHA256, "the same content as the undamaged writes")
-        XCTAssertNotEqual(after.contentSHA256, scenario.view.contentSHA256)
-        try assertWALMovedAside(box, scenario)
-        try assertForensicCopy(box, scenario)
-        let result = try box.walfixJSON(run).result
-        XCTAssertEqual(result["lost_commits"] as? Int, 0, "\(result)")
+        for kind in [WALScenario.Kind.supersededFlip, .damagedHeader] {
+            let box = try Sandbox("WalfixBeyond\(kind.rawValue)")
+            let scenario = try box.makeScenario(kind)
+            let undamaged = try XCTUnwrap(scenario.undamaged)
+            let run = try box.walfix(["repair", "--no-services", "--beyond-break", "--json"])
+            XCTAssertEqual(run.status, 0, "\(kind): \(run.stderr)")
+            assertSettled(box, "\(kind) --beyond-break")
+            let after = try box.sqliteView()
+            XCTAssertTrue(after.isSound, "\(kind): \(after.integrity)")
+            XCTAssertEqual(after.rowCounts, undamaged.rowCounts, "\(kind): every commit recovered")
+            XCTAssertEqual(after.contentSHA256, undamaged.contentSHA256, "\(kind): the same content as the undamaged writes")
+            XCTAssertNotEqual(after.contentSHA256, scenario.view.contentSHA256, "\(kind)")
+            try assertWALMovedAside(box, scenario)
+            try assertForensicCopy(box, scenario)
+            let result = try box.walfixJSON(run).result
+            XCTAssertEqual(result["lost_commits"] as? Int, 0, "\(kind): \(result)")
+        }
     }
 
     /// --beyond-break when the damaged page is never written again: either installed with
