@@ -32,14 +32,11 @@ public final class SafeInstall {
         public var sha256: String
         /// The rows per table the check counted; the installed database must have the same.
         public var rowCounts: [String: Int64]?
-        /// How the old `-wal` leaves when this candidate goes in; nil: the policy's.
-        public var retirement: DatabaseSwap.Retirement?
 
-        public init(path: String, sha256: String, rowCounts: [String: Int64]?, retirement: DatabaseSwap.Retirement? = nil) {
+        public init(path: String, sha256: String, rowCounts: [String: Int64]?) {
             self.path = path
             self.sha256 = sha256
             self.rowCounts = rowCounts
-            self.retirement = retirement
         }
     }
 
@@ -62,9 +59,12 @@ public final class SafeInstall {
         /// out: the same bytes passed them as the candidate).
         public var check: DatabaseCheck.Options
         public var shieldSignals = true
-        /// How the old `-wal` leaves: settled by SQLite (a restore), or moved aside as it is
-        /// (walfix's repair); a rollback then puts the raw files back.
+        /// How the old `-wal` leaves: settled by SQLite (a restore), or kept as it is and
+        /// bridged (walfix's repair); a rollback then puts the raw files back.
         public var retirement = DatabaseSwap.Retirement.settle
+        /// What the timeline calls the copy taken before anything changes ("forensic copy"
+        /// for walfix, whose copy is the evidence of a damaged WAL).
+        public var copyName = "safety copy"
 
         public init(database: String, units: Units, health: HealthCheck?, safetyRoot: String, tag: String,
                     force: Bool, busyTimeoutMs: Int, check: DatabaseCheck.Options) {
@@ -134,8 +134,6 @@ public final class SafeInstall {
     public let timeline: Timeline
     public private(set) var report = Report()
     private var temps: [String] = []
-    /// How the old `-wal` left at the swap (the candidate's choice, else the policy's).
-    private var retirement = DatabaseSwap.Retirement.settle
 
     public init(policy: Policy, timeline: Timeline) {
         self.policy = policy
@@ -182,7 +180,7 @@ public final class SafeInstall {
         stage = .proveNothingHolds
         try proveNothingHolds("prove nothing holds the database")
         stage = .safetyCopy
-        report.safetyCopy = try timeline.step("safety copy") {
+        report.safetyCopy = try timeline.step(policy.copyName) {
             let copy = try SafetyCopy.make(of: database, into: policy.safetyRoot, tag: policy.tag)
             let detail = copy.map { c in "\(c.files.map(\.name).joined(separator: ", ")) into \(c.directory)" } ?? "no database at \(database): nothing to copy"
             return (copy, detail)
@@ -207,12 +205,11 @@ public final class SafeInstall {
     /// rename rolls back.
     private func swapAndCheck(_ candidate: Candidate, status candidateStatus: FileStatus?) -> Outcome {
         let database = policy.database
-        retirement = candidate.retirement ?? policy.retirement
         var swapFailure: (any Error)?
         do {
             report.swap = try timeline.step("swap") {
                 let swap = try DatabaseSwap.install(candidate.path, over: database, busyTimeoutMs: policy.busyTimeoutMs,
-                                                    retiring: retirement)
+                                                    retiring: policy.retirement)
                 report.swapped = true
                 let aside = swap.movedAside.isEmpty ? "" : "; moved aside \(swap.movedAside.map(Paths.basename).joined(separator: ", ")) into \(swap.asideDirectory!)"
                 return (swap, "\(swap.settled)\(aside); candidate renamed to \(database)")
@@ -377,7 +374,7 @@ public final class SafeInstall {
                 let copy = try SafetyCopy.make(of: database, into: policy.safetyRoot, tag: "rolled-back-\(policy.tag)")
                 return (copy, copy.map { "the restored database into \($0.directory)" } ?? "nothing to copy")
             }
-            if case .moveAsIs = retirement, let safety = report.safetyCopy, safety.path(of: .main) != nil {
+            if case .bridge = policy.retirement, let safety = report.safetyCopy, safety.path(of: .main) != nil {
                 try putBackRaw(safety)
             } else if let safety = report.safetyCopy, let old = safety.path(of: .main) {
                 // The old database rebuilt as one file, its -wal folded in, as a raw source is.

@@ -1,7 +1,7 @@
 /// The `-shm` (SQLite's wal-index, sqlite.org/walformat.html), read raw: the two copies of its
 /// header, the checkpoint's progress and the readers' marks. Written by SQLite in the host's
 /// byte order; nothing here writes it.
-public struct WALIndexFile: Sendable, Equatable, Encodable {
+public struct WALIndexFile: Sendable, Equatable {
     public static let headerCopySize = 48
     /// Where the lock slots start (WALINDEX_LOCK_OFFSET); slot 0 write, 1 checkpoint,
     /// 2 recover, 3+i reader i; 128 is the "dead man switch" every connection holds.

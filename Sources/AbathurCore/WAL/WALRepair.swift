@@ -59,6 +59,7 @@ public final class WALRepair {
     public let timeline: Timeline
     public private(set) var outcome: Outcome
     private var temps: [String] = []
+    private var installedPath: String?
 
     public init(request: RestoreRequest, choice: Choice, events: EventSink = .ignore) {
         self.request = request
@@ -83,6 +84,9 @@ public final class WALRepair {
             throw AbathurError(.unsafePath, database, status.isSymlink ? "is a symlink; give its target with --db" : "not a regular file")
         }
         let files = DatabaseFiles(database)
+        if try FileStatus.of(files.journal) != nil {
+            throw AbathurError(.refused, files.journal, "a rollback journal beside the database: it is not in WAL mode, and SQLite must roll that journal back first; abathur-walfix repairs WALs, nothing was changed")
+        }
         var locks: [FileLock] = []
         defer { locks.removeAll() }
         let forensicRoot = try timeline.step("lock") {
@@ -107,7 +111,8 @@ public final class WALRepair {
         var policy = SafeInstall.Policy(database: database, units: Units(request.services), health: request.health,
                                         safetyRoot: forensicRoot, tag: "walfix", force: request.force,
                                         busyTimeoutMs: request.busyTimeoutMs, check: request.check)
-        policy.retirement = .moveAsIs(candidateFirst: false)
+        policy.retirement = .bridge
+        policy.copyName = "forensic copy"
         let install = SafeInstall(policy: policy, timeline: timeline)
         let result = install.install(preparing: { forensic in try self.prepare(forensic) })
         let report = install.report
@@ -120,7 +125,8 @@ public final class WALRepair {
         outcome.asideDirectory = report.swap?.asideDirectory
         outcome.movedAside = report.swap?.movedAside ?? []
         outcome.warnings += report.warnings
-        if report.swapped, let candidate = outcome.candidateSha256 { _ = candidate; temps.removeAll() }
+        // The installed candidate is the database now; every other temp file goes.
+        if report.swapped, let installed = installedPath { temps.removeAll { $0 == installed } }
         switch result {
         case .installed:
             return
@@ -160,7 +166,6 @@ public final class WALRepair {
         outcome.lostTables = Dictionary(uniqueKeysWithValues: lost.map { ($0.name, $0.pages) })
 
         let candidate: String
-        var candidateFirst = true
         if overlay.fit == .breaks {
             guard overlay.mainFileSound == true else {
                 throw AbathurError(.corrupt, request.database, "\(overlay.detail); nothing was changed (forensic copy \(forensic.directory))")
@@ -177,7 +182,6 @@ public final class WALRepair {
             try SafeFiles.copy(mainCopy, toNew: candidate, sync: true)
             outcome.action = "main file alone"
             outcome.lostCommits = wal.commits + wal.droppedCommits
-            candidateFirst = false
             outcome.warnings.append("--accept-loss: the WAL did not fit the database; installed the main file alone, without the WAL's \(outcome.lostCommits) commit(s) (kept in \(forensic.directory))")
         } else if wal.droppedCommits == 0 {
             candidate = built.path
@@ -210,8 +214,7 @@ public final class WALRepair {
                     return ((), "\(beyond.images.count) page image(s) of \(wal.droppedCommits) commit(s) written; \(beyond.databasePages) pages")
                 }
                 candidate = built.path
-                candidateFirst = false
-                outcome.action = "beyond the break"
+                    outcome.action = "beyond the break"
                 outcome.recoveredCommits = wal.commits + wal.droppedCommits
                 if let page = beyond.damagedPage, !beyond.damagedPageSuperseded {
                     let table = overlay.owner(of: page)
@@ -221,7 +224,7 @@ public final class WALRepair {
                 }
             }
         }
-        return try check(candidate, candidateFirst: candidateFirst)
+        return try check(candidate)
     }
 
     /// What each choice keeps and loses, with numbers, table by table.
@@ -243,7 +246,7 @@ public final class WALRepair {
     }
 
     /// The full checks on the candidate; a failure changes nothing (exit 3).
-    private func check(_ candidate: String, candidateFirst: Bool) throws -> SafeInstall.Candidate {
+    private func check(_ candidate: String) throws -> SafeInstall.Candidate {
         try timeline.step("check the candidate") {
             // A candidate with no -wal beside it is one self-contained file.
             _ = try DatabaseSwap.settle(candidate, busyTimeoutMs: request.busyTimeoutMs)
@@ -254,10 +257,10 @@ public final class WALRepair {
             if let foreign = check.foreign { throw AbathurError(.foreign, request.database, "the repaired database \(foreign); nothing was changed") }
             let (sha, bytes) = try GzipFile.sha256(of: candidate)
             outcome.candidateSha256 = sha
+            installedPath = candidate
             outcome.rowCounts = check.rowCounts
             let rows = check.rowCounts.values.reduce(0, +)
-            return (SafeInstall.Candidate(path: candidate, sha256: sha, rowCounts: check.rowCounts,
-                                          retirement: .moveAsIs(candidateFirst: candidateFirst)),
+            return (SafeInstall.Candidate(path: candidate, sha256: sha, rowCounts: check.rowCounts),
                     "\(check.checks.map(\.name).joined(separator: ", ")) passed; \(rows) rows, \(bytes) bytes")
         }
     }
