@@ -128,9 +128,9 @@ struct WALScenario {
     var firstInvalidFrame: Int?
     var tornFrame: Int?
     var trailingBytes: Int
-    /// The break is damage (a checksum that fails where commits follow), not a reset or a torn
-    /// tail; nil where the contract leaves it open (a crash mid-transaction breaks its own
-    /// uncommitted tail with a checksum that fails, see `makeMidTransactionWAL`).
+    /// The break is damage (a checksum that fails where commits of this generation follow),
+    /// not a reset, a torn tail, or the break a crash mid-transaction leaves in its own
+    /// uncommitted frames (SQLite rewrites them in place, see `makeMidTransactionWAL`).
     var isDamage: Bool?
     var droppedCommits: Int
     /// Tables and indexes that own the pages of the intact frames after the break (the
@@ -332,7 +332,7 @@ extension Sandbox {
             kind: .midTransaction, view: try sqliteView(file: file, line: line), undamaged: nil, commitsWritten: 5, keptCommits: 5,
             expectedRows: ["state": Sandbox.demoStateRows + 5, "audit": 2 * Sandbox.scenarioDemoRows],
             frames: wal.frames.count, committedFrames: committed, firstInvalidFrame: wal.firstInvalidFrame, tornFrame: nil,
-            trailingBytes: 0, isDamage: nil, droppedCommits: 0, droppedTables: [], inspectExit: 0, files: try liveDatabaseFiles())
+            trailingBytes: 0, isDamage: false, droppedCommits: 0, droppedTables: [], inspectExit: 0, files: try liveDatabaseFiles())
         checkAgainstSQLite(scenario, file: file, line: line)
         return scenario
     }
