@@ -15,6 +15,7 @@ public enum ToolMain {
         BackupTool.self,
         IntegrityTool.self,
         RestoreTool.self,
+        WalfixTool.self,
     ]
 
     static let names: [String] = commands.map { $0.configuration.commandName! }

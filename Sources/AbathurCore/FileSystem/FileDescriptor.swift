@@ -203,3 +203,60 @@ public enum StandardDescriptors {
     /// Whether `fd` (0, 1 or 2) was closed when the process started.
     public static func wasClosed(_ fd: Int32) -> Bool { closedAtStart.contains(fd) }
 }
+
+extension FileDescriptor {
+    /// Opens an existing regular file of ours for reading and writing in place (a temp file
+    /// being built); never follows a symlink.
+    public static func openForUpdate(_ path: String) throws -> FileDescriptor {
+        do {
+            let fd = try Syscall.call(.open) { open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC) }
+            return FileDescriptor(raw: fd, path: path)
+        } catch {
+            throw AbathurError(error.kind, path, "cannot open for writing: \(error)")
+        }
+    }
+
+    /// Reads exactly `count` bytes at `offset` (pread); fewer only at the end of the file.
+    public func read(count: Int, at offset: Int64) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var total = 0
+        while total < count {
+            let n: Int
+            do {
+                n = try Syscall.retrying {
+                    bytes.withUnsafeMutableBytes { pread(raw, $0.baseAddress! + total, count - total, off_t(offset) + off_t(total)) }
+                }
+            } catch {
+                throw AbathurError(error.kind, path, "read failed: \(error)")
+            }
+            if n == 0 { break }
+            total += n
+        }
+        return Array(bytes.prefix(total))
+    }
+
+    /// Writes every byte at `offset` (pwrite), or throws.
+    public func write(_ bytes: [UInt8], at offset: Int64) throws {
+        var done = 0
+        while done < bytes.count {
+            let n: Int
+            do {
+                n = try Syscall.call(.write) {
+                    bytes.withUnsafeBytes { pwrite(raw, $0.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done)) }
+                }
+            } catch {
+                throw AbathurError(error.kind, path, "write failed: \(error)")
+            }
+            done += n
+        }
+    }
+
+    /// Cuts or extends the file to `size` bytes.
+    public func truncate(to size: Int64) throws {
+        do {
+            try Syscall.call(.write) { ftruncate(raw, off_t(size)) }
+        } catch {
+            throw AbathurError(error.kind, path, "cannot truncate: \(error)")
+        }
+    }
+}

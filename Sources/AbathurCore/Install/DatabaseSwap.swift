@@ -32,12 +32,73 @@ public enum DatabaseSwap {
         public var asideDirectory: String?
     }
 
-    public static func install(_ candidate: String, over database: String, busyTimeoutMs: Int) throws -> Report {
+    /// How the old database's `-wal` is retired.
+    public enum Retirement: Sendable {
+        /// Settled by SQLite first (a restore): the moved-aside companions are empty.
+        case settle
+        /// Never opened by SQLite, never checkpointed into the live file (walfix's repair,
+        /// whose `-wal` is damaged): kept as it is in the aside directory, and replaced
+        /// through a bridge (`BridgeWAL`), so that at every moment the database's name and its
+        /// `-wal` read as the old database or as the candidate, never as a mix:
+        /// 1. the old `-wal`, `-shm` and `-journal` are hard-linked into the aside directory
+        ///    (their bytes are kept from here on; the live names still read as before);
+        /// 2. the bridge, a WAL that turns the old main file into the candidate, is written
+        ///    beside the database; the live `-shm` name goes (SQLite rebuilds it);
+        /// 3. the bridge is renamed over the `-wal`: old main file + bridge = the candidate;
+        /// 4. the candidate is renamed over the database: candidate + bridge = the candidate;
+        /// 5. the bridge goes: the candidate alone.
+        case bridge
+    }
+
+    public static func install(_ candidate: String, over database: String, busyTimeoutMs: Int,
+                               retiring retirement: Retirement = .settle) throws -> Report {
         try takeOwnership(candidate, from: database)
-        let settled = try settle(database, busyTimeoutMs: busyTimeoutMs)
-        let (aside, moved) = try moveAside(database, files: DatabaseFiles.File.companions)
+        switch retirement {
+        case .settle:
+            let settled = try settle(database, busyTimeoutMs: busyTimeoutMs)
+            let (aside, moved) = try moveAside(database, files: DatabaseFiles.File.companions)
+            try SafeFiles.publish(candidate, as: database)
+            return Report(settled: settled, movedAside: moved, asideDirectory: aside)
+        case .bridge:
+            return try bridge(candidate, over: database)
+        }
+    }
+
+    /// `Retirement.bridge`, step by step.
+    static func bridge(_ candidate: String, over database: String) throws -> Report {
+        let live = DatabaseFiles(database)
+        let directory = Paths.directory(of: database)
+        let present = try live.existing([.wal, .shm, .journal])
+        var aside: String?
+        var kept: [String] = []
+        for file in present {
+            let into = try aside ?? makeAsideDirectory(in: directory)
+            aside = into
+            let target = Paths.join(into, Paths.basename(live.path(file)))
+            try SafeFiles.link(live.path(file), as: target)
+            kept.append(target)
+        }
+        if let aside { try SafeFiles.syncDirectory(aside) }
+        let bridge = SafeFiles.tempPath(in: directory, tag: "bridge-wal")
+        let frames = try BridgeWAL.write(from: database, to: candidate, as: bridge)
+        try takeOwnership(bridge, from: database)
+        for file in [DatabaseFiles.File.shm, .journal] where present.contains(file) { try unlinkName(live.path(file)) }
+        try SafeFiles.publish(bridge, as: live.wal)
         try SafeFiles.publish(candidate, as: database)
-        return Report(settled: settled, movedAside: moved, asideDirectory: aside)
+        try unlinkName(live.wal)
+        try SafeFiles.syncDirectory(directory)
+        return Report(settled: "not settled: the old -wal was kept as it was (never checkpointed into the live file) and replaced through a \(frames)-frame bridge WAL",
+                      movedAside: kept, asideDirectory: aside)
+    }
+
+    /// Removes a name whose bytes are kept elsewhere (a hard link in the aside directory, or a
+    /// bridge of ours).
+    static func unlinkName(_ path: String) throws {
+        do {
+            try Syscall.call(.unlink) { unlink(path) }
+        } catch {
+            throw AbathurError(error.kind, path, "cannot remove: \(error)")
+        }
     }
 
     /// Settles `database` and moves it and its companions aside: what is left of a database

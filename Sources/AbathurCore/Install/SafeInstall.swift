@@ -59,6 +59,12 @@ public final class SafeInstall {
         /// out: the same bytes passed them as the candidate).
         public var check: DatabaseCheck.Options
         public var shieldSignals = true
+        /// How the old `-wal` leaves: settled by SQLite (a restore), or kept as it is and
+        /// bridged (walfix's repair); a rollback then puts the raw files back.
+        public var retirement = DatabaseSwap.Retirement.settle
+        /// What the timeline calls the copy taken before anything changes ("forensic copy"
+        /// for walfix, whose copy is the evidence of a damaged WAL).
+        public var copyName = "safety copy"
 
         public init(database: String, units: Units, health: HealthCheck?, safetyRoot: String, tag: String,
                     force: Bool, busyTimeoutMs: Int, check: DatabaseCheck.Options) {
@@ -174,7 +180,7 @@ public final class SafeInstall {
         stage = .proveNothingHolds
         try proveNothingHolds("prove nothing holds the database")
         stage = .safetyCopy
-        report.safetyCopy = try timeline.step("safety copy") {
+        report.safetyCopy = try timeline.step(policy.copyName) {
             let copy = try SafetyCopy.make(of: database, into: policy.safetyRoot, tag: policy.tag)
             let detail = copy.map { c in "\(c.files.map(\.name).joined(separator: ", ")) into \(c.directory)" } ?? "no database at \(database): nothing to copy"
             return (copy, detail)
@@ -182,7 +188,7 @@ public final class SafeInstall {
         // The settle before the swap lets SQLite's recovery drop what a damaged -wal hides
         // (FACTS.md 10); the raw files are in the safety copy, and the operator is told.
         let wal = DatabaseFiles(database).wal
-        if let safety = report.safetyCopy, try FileStatus.of(wal)?.isRegular == true,
+        if case .settle = policy.retirement, let safety = report.safetyCopy, try FileStatus.of(wal)?.isRegular == true,
            let loss = try WALInspection.inspectConfirmed(wal).lossDescription {
             report.warnings.append("\(database)-wal: \(loss); the old database as SQLite reads it lacks them, its raw -wal is in \(safety.directory) for abathur-walfix")
         }
@@ -202,7 +208,8 @@ public final class SafeInstall {
         var swapFailure: (any Error)?
         do {
             report.swap = try timeline.step("swap") {
-                let swap = try DatabaseSwap.install(candidate.path, over: database, busyTimeoutMs: policy.busyTimeoutMs)
+                let swap = try DatabaseSwap.install(candidate.path, over: database, busyTimeoutMs: policy.busyTimeoutMs,
+                                                    retiring: policy.retirement)
                 report.swapped = true
                 let aside = swap.movedAside.isEmpty ? "" : "; moved aside \(swap.movedAside.map(Paths.basename).joined(separator: ", ")) into \(swap.asideDirectory!)"
                 return (swap, "\(swap.settled)\(aside); candidate renamed to \(database)")
@@ -326,6 +333,34 @@ public final class SafeInstall {
         return "sha256 matches the checked candidate; SQLite opens it: schema ok, \(check.rowCounts.values.reduce(0, +)) rows as expected"
     }
 
+    /// The raw files as they were (a WAL that must never be settled: walfix): each copied from
+    /// the safety copy to a temp name beside the database and renamed into place, the database
+    /// first, then its `-wal` and `-shm`. Between the renames the name holds the old main file
+    /// without its `-wal`: a consistent older state, never the new file with the old `-wal`.
+    private func putBackRaw(_ safety: SafetyCopy) throws {
+        let database = policy.database
+        let directory = Paths.directory(of: database)
+        try timeline.step("rollback: put the raw files back") {
+            for file in [DatabaseFiles.File.main, .wal, .shm] {
+                guard let source = safety.path(of: file) else { continue }
+                let temp = SafeFiles.tempPath(in: directory, tag: "rollback\(file.suffix)")
+                temps.append(temp)
+                let (sha, _) = try SafeFiles.copy(source, toNew: temp, sync: true)
+                if file == .main {
+                    try DatabaseSwap.takeOwnership(temp, from: database)
+                    // Whatever the installed database has beside it goes aside first.
+                    _ = try DatabaseSwap.moveAside(database, files: DatabaseFiles.File.companions)
+                }
+                try SafeFiles.publish(temp, as: DatabaseFiles(database).path(file))
+                temps.removeAll { $0 == temp }
+                guard safety.files.contains(where: { $0.sha256 == sha }) else {
+                    throw AbathurError(.io, source, "changed while it was copied back")
+                }
+            }
+            return ((), "the database, its -wal and -shm as they were, from \(safety.directory)")
+        }
+    }
+
     /// The database as it was, back through the same swap: stop the units again (when this
     /// run had started them), prove nothing holds it, keep a safety copy of the installed one,
     /// rebuild the old database from the safety copy as one settled file, swap, check, start.
@@ -339,7 +374,9 @@ public final class SafeInstall {
                 let copy = try SafetyCopy.make(of: database, into: policy.safetyRoot, tag: "rolled-back-\(policy.tag)")
                 return (copy, copy.map { "the restored database into \($0.directory)" } ?? "nothing to copy")
             }
-            if let safety = report.safetyCopy, let old = safety.path(of: .main) {
+            if case .bridge = policy.retirement, let safety = report.safetyCopy, safety.path(of: .main) != nil {
+                try putBackRaw(safety)
+            } else if let safety = report.safetyCopy, let old = safety.path(of: .main) {
                 // The old database rebuilt as one file, its -wal folded in, as a raw source is.
                 let rebuilt = try timeline.step("rollback: prepare") {
                     let rebuilt = try AbathurCore.Candidate.write(from: ChosenSource(name: old, path: old, manifest: nil), into: directory,
