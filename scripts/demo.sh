@@ -142,9 +142,10 @@ show ls -l "$ABATHUR_DB" "$ABATHUR_DB-wal" "$ABATHUR_DB-shm"
 
 step "13. repair --beyond-break: the committed prefix plus the intact commits after the damaged frame, checked, swapped in"
 show "$bin/abathur-walfix" repair --no-services --beyond-break
+echo "One settled file, no -wal beside it; the old -wal and -shm kept aside, and the forensic copies:"
+show ls -la "$(dirname "$ABATHUR_DB")" "$ABATHUR_BACKUP_DIR/forensic"
 show "$bin/abathur-walfix" inspect
 show "$bin/abathur-integrity"
 show "$bin/abathur-demo" check "$ABATHUR_DB" --min-seq "$((before + commits))"
-show ls -la "$ABATHUR_BACKUP_DIR/forensic" "$(dirname "$ABATHUR_DB")"
 
 step "Done: the writer never stopped during backups, every backup is consistent and verified, the restore was checked end to end, and the damaged -wal lost no commit."
