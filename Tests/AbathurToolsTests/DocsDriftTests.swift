@@ -65,7 +65,7 @@ final class DocsDriftTests: XCTestCase {
                 XCTAssertTrue(Set(own).isSubset(of: Set((0...9).map(String.init))), "\(own)")
                 for code in ["0", "1", "3", "4", "5", "7"] { XCTAssertTrue(own.contains(code), "'For abathur-walfix' explains exit \(code)") }
             },
-            configuration: ["busy_timeout_ms", "services"]),
+            configuration: ["lock_wait", "busy_timeout_ms", "temp_dir", "services"]),
     ]
 
     static let repoRoot = Repository.root
