@@ -13,7 +13,7 @@ enum WalfixCommands {
             case database, wal, walBytes, pageSize, checkpointSequence, salt1, salt2, byteOrder, headerChecksumValid, headerProblem
             case frames, validFrames, committedFrames, commits, uncommittedFrames, firstInvalidFrame, invalidReason, damage
             case droppedCommits, droppedFrames, droppedPages, droppedTables, trailingBytes
-            case fits, fitDetail, shm, holders, locks, starved, maxWalSize, overMaxSize, verdict
+            case fits, fitDetail, shm, holders, locks, starved, maxWalSize, overMaxWalSize, verdict
         }
 
         struct SharedMemory: Encodable {
@@ -64,7 +64,7 @@ enum WalfixCommands {
             try c.encode(d.locks, forKey: .locks)
             try c.encode(d.starved, forKey: .starved)
             try c.encode(d.maxWALSize, forKey: .maxWalSize)
-            try c.encode(d.overMaxSize, forKey: .overMaxSize)
+            try c.encode(d.overMaxSize, forKey: .overMaxWalSize)
             try c.encode(d.verdict, forKey: .verdict)
         }
     }
@@ -106,7 +106,7 @@ enum WalfixCommands {
             out.result("-shm: none")
         }
         for lock in d.locks {
-            out.result("lock: pid \(lock.pid) (\(lock.command)) holds the \(lock.slot)\(lock.mark.map { " (snapshot at frame \($0))" } ?? "") on \(Paths.basename(lock.path))")
+            out.result("lock: pid \(lock.pid) (\(lock.command)) holds the \(lock.slot)\(lock.mark.map { $0 == 0 ? " (reads the main file alone: no frame can be checkpointed meanwhile)" : " (its snapshot ends at frame \($0))" } ?? "") on \(Paths.basename(lock.path))")
         }
         for holder in d.openers where !d.locks.contains(where: { $0.pid == holder.pid }) {
             out.result("open: pid \(holder.pid) (\(holder.command)) has \(Paths.basename(holder.path)) open")

@@ -124,7 +124,7 @@ extension Setting where Value == String {
     public static var database: Self { Self("database", env: "ABATHUR_DB", default: "/var/lib/abathur/abathur.db", flag: "db", .text, "the live database") }
     public static var backupDir: Self { Self("backup_dir", default: "/var/backups/abathur", flag: "backup-dir", .text, "where backups live") }
     public static var prometheusDir: Self { Self("prometheus_dir", default: "", .text, "node_exporter textfile directory (empty: no metrics)") }
-    public static var tempDir: Self { Self("temp_dir", default: "/var/tmp", .text, "where inflated copies of backups are checked") }
+    public static var tempDir: Self { Self("temp_dir", default: "/var/tmp", .text, "scratch space: inflated copies of backups are checked, and WALs laid over copies of the database, here") }
     public static var healthURL: Self {
         Self("health_url", default: "http://localhost:8000/health", .text, "checked after a restore: an http:// URL that must answer 2xx (empty: none)")
     }

@@ -38,6 +38,11 @@ public enum WALCheckpoint {
         if diagnosis.doesNotFit {
             throw AbathurError(.walLoss, files.wal, "does not fit the database: \(diagnosis.overlay!.detail); no checkpoint was run (see 'abathur-walfix repair')")
         }
+        if try FileStatus.of(files.wal) == nil {
+            // Opening SQLite would only create an empty -wal and -shm.
+            return Outcome(mode: mode, busy: 0, log: 0, checkpointed: 0, blockers: [], openers: [], walBytesBefore: 0, walBytesAfter: 0,
+                           fit: nil, fitDetail: "no -wal: nothing to checkpoint")
+        }
         var outcome = Outcome(mode: mode, busy: 0, log: 0, checkpointed: 0, blockers: [], openers: [],
                               walBytesBefore: try FileStatus.of(files.wal)?.size ?? 0, walBytesAfter: 0,
                               fit: diagnosis.overlay?.fit, fitDetail: diagnosis.overlay?.detail)

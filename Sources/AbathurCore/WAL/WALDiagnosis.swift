@@ -115,7 +115,9 @@ public struct WALDiagnosis: Sendable {
         for entry in LockTable.locks(on: files.shm) where entry.pid != me && !entry.waiting {
             for offset in WALIndexFile.lockOffset...(WALIndexFile.lockOffset + 8) where entry.covers(offset) {
                 let slot = offset - WALIndexFile.lockOffset
-                let mark = (4...7).contains(slot) ? index?.readMarks[Int(slot - 3)] : nil
+                // Read mark 0 is a reader of the main file alone: no frame may be copied into
+                // it while that reader lives, so it pins the WAL from frame 0.
+                let mark: UInt32? = slot == 3 ? 0 : (4...7).contains(slot) ? index?.readMarks[Int(slot - 3)] : nil
                 held.append(HeldLock(pid: entry.pid, command: entry.pid > 0 ? Holders.command(of: entry.pid) : "?", path: files.shm,
                                      slot: WALIndexFile.slotName(offset), exclusive: entry.exclusive, mark: mark))
             }

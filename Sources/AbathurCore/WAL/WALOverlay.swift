@@ -67,7 +67,8 @@ public struct WALOverlay: Sendable {
         }
         defer { SafeFiles.removeTempDirectory(scratch) }
         do {
-            let built = try build(database: database, wal: wal, into: scratch, busyTimeoutMs: busyTimeoutMs)
+            // Scratch space in temp_dir keeps its filesystem's 10% headroom, as a drill does.
+            let built = try build(database: database, wal: wal, into: scratch, headroom: .keepTenPercent, busyTimeoutMs: busyTimeoutMs)
             return built.overlay
         } catch {
             return unchecked("\(error)")
@@ -92,12 +93,12 @@ public struct WALOverlay: Sendable {
     /// `wal` must describe the `-wal` at `walPath` (default: `database`'s). Throws when the
     /// copy cannot be made (space, I/O, a WAL that keeps changing).
     public static func build(database: String, wal: WALInspection, walPath: String? = nil, into directory: String,
-                             busyTimeoutMs: Int) throws -> (overlay: WALOverlay, path: String) {
+                             headroom: SpaceBudget.Headroom = .allFree, busyTimeoutMs: Int) throws -> (overlay: WALOverlay, path: String) {
         let live = DatabaseFiles(database)
         let walPath = walPath ?? live.wal
         let prefixBytes = wal.committedFrames > 0 ? Int64(WALHeader.size) + Int64(wal.committedFrames) * Int64(WALFrame.headerSize + wal.pageSize) : 0
         let size = try FileStatus.of(database)?.size ?? 0
-        try SpaceBudget.of(directory, headroom: .allFree).require(size + prefixBytes, for: "a scratch copy of \(database) with its committed WAL")
+        try SpaceBudget.of(directory, headroom: headroom).require(size + prefixBytes, for: "a scratch copy of \(database) with its committed WAL")
         let target = SafeFiles.tempPath(in: directory, tag: "overlay.db")
         let targetFiles = DatabaseFiles(target)
         for attempt in 1...3 {
@@ -164,9 +165,16 @@ public struct WALOverlay: Sendable {
     /// Opens the scratch copy with SQLite (recovering its `-wal`, if any), runs
     /// `integrity_check` and reads `dbstat`, then checkpoints and closes it.
     static func examine(_ path: String, busyTimeoutMs: Int, hasWAL: Bool) throws -> WALOverlay {
-        let connection = try Connection(path: path, mode: .readWrite, busyTimeoutMs: busyTimeoutMs)
         let what = hasWAL ? "the committed prefix laid over a scratch copy" : "a scratch copy of the main file"
         var overlay = WALOverlay(fit: .fits, detail: "", owners: [:], pageCount: 0)
+        let connection: Connection
+        do {
+            connection = try Connection(path: path, mode: .readWrite, busyTimeoutMs: busyTimeoutMs)
+        } catch {
+            overlay.fit = .breaks
+            overlay.detail = "SQLite cannot open \(what): \(error.message)"
+            return overlay
+        }
         do {
             try connection.execute("PRAGMA temp_store=MEMORY")
             overlay.pageCount = UInt32(clamping: try connection.integer("PRAGMA page_count"))

@@ -84,6 +84,9 @@ public final class WALRepair {
             throw AbathurError(.unsafePath, database, status.isSymlink ? "is a symlink; give its target with --db" : "not a regular file")
         }
         let files = DatabaseFiles(database)
+        if try FileStatus.of(files.journal) != nil {
+            throw AbathurError(.refused, files.journal, "a rollback journal beside the database: it is not in WAL mode, and SQLite must roll that journal back first; abathur-walfix repairs WALs, nothing was changed")
+        }
         var locks: [FileLock] = []
         defer { locks.removeAll() }
         let forensicRoot = try timeline.step("lock") {
