@@ -121,6 +121,24 @@ final class WalfixCoreTests: WALTestCase {
         """)
     }
 
+    /// Damage in a frame's stored checksum alone breaks SQLite's chain there just as damage in
+    /// its page does; the commits after it are still found, seeded from the checksum computed
+    /// over the frame.
+    func testCommitsAfterADamagedStoredChecksumAreFound() throws {
+        try makeHotWAL(rows: 20)
+        let (_, frame) = try frameSize()
+        var b = try bytes(wal)
+        let middle = 11
+        b[32 + (middle - 1) * frame + 17] ^= 0x10  // checksum-1, in the frame header
+        try write(b, wal)
+        let inspection = try WALInspection.inspect(wal)
+        XCTAssertEqual(inspection.firstInvalidFrame, middle)
+        XCTAssertEqual(inspection.invalidBreak, .checksumMismatch)
+        XCTAssertEqual(try rowsSQLiteSees(), 10, "SQLite keeps the 10 one-frame commits before it")
+        XCTAssertEqual(inspection.committedFrames, 10)
+        XCTAssertEqual(inspection.droppedCommits, 9, "the 9 intact commits after the damaged one")
+    }
+
     func testSizesAsOperatorsWriteThem() {
         XCTAssertEqual(Bytes.parse("1048576"), 1_048_576)
         XCTAssertEqual(Bytes.parse("512KiB"), 512 * 1024)

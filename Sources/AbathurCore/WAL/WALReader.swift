@@ -64,6 +64,10 @@ public struct WALFrame: Sendable, Equatable {
 /// moves the chain on to its stored checksum, while frames of other generations are skipped.
 /// With a header SQLite rejects (bad checksum), every frame is past the break and the chain
 /// starts from the header's stored checksum.
+///
+/// A broken link leaves two seeds: its stored checksum (right when its header or page was
+/// damaged) and the one computed over it (right when only the stored checksum was damaged).
+/// The frame after it verifies when it continues either one.
 public final class WALReader {
     public let path: String
     public let fileSize: Int64
@@ -80,6 +84,9 @@ public final class WALReader {
     var buffer: [UInt8]
     var nextIndex = 1
     var chain: WALChecksum
+    /// Past a broken link, the other seed it leaves: the checksum computed over it. When only
+    /// its stored checksum was damaged, that is the seed the next frame continues from.
+    var alternate: WALChecksum?
     var broken: Bool
 
     /// Opens the WAL at `path` read-only and parses its header. Throws only when the file
@@ -105,6 +112,7 @@ public final class WALReader {
             trailingBytes = body % Int64(header.frameSize)
             buffer = [UInt8](repeating: 0, count: header.frameSize)
             chain = header.storedChecksum
+            if !header.checksumIsValid { alternate = bytes.withUnsafeBytes { WALChecksum.zero.adding(UnsafeRawBufferPointer(rebasing: $0[0..<24]), littleEndian: header.checksumsLittleEndian) } }
         } else {
             framesInFile = 0
             trailingBytes = 0
@@ -125,29 +133,43 @@ public final class WALReader {
         let salt2 = buffer.bigEndianUInt32(at: 12)
         let saltsMatch = salt1 == header.salt1 && salt2 == header.salt2
         let stored = WALChecksum(buffer.bigEndianUInt32(at: 16), buffer.bigEndianUInt32(at: 20))
-        let computed = buffer.withUnsafeBytes { raw in
-            chain.adding(UnsafeRawBufferPointer(rebasing: raw[0..<8]), littleEndian: header.checksumsLittleEndian)
-                .adding(UnsafeRawBufferPointer(rebasing: raw[WALFrame.headerSize...]), littleEndian: header.checksumsLittleEndian)
-        }
+        let computed = continuing(chain, littleEndian: header.checksumsLittleEndian)
         var frame = WALFrame(index: index, offset: Int64(WALHeader.size) + Int64(index - 1) * Int64(buffer.count),
                              pageNumber: buffer.bigEndianUInt32(at: 0), commitSize: buffer.bigEndianUInt32(at: 4),
                              salt1: salt1, salt2: salt2, saltsMatch: saltsMatch, storedChecksum: stored,
                              checksumVerifies: computed == stored, standing: .pastBreak)
         if broken {
             // Other generations' frames are not links of this chain.
-            if saltsMatch { chain = stored } else { frame.checksumVerifies = false }
+            guard saltsMatch else {
+                frame.checksumVerifies = false
+                return frame
+            }
+            if !frame.checksumVerifies, let alternate, continuing(alternate, littleEndian: header.checksumsLittleEndian) == stored {
+                frame.checksumVerifies = true
+            }
+            alternate = frame.checksumVerifies ? nil : computed
+            chain = stored
             return frame
         }
         let reason: WALFrame.Break? = !saltsMatch ? .saltMismatch : frame.pageNumber == 0 ? .pageZero
             : frame.checksumVerifies ? nil : .checksumMismatch
         if let reason {
             broken = true
+            alternate = computed
             frame.standing = .firstInvalid(reason)
         } else {
             frame.standing = .valid
         }
         chain = stored
         return frame
+    }
+
+    /// The checksum `seed` continued over the frame in the buffer (header bytes 0..7, page).
+    func continuing(_ seed: WALChecksum, littleEndian: Bool) -> WALChecksum {
+        buffer.withUnsafeBytes { raw in
+            seed.adding(UnsafeRawBufferPointer(rebasing: raw[0..<8]), littleEndian: littleEndian)
+                .adding(UnsafeRawBufferPointer(rebasing: raw[WALFrame.headerSize...]), littleEndian: littleEndian)
+        }
     }
 
     /// The page image of the frame `next` returned last.
