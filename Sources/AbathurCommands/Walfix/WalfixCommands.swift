@@ -12,7 +12,7 @@ enum WalfixCommands {
         enum Key: String, CodingKey {
             case database, wal, walBytes, pageSize, checkpointSequence, salt1, salt2, byteOrder, headerChecksumValid, headerProblem
             case frames, validFrames, committedFrames, commits, uncommittedFrames, firstInvalidFrame, invalidReason, damage
-            case droppedCommits, droppedFrames, droppedPages, droppedTables, trailingBytes
+            case droppedCommits, droppedFrames, droppedPages, droppedTables, unverifiedCommits, trailingBytes
             case fits, fitDetail, shm, holders, locks, starved, maxWalSize, overMaxWalSize, verdict
         }
 
@@ -51,6 +51,7 @@ enum WalfixCommands {
             try c.encode(wal?.droppedFrames ?? 0, forKey: .droppedFrames)
             try c.encode(d.droppedPages.count, forKey: .droppedPages)
             try c.encode(Dictionary(uniqueKeysWithValues: d.droppedTally.map { ($0.name, $0.pages) }), forKey: .droppedTables)
+            try c.encode(wal?.unverifiedCommits ?? 0, forKey: .unverifiedCommits)
             try c.encode(wal?.trailingBytes ?? 0, forKey: .trailingBytes)
             try c.encode(d.overlay?.fit ?? .nothingToCheck, forKey: .fits)
             try c.encode(d.overlay?.detail ?? "no -wal: nothing is laid over the database", forKey: .fitDetail)
@@ -88,7 +89,9 @@ enum WalfixCommands {
         if let problem = wal.headerProblem { out.result("header: \(problem)") }
         out.result("committed prefix: \(wal.commits) commit(s) in frames 1-\(wal.committedFrames) (SQLite's mxFrame \(wal.committedFrames)); uncommitted tail: \(wal.uncommittedFrames) frame(s)")
         if let frame = wal.firstInvalidFrame {
-            let meaning = d.isDamage ? "damage" : wal.invalidBreak == .saltMismatch ? "normal: frames of an earlier WAL generation after a checkpoint reset" : "normal"
+            let meaning = d.isDamage ? "damage"
+                : wal.invalidBreak == .saltMismatch ? "normal: frames of an earlier WAL generation after a checkpoint reset"
+                : "harmless: no commit follows it (an unfinished transaction, or a torn write)"
             out.result("first invalid frame: \(frame) (\(wal.invalidReason ?? "?")): \(meaning)")
         } else {
             out.result("first invalid frame: none")

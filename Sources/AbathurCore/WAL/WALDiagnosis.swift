@@ -40,11 +40,12 @@ public struct WALDiagnosis: Sendable {
     public var walBytes: Int64 { wal?.fileSize ?? 0 }
     public var droppedPages: [UInt32] { Array(Set(wal?.dropped.flatMap(\.pages) ?? [])).sorted() }
     public var droppedTally: [(name: String, pages: Int)] { overlay?.tally(droppedPages) ?? [] }
+    /// The break loses, or may lose, a commit. A break with no commit of this generation at or
+    /// after it is an unfinished transaction (SQLite rewrites frames of an open transaction
+    /// in place) or a torn write: harmless.
     public var isDamage: Bool {
         guard let wal else { return false }
-        if wal.headerProblem != nil { return wal.droppedCommits > 0 }
-        if wal.invalidBreak == .checksumMismatch || wal.invalidBreak == .pageZero { return true }
-        return wal.droppedCommits > 0
+        return wal.droppedCommits > 0 || wal.unverifiedCommits > 0
     }
     public var overMaxSize: Bool { maxWALSize.map { walBytes > $0 } ?? false }
     public var starved: Bool {
@@ -56,7 +57,7 @@ public struct WALDiagnosis: Sendable {
 
     public var exitCode: ExitCode {
         if loses || doesNotFit { return .corrupt }
-        if overMaxSize || starved || overlay?.fit == .unchecked { return .warning }
+        if overMaxSize || starved || overlay?.fit == .unchecked || (wal?.unverifiedCommits ?? 0) > 0 { return .warning }
         return .success
     }
 
@@ -65,6 +66,9 @@ public struct WALDiagnosis: Sendable {
         if loses { return "committed data would be lost: SQLite's recovery silently drops \(wal.droppedCommits) committed transaction(s); run 'abathur-walfix repair' (never delete the -wal)" }
         if doesNotFit { return "the WAL does not fit the database: a checkpoint would write it into the file; do not checkpoint, run 'abathur-walfix repair'" }
         var notes: [String] = []
+        if wal.unverifiedCommits > 0 {
+            notes.append("\(wal.unverifiedCommits) commit frame(s) at or after frame \(wal.firstInvalidFrame ?? 0) fail their checksum: a transaction lost to damage, or one whose commit never finished")
+        }
         if overMaxSize { notes.append("the WAL is over --max-wal-size (\(Bytes.describe(maxWALSize!)))") }
         if starved { notes.append("checkpoints are starved by \(pinningReaders.map { "pid \($0.pid) (\($0.command))" }.joined(separator: ", "))") }
         if overlay?.fit == .unchecked { notes.append("whether the WAL fits the database was not checked") }

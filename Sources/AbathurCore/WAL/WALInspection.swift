@@ -38,6 +38,10 @@ public struct WALInspection: Sendable, Equatable {
     public var dropped: [Commit]
     /// Frames after the break that verify (commit frames or not).
     public var droppedFrames: Int
+    /// Commit frames of this generation at or after the break that do not verify: a
+    /// transaction that may have been committed and is lost, or one whose commit never
+    /// finished (a crash while it was written). Not counted in `dropped`.
+    public var unverifiedCommits: Int = 0
     /// Bytes after the last whole frame (a torn tail).
     public var trailingBytes: Int64
 
@@ -74,12 +78,16 @@ public struct WALInspection: Sendable, Equatable {
             case .firstInvalid(let reason):
                 result.firstInvalidFrame = frame.index
                 result.invalidBreak = reason
+                if frame.saltsMatch && frame.isCommit { result.unverifiedCommits += 1 }
                 pending = nil
                 continue
             case .pastBreak:
                 // Only intact frames of this generation count: not random bytes that happen to
                 // carry the salts, nor an earlier generation's frames.
-                guard frame.saltsMatch, frame.pageNumber != 0, frame.checksumVerifies else { continue }
+                guard frame.saltsMatch, frame.pageNumber != 0, frame.checksumVerifies else {
+                    if frame.saltsMatch && frame.isCommit { result.unverifiedCommits += 1 }
+                    continue
+                }
                 result.droppedFrames += 1
             }
             pending = (pending?.first ?? frame.index, (pending?.pages ?? []).union([frame.pageNumber]))
