@@ -54,6 +54,7 @@ bench: build
 	bash scripts/bench.sh $(BIN)
 	bash scripts/bench-integrity.sh $(BIN)
 	bash scripts/bench-restore.sh $(BIN)
+	bash scripts/bench-walfix.sh $(BIN)
 
 clean:
 	rm -rf $(BUILD_DIR) $(TEST_DIR) build dist

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make demo: an abathur-shaped database in WAL mode, a writer hammering it, and the whole
 # backup story: take, verify, restore with nothing but gunzip, status; then abathur-restore:
-# a drill, a plan, a refusal while the database is in use, and a real restore.
+# a drill, a plan, a refusal while the database is in use, and a real restore; then
+# abathur-walfix: a crash leaves a hot -wal with one rotten bit, inspect reports the commits
+# SQLite would silently drop, and repair --beyond-break keeps every one of them.
 set -euo pipefail
 bin=$(cd "${1:-build/bin}" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/abathur-demo.XXXXXX")
@@ -68,4 +70,82 @@ show "$bin/abathur-demo" check "$ABATHUR_DB"
 record=$(ls -t "$ABATHUR_BACKUP_DIR"/incidents/*.md | head -1)
 show sed -n '/^## Timeline/,$p' "$record"
 
-step "Done: the writer never stopped during backups, every backup is consistent and verified, and the restore was checked end to end."
+step "10. The service crashes with a hot -wal, and one bit of the -wal rots"
+before=$("$bin/abathur-demo" seq "$ABATHUR_DB")
+commits=12
+# The service's writer: commits of abathur-demo write's transaction (one task, its audit
+# row, a transfer), automatic checkpoints off, then an exit that closes nothing (a crash).
+cat > "$work/crashing-writer.py" <<'EOF'
+import os, sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("PRAGMA journal_mode=WAL")
+c.execute("PRAGMA wal_autocheckpoint=0")
+for _ in range(int(sys.argv[2])):
+    c.executescript("""
+    BEGIN IMMEDIATE;
+    UPDATE state SET value = CAST(value AS INTEGER) + 1, updated_at = datetime('now') WHERE key = 'writer_seq';
+    INSERT INTO tasks(agent_id, title, description, status, writer_seq, created_at)
+      SELECT 'agent-' || (1 + abs(random()) % 20), 'writer task', hex(randomblob(64)), 'pending',
+             CAST(value AS INTEGER), datetime('now') FROM state WHERE key = 'writer_seq';
+    INSERT INTO audit(task_id, agent_id, action, details, created_at)
+      SELECT last_insert_rowid(), 'agent-1', 'writer', 'seq ' || value, datetime('now') FROM state WHERE key = 'writer_seq';
+    UPDATE agents SET budget = budget - 7 WHERE id = 'agent-' || (1 + (SELECT CAST(value AS INTEGER) FROM state WHERE key = 'writer_seq') % 20);
+    UPDATE agents SET budget = budget + 7 WHERE id = 'agent-' || (1 + (SELECT CAST(value AS INTEGER) + 3 FROM state WHERE key = 'writer_seq') % 20);
+    COMMIT;
+    """)
+os._exit(0)
+EOF
+# One bit flips in the page data of a frame of the middle commit, on a page that later
+# commits write again: SQLite's recovery stops there, although every later frame is intact.
+cat > "$work/rot-one-bit.py" <<'EOF'
+import struct, sys
+path = sys.argv[1]
+wal = bytearray(open(path, "rb").read())
+page_size = struct.unpack(">I", wal[8:12])[0]
+frame_size = 24 + page_size
+frames = [struct.unpack(">II", wal[32 + i * frame_size:][:8]) for i in range((len(wal) - 32) // frame_size)]
+commits, current = [], []
+for index, (page, size) in enumerate(frames):
+    current.append(index)
+    if size:
+        commits.append(current)
+        current = []
+middle = len(commits) // 2
+later = {frames[i][0] for commit in commits[middle + 1:] for i in commit}
+victim = next(i for i in commits[middle] if frames[i][0] in later)
+wal[32 + victim * frame_size + 24 + page_size // 2] ^= 0x10
+open(path, "r+b").write(wal)
+print(f"flipped one bit in frame {victim + 1} of {len(frames)} (page {frames[victim][0]}, commit {middle + 1} of {len(commits)}; "
+      f"commits {middle + 2} to {len(commits)} write page {frames[victim][0]} again)")
+EOF
+show python3 "$work/crashing-writer.py" "$ABATHUR_DB" "$commits"
+show ls -l "$ABATHUR_DB" "$ABATHUR_DB-wal" "$ABATHUR_DB-shm"
+show python3 "$work/rot-one-bit.py" "$ABATHUR_DB-wal"
+echo "What SQLite alone makes of it, on a copy: integrity_check says ok, and commits are missing"
+mkdir "$work/sqlite-view"
+cp "$ABATHUR_DB" "$ABATHUR_DB-wal" "$work/sqlite-view/"
+show sqlite3 "$work/sqlite-view/abathur.db" "PRAGMA integrity_check; SELECT 'writer_seq: ' || value FROM state WHERE key = 'writer_seq';"
+echo "(the writer committed up to seq $((before + commits)))"
+
+step "11. abathur-walfix inspect reads the -wal offline and reports the commits SQLite would silently drop (exit 4)"
+rc=0
+show "$bin/abathur-walfix" inspect || rc=$?
+echo "(exit $rc)"
+[ "$rc" -eq 4 ] || { echo "demo: expected exit 4 (committed data would be lost), got $rc" >&2; exit 1; }
+
+step "12. A repair without a choice refuses (exit 4): forensic copy kept, nothing else changed, the choices explained"
+rc=0
+show "$bin/abathur-walfix" repair --no-services || rc=$?
+echo "(exit $rc)"
+[ "$rc" -eq 4 ] || { echo "demo: expected exit 4 (repair refuses to drop commits), got $rc" >&2; exit 1; }
+show ls -l "$ABATHUR_DB" "$ABATHUR_DB-wal" "$ABATHUR_DB-shm"
+
+step "13. repair --beyond-break: the committed prefix plus the intact commits after the damaged frame, checked, swapped in"
+show "$bin/abathur-walfix" repair --no-services --beyond-break
+echo "One settled file, no -wal beside it; the old -wal and -shm kept aside, and the forensic copies:"
+show ls -la "$(dirname "$ABATHUR_DB")" "$ABATHUR_BACKUP_DIR/forensic"
+show "$bin/abathur-walfix" inspect
+show "$bin/abathur-integrity"
+show "$bin/abathur-demo" check "$ABATHUR_DB" --min-seq "$((before + commits))"
+
+step "Done: the writer never stopped during backups, every backup is consistent and verified, the restore was checked end to end, and the damaged -wal lost no commit."

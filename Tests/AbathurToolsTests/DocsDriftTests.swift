@@ -55,6 +55,17 @@ final class DocsDriftTests: XCTestCase {
             },
             configuration: ["services", "health_url", "health_command", "health_timeout", "health_retries",
                             "health_interval", "incident_dir", "init_command", "safety_keep", "safety_max_age"]),
+        "abathur-walfix": ToolDocs(
+            subcommands: ["inspect", "checkpoint", "repair"],
+            exitSubsections: { page, codes in
+                // What each code means for each subcommand: codes of the table, in order.
+                let own = codes(DocsDriftTests.section("EXIT STATUS", subsection: "For abathur-walfix", in: page))
+                XCTAssertFalse(own.isEmpty, "EXIT STATUS has a 'For abathur-walfix' subsection")
+                XCTAssertEqual(own, own.sorted { Int($0)! < Int($1)! }, "in order")
+                XCTAssertTrue(Set(own).isSubset(of: Set((0...9).map(String.init))), "\(own)")
+                for code in ["0", "1", "3", "4", "5", "7"] { XCTAssertTrue(own.contains(code), "'For abathur-walfix' explains exit \(code)") }
+            },
+            configuration: ["lock_wait", "busy_timeout_ms", "temp_dir", "services"]),
     ]
 
     static let repoRoot = Repository.root
@@ -511,6 +522,22 @@ final class DocsDriftTests: XCTestCase {
         }
     }
 
+    func testWalfixCompletionOffersTheCheckpointModes() throws {
+        let tool = "abathur-walfix"
+        let modes = ["passive", "full", "restart", "truncate"]
+        XCTAssertEqual(try complete(tool, ["checkpoint", "--mode", ""]), modes)
+        XCTAssertEqual(try complete(tool, ["checkpoint", "--mode", "=", "t"]), ["truncate"], "--mode=VALUE, split at the =")
+        XCTAssertEqual(try complete(tool, ["checkpoint", "--mode=p"]), ["passive"], "--mode=VALUE, one word")
+        // A mode is the option's value, not a subcommand: the options after it are checkpoint's.
+        let checkpoint = Self.helpOptions(try help(tool, "checkpoint"))
+        XCTAssertEqual(Set(try complete(tool, ["checkpoint", "--mode", "full", "--"])), checkpoint)
+        XCTAssertEqual(Set(try complete(tool, ["--busy-timeout", "100", "repair", "--"])), Self.helpOptions(try help(tool, "repair")))
+        // Values that are not paths or names are not guessed.
+        for option in ["--wait", "--busy-timeout"] {
+            XCTAssertEqual(try complete(tool, ["repair", option, ""]), [], option)
+        }
+    }
+
     // MARK: (d) exit status
 
     func testManPagesListEveryExitCode() throws {
@@ -607,6 +634,36 @@ final class DocsDriftTests: XCTestCase {
             if let pipe = invocation.range(of: "|") { invocation = invocation[..<pipe.lowerBound] }
             let used = Self.longOptions(String(invocation))
             XCTAssertTrue(used.isSubset(of: accepted), "\(command): \(used.subtracting(accepted).sorted()) not in --help")
+        }
+    }
+
+    /// abathur-walfix(8)'s EXAMPLES: the runbook's answer to a damaged WAL, never `rm` of a
+    /// `-wal` as a command, and only options the subcommand they name accepts.
+    func testWalfixExamplesAreARunbookWithOptionsTheToolAccepts() throws {
+        let tool = "abathur-walfix"
+        let examples = Self.section("EXAMPLES", in: try Self.manText(tool))
+        XCTAssertFalse(examples.isEmpty, "the man page has an EXAMPLES section")
+        let commands = Self.tags(examples).map { $0.hasPrefix(".B ") ? String($0.dropFirst(3)) : $0 }
+        func has(_ what: String, _ test: (String) -> Bool) {
+            XCTAssertTrue(commands.contains(where: test), "EXAMPLES: \(what)")
+        }
+        has("a plain inspect") { $0 == tool }
+        has("a checkpoint") { $0.hasPrefix("\(tool) checkpoint") }
+        has("a repair") { $0 == "\(tool) repair" }
+        has("a repair beyond the break") { $0.hasPrefix("\(tool) repair") && $0.contains("--beyond-break") }
+        has("a repair that accepts the loss") { $0.hasPrefix("\(tool) repair") && $0.contains("--accept-loss") }
+        XCTAssertFalse(commands.contains { $0.hasPrefix("rm ") }, "EXAMPLES never offers 'rm' as a command: \(commands)")
+        XCTAssertTrue(examples.joined(separator: "\n").contains("Never do that"), "EXAMPLES says why never 'rm abathur.db-wal'")
+
+        var accepted: [String: Set<String>] = [:]
+        for subcommand in Self.docs[tool]!.subcommands { accepted[subcommand] = Self.helpOptions(try help(tool, subcommand)) }
+        for command in commands where command.hasPrefix(tool) {
+            var invocation = command.dropFirst(tool.count)
+            if let pipe = invocation.range(of: "|") { invocation = invocation[..<pipe.lowerBound] }
+            let first = invocation.split(separator: " ").first.map(String.init) ?? ""
+            let subcommand = accepted[first] == nil ? "inspect" : first
+            let used = Self.longOptions(String(invocation))
+            XCTAssertTrue(used.isSubset(of: accepted[subcommand]!), "\(command): \(used.subtracting(accepted[subcommand]!).sorted()) not in '\(tool) help \(subcommand)'")
         }
     }
 }
