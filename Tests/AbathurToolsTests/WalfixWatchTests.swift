@@ -92,6 +92,22 @@ final class WalfixWatchTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: box.db + "-wal"), "inspect created no -wal")
     }
 
+    /// Empty, or not an SQLite file: exit 4 from every subcommand, as in every tool (SPEC.md).
+    func testAnEmptyOrForeignFileIsNotADatabase() throws {
+        let box = try Sandbox()
+        for (name, bytes) in [("empty", Data()), ("text", Data(String(repeating: "not a database\n", count: 300).utf8))] {
+            try bytes.write(to: URL(fileURLWithPath: box.db))
+            for command in [["inspect"], ["checkpoint"]] {
+                let run = try box.run("abathur-walfix", command + ["--db", box.db])
+                XCTAssertEqual(run.status, 4, "\(name) \(command): \(run.stderr)")
+                XCTAssertEqual(run.stderr.split(separator: "\n").count, 1, run.stderr)
+                XCTAssertTrue(run.stderr.hasPrefix("abathur-walfix: error: \(box.db): "), run.stderr)
+            }
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: box.db)), bytes, "\(name): unchanged")
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: box.liveDir), ["abathur.db"], "\(name): nothing created beside it")
+        }
+    }
+
     func testAMissingDatabaseIsOneLineAndExit8() throws {
         let box = try Sandbox()
         for command in [["inspect"], ["checkpoint"], ["repair", "--no-services"]] {

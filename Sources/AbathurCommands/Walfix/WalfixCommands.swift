@@ -87,7 +87,8 @@ enum WalfixCommands {
             out.result("\(d.walPath): \(Bytes.describe(wal.fileSize)); header unreadable")
         }
         if let problem = wal.headerProblem { out.result("header: \(problem)") }
-        out.result("committed prefix: \(wal.commits) commit(s) in frames 1-\(wal.committedFrames) (SQLite's mxFrame \(wal.committedFrames)); uncommitted tail: \(wal.uncommittedFrames) frame(s)")
+        let prefix = wal.committedFrames > 0 ? "\(wal.commits) commit(s) in frames 1-\(wal.committedFrames)" : "no commit"
+        out.result("committed prefix: \(prefix) (SQLite's mxFrame \(wal.committedFrames)); uncommitted tail: \(wal.uncommittedFrames) frame(s)")
         if let frame = wal.firstInvalidFrame {
             let meaning = d.isDamage ? "damage"
                 : wal.invalidBreak == .saltMismatch ? "normal: frames of an earlier WAL generation after a checkpoint reset"

@@ -81,6 +81,8 @@ public struct WALDiagnosis: Sendable {
     public static func run(database: String, tempDir: String, maxWALSize: Int64?, busyTimeoutMs: Int) throws -> WALDiagnosis {
         guard let status = try FileStatus.of(database) else { throw AbathurError(.notFound, database, "no such file") }
         if status.isDirectory { throw AbathurError(.unsafePath, database, "is a directory, not a database") }
+        // Empty, or not an SQLite file: exit 4, as in every tool (SPEC.md).
+        _ = try DatabaseHeader.read(database, followSymlinks: true)
         let files = DatabaseFiles(database)
         var diagnosis = WALDiagnosis(database: database, walPath: files.wal, locks: [], openers: [], pinningReaders: [], maxWALSize: maxWALSize)
         if let walStatus = try FileStatus.of(files.wal) {
@@ -92,7 +94,8 @@ public struct WALDiagnosis: Sendable {
                 diagnosis.header = reader.header
                 try reader.close()
                 if wal.committedFrames > 0 || wal.droppedCommits > 0 {
-                    diagnosis.overlay = WALOverlay.check(database: database, wal: wal, tempDir: tempDir, busyTimeoutMs: busyTimeoutMs)
+                    diagnosis.overlay = WALOverlay.check(database: database, wal: wal, tempDir: tempDir, busyTimeoutMs: busyTimeoutMs,
+                                                         owners: wal.droppedCommits > 0)
                 } else {
                     diagnosis.overlay = WALOverlay(fit: .nothingToCheck, detail: "no committed frame: nothing is laid over the database",
                                                    owners: [:], pageCount: 0)

@@ -58,7 +58,8 @@ public struct WALOverlay: Sendable {
     /// Checks the overlay of `wal`'s committed prefix on `database` in a scratch directory in
     /// `tempDir`, then removes it. `wal` is the inspection of `database`'s `-wal` just read.
     /// Never throws for what it finds: a problem with the scratch space makes it "unchecked".
-    public static func check(database: String, wal: WALInspection, tempDir: String, busyTimeoutMs: Int) -> WALOverlay {
+    /// `owners`: also find which table or index owns each page (a scan of every page).
+    public static func check(database: String, wal: WALInspection, tempDir: String, busyTimeoutMs: Int, owners: Bool) -> WALOverlay {
         let scratch: String
         do {
             scratch = try makeScratchDirectory(in: tempDir)
@@ -68,7 +69,8 @@ public struct WALOverlay: Sendable {
         defer { SafeFiles.removeTempDirectory(scratch) }
         do {
             // Scratch space in temp_dir keeps its filesystem's 10% headroom, as a drill does.
-            let built = try build(database: database, wal: wal, into: scratch, headroom: .keepTenPercent, busyTimeoutMs: busyTimeoutMs)
+            let built = try build(database: database, wal: wal, into: scratch, headroom: .keepTenPercent, busyTimeoutMs: busyTimeoutMs,
+                                  owners: owners, checkpoint: false)
             return built.overlay
         } catch {
             return unchecked("\(error)")
@@ -87,13 +89,15 @@ public struct WALOverlay: Sendable {
     }
 
     /// Builds the overlay as `directory/NAME` (its prefix `-wal` beside it), checks it and
-    /// leaves it there with SQLite's connection closed: the WAL checkpointed into it and gone
-    /// when it fits. Returns the overlay's findings and the file's path.
+    /// leaves it there with SQLite's connection closed; with `checkpoint`, the WAL
+    /// checkpointed into it and gone when it fits (a candidate). Returns the overlay's
+    /// findings and the file's path.
     ///
     /// `wal` must describe the `-wal` at `walPath` (default: `database`'s). Throws when the
     /// copy cannot be made (space, I/O, a WAL that keeps changing).
     public static func build(database: String, wal: WALInspection, walPath: String? = nil, into directory: String,
-                             headroom: SpaceBudget.Headroom = .allFree, busyTimeoutMs: Int) throws -> (overlay: WALOverlay, path: String) {
+                             headroom: SpaceBudget.Headroom = .allFree, busyTimeoutMs: Int, owners: Bool = true,
+                             checkpoint: Bool = true) throws -> (overlay: WALOverlay, path: String) {
         let live = DatabaseFiles(database)
         let walPath = walPath ?? live.wal
         let prefixBytes = wal.committedFrames > 0 ? Int64(WALHeader.size) + Int64(wal.committedFrames) * Int64(WALFrame.headerSize + wal.pageSize) : 0
@@ -118,13 +122,13 @@ public struct WALOverlay: Sendable {
             }
             Clock.sleep(seconds: 0.2)
         }
-        var overlay = try examine(target, busyTimeoutMs: busyTimeoutMs, hasWAL: prefixBytes > 0)
+        var overlay = try examine(target, busyTimeoutMs: busyTimeoutMs, hasWAL: prefixBytes > 0, owners: owners, checkpoint: checkpoint)
         if overlay.fit == .breaks {
             // Is the main file sound without the WAL? Then the WAL does not belong to it.
             let alone = SafeFiles.tempPath(in: directory, tag: "main.db")
             defer { for path in DatabaseFiles(alone).all { SafeFiles.removeQuietly(path) } }
             try SafeFiles.copy(database, toNew: alone, followSymlinks: true)
-            let main = try? examine(alone, busyTimeoutMs: busyTimeoutMs, hasWAL: false)
+            let main = try? examine(alone, busyTimeoutMs: busyTimeoutMs, hasWAL: false, owners: false, checkpoint: false)
             overlay.mainFileSound = main?.fit == .fits
             overlay.detail += overlay.mainFileSound == true
                 ? "; the main file alone passes integrity_check: this WAL does not belong to it (another generation of the file) or is damaged, and a checkpoint would write it in"
@@ -163,8 +167,8 @@ public struct WALOverlay: Sendable {
     }
 
     /// Opens the scratch copy with SQLite (recovering its `-wal`, if any), runs
-    /// `integrity_check` and reads `dbstat`, then checkpoints and closes it.
-    static func examine(_ path: String, busyTimeoutMs: Int, hasWAL: Bool) throws -> WALOverlay {
+    /// `integrity_check`, reads `dbstat` when `owners`, and checkpoints when `checkpoint`.
+    static func examine(_ path: String, busyTimeoutMs: Int, hasWAL: Bool, owners: Bool, checkpoint: Bool) throws -> WALOverlay {
         let what = hasWAL ? "the committed prefix laid over a scratch copy" : "a scratch copy of the main file"
         var overlay = WALOverlay(fit: .fits, detail: "", owners: [:], pageCount: 0)
         let connection: Connection
@@ -175,8 +179,12 @@ public struct WALOverlay: Sendable {
             overlay.detail = "SQLite cannot open \(what): \(error.message)"
             return overlay
         }
+        // A scratch copy that is only looked at: closing it need not copy the WAL in.
+        if !checkpoint { try? connection.keepWALOnClose() }
         do {
             try connection.execute("PRAGMA temp_store=MEMORY")
+            // Reads through the page cache cost twice what mapped reads do on a large file.
+            try connection.execute("PRAGMA mmap_size=\(1 << 40)")
             overlay.pageCount = UInt32(clamping: try connection.integer("PRAGMA page_count"))
             let rows = try connection.rows("PRAGMA integrity_check(20)").compactMap { $0.first ?? nil }
             if rows == ["ok"] {
@@ -189,12 +197,12 @@ public struct WALOverlay: Sendable {
             overlay.fit = .breaks
             overlay.detail = "SQLite cannot read \(what): \(error.message)"
         }
-        if let rows = try? connection.rows("SELECT name, pageno FROM dbstat") {
+        if owners, let rows = try? connection.rows("SELECT name, pageno FROM dbstat") {
             for row in rows {
                 if let name = row[0], let page = row[1].flatMap({ UInt32($0) }) { overlay.owners[page] = name }
             }
         }
-        if overlay.fit == .fits, hasWAL {
+        if checkpoint, overlay.fit == .fits, hasWAL {
             guard try connection.checkpointTruncate() else { throw AbathurError(.busy, path, "cannot checkpoint the scratch copy") }
         }
         return overlay
