@@ -22,9 +22,11 @@ public final class WALRepair {
     public struct Outcome: Sendable, Encodable {
         public var database: String
         public var choice: Choice
-        /// What was done: "nothing to repair", "refused", "committed prefix", "beyond the break", "main file alone".
-        public var action = "refused"
-        public var result: InstallResult?
+        /// What was built: "committed prefix", "beyond the break", "main file alone"; or
+        /// "nothing to repair", or "not repaired" (refused or failed: `result` says which).
+        public var action = "not repaired"
+        /// "repaired", "rolled back", "refused" or "failed"; nil when there was nothing to do.
+        public var result: String?
         public var forensicCopy: String?
         public var forensicFiles: [SafetyCopy.File] = []
         public var committedFrames = 0
@@ -116,7 +118,7 @@ public final class WALRepair {
         let install = SafeInstall(policy: policy, timeline: timeline)
         let result = install.install(preparing: { forensic in try self.prepare(forensic) })
         let report = install.report
-        outcome.result = result.result
+        outcome.result = result.result == .installed ? "repaired" : result.result.rawValue
         outcome.holders = report.holders
         if let copy = report.safetyCopy {
             outcome.forensicCopy = copy.directory
