@@ -94,8 +94,7 @@ public struct WALDiagnosis: Sendable {
                 diagnosis.header = reader.header
                 try reader.close()
                 if wal.committedFrames > 0 || wal.droppedCommits > 0 {
-                    diagnosis.overlay = WALOverlay.check(database: database, wal: wal, tempDir: tempDir, busyTimeoutMs: busyTimeoutMs,
-                                                         owners: wal.droppedCommits > 0)
+                    diagnosis.overlay = WALOverlay.check(database: database, wal: wal, tempDir: tempDir, busyTimeoutMs: busyTimeoutMs)
                 } else {
                     diagnosis.overlay = WALOverlay(fit: .nothingToCheck, detail: "no committed frame: nothing is laid over the database",
                                                    owners: [:], pageCount: 0)

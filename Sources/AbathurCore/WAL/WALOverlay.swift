@@ -8,9 +8,10 @@ import Glibc
 ///
 /// It answers two questions `inspect` cannot answer from the WAL alone:
 /// - **does the WAL fit this file?** Salts cannot tell a `-wal` left from another generation
-///   of the database (an old copy put back by hand beside a newer WAL). `integrity_check` on
-///   the overlay can: a WAL whose overlay breaks a file that is sound without it is foreign or
-///   damaged, and a checkpoint would write it into the file;
+///   of the database (an old copy put back by hand beside a newer WAL). The overlay's b-trees
+///   can: `quick_check` of the whole file and `integrity_check` of every table (with its
+///   indexes) whose pages the WAL writes. A WAL whose overlay breaks a file that is sound
+///   without it is foreign or damaged, and a checkpoint would write it into the file;
 /// - **which table or index owns each page** (SQLite's `dbstat`), so lost pages can be
 ///   reported as "tasks 30, audit 9" rather than page numbers.
 ///
@@ -58,8 +59,7 @@ public struct WALOverlay: Sendable {
     /// Checks the overlay of `wal`'s committed prefix on `database` in a scratch directory in
     /// `tempDir`, then removes it. `wal` is the inspection of `database`'s `-wal` just read.
     /// Never throws for what it finds: a problem with the scratch space makes it "unchecked".
-    /// `owners`: also find which table or index owns each page (a scan of every page).
-    public static func check(database: String, wal: WALInspection, tempDir: String, busyTimeoutMs: Int, owners: Bool) -> WALOverlay {
+    public static func check(database: String, wal: WALInspection, tempDir: String, busyTimeoutMs: Int) -> WALOverlay {
         let scratch: String
         do {
             scratch = try makeScratchDirectory(in: tempDir)
@@ -70,7 +70,7 @@ public struct WALOverlay: Sendable {
         do {
             // Scratch space in temp_dir keeps its filesystem's 10% headroom, as a drill does.
             let built = try build(database: database, wal: wal, into: scratch, headroom: .keepTenPercent, busyTimeoutMs: busyTimeoutMs,
-                                  owners: owners, checkpoint: false)
+                                  checkpoint: false)
             return built.overlay
         } catch {
             return unchecked("\(error)")
@@ -96,8 +96,7 @@ public struct WALOverlay: Sendable {
     /// `wal` must describe the `-wal` at `walPath` (default: `database`'s). Throws when the
     /// copy cannot be made (space, I/O, a WAL that keeps changing).
     public static func build(database: String, wal: WALInspection, walPath: String? = nil, into directory: String,
-                             headroom: SpaceBudget.Headroom = .allFree, busyTimeoutMs: Int, owners: Bool = true,
-                             checkpoint: Bool = true) throws -> (overlay: WALOverlay, path: String) {
+                             headroom: SpaceBudget.Headroom = .allFree, busyTimeoutMs: Int, checkpoint: Bool = true) throws -> (overlay: WALOverlay, path: String) {
         let live = DatabaseFiles(database)
         let walPath = walPath ?? live.wal
         let prefixBytes = wal.committedFrames > 0 ? Int64(WALHeader.size) + Int64(wal.committedFrames) * Int64(WALFrame.headerSize + wal.pageSize) : 0
@@ -122,16 +121,18 @@ public struct WALOverlay: Sendable {
             }
             Clock.sleep(seconds: 0.2)
         }
-        var overlay = try examine(target, busyTimeoutMs: busyTimeoutMs, hasWAL: prefixBytes > 0, owners: owners, checkpoint: checkpoint)
+        let touched = Set(wal.committed.flatMap(\.pages))
+        var (overlay, tables) = try examine(target, busyTimeoutMs: busyTimeoutMs, hasWAL: prefixBytes > 0, scope: .pages(touched),
+                                            checkpoint: checkpoint)
         if overlay.fit == .breaks {
             // Is the main file sound without the WAL? Then the WAL does not belong to it.
             let alone = SafeFiles.tempPath(in: directory, tag: "main.db")
             defer { for path in DatabaseFiles(alone).all { SafeFiles.removeQuietly(path) } }
             try SafeFiles.copy(database, toNew: alone, followSymlinks: true)
-            let main = try? examine(alone, busyTimeoutMs: busyTimeoutMs, hasWAL: false, owners: false, checkpoint: false)
+            let main = try? examine(alone, busyTimeoutMs: busyTimeoutMs, hasWAL: false, scope: .tables(tables), checkpoint: false).0
             overlay.mainFileSound = main?.fit == .fits
             overlay.detail += overlay.mainFileSound == true
-                ? "; the main file alone passes integrity_check: this WAL does not belong to it (another generation of the file) or is damaged, and a checkpoint would write it in"
+                ? "; the main file alone passes the same checks: this WAL does not belong to it (another generation of the file) or is damaged, and a checkpoint would write it in"
                 : "; the main file alone fails too (\(main?.detail ?? "unreadable")): the database itself is damaged (abathur-integrity)"
         }
         return (overlay, target)
@@ -166,9 +167,21 @@ public struct WALOverlay: Sendable {
         try output.close()
     }
 
-    /// Opens the scratch copy with SQLite (recovering its `-wal`, if any), runs
-    /// `integrity_check`, reads `dbstat` when `owners`, and checkpoints when `checkpoint`.
-    static func examine(_ path: String, busyTimeoutMs: Int, hasWAL: Bool, owners: Bool, checkpoint: Bool) throws -> WALOverlay {
+    /// What `examine` checks.
+    enum Scope {
+        /// `quick_check` of the whole file (every b-tree's structure, the freelist, pages no
+        /// b-tree uses), then `integrity_check` of each table that owns one of these pages,
+        /// with its indexes (their content against the table's rows): the b-trees the WAL
+        /// touches. Page 1 belongs to the schema's own table, `sqlite_schema`.
+        case pages(Set<UInt32>)
+        /// The same for these tables.
+        case tables([String])
+    }
+
+    /// Opens the scratch copy with SQLite (recovering its `-wal`, if any), names the owner of
+    /// every page (`dbstat`), checks it as `scope` says, and checkpoints when `checkpoint`.
+    /// Returns the findings and the tables whose `integrity_check` ran.
+    static func examine(_ path: String, busyTimeoutMs: Int, hasWAL: Bool, scope: Scope, checkpoint: Bool) throws -> (WALOverlay, [String]) {
         let what = hasWAL ? "the committed prefix laid over a scratch copy" : "a scratch copy of the main file"
         var overlay = WALOverlay(fit: .fits, detail: "", owners: [:], pageCount: 0)
         let connection: Connection
@@ -177,34 +190,45 @@ public struct WALOverlay: Sendable {
         } catch {
             overlay.fit = .breaks
             overlay.detail = "SQLite cannot open \(what): \(error.message)"
-            return overlay
+            return (overlay, [])
         }
         // A scratch copy that is only looked at: closing it need not copy the WAL in.
         if !checkpoint { try? connection.keepWALOnClose() }
+        var tables: [String] = []
         do {
             try connection.execute("PRAGMA temp_store=MEMORY")
-            // Reads through the page cache cost twice what mapped reads do on a large file.
-            try connection.execute("PRAGMA mmap_size=\(1 << 40)")
             overlay.pageCount = UInt32(clamping: try connection.integer("PRAGMA page_count"))
-            let rows = try connection.rows("PRAGMA integrity_check(20)").compactMap { $0.first ?? nil }
-            if rows == ["ok"] {
-                overlay.detail = "integrity_check ok on \(what)"
+            for row in try connection.rows("SELECT name, pageno FROM dbstat") {
+                if let name = row[0], let page = row[1].flatMap({ UInt32($0) }) { overlay.owners[page] = name }
+            }
+            var tableOf: [String: String] = ["sqlite_schema": "sqlite_schema", "sqlite_master": "sqlite_schema"]
+            for row in try connection.rows("SELECT name, tbl_name FROM sqlite_schema WHERE type IN ('table', 'index')") {
+                if let name = row[0], let table = row[1] { tableOf[name] = table }
+            }
+            switch scope {
+            case .pages(let pages):
+                tables = Array(Set(pages.compactMap { overlay.owners[$0].flatMap { tableOf[$0] } })).sorted()
+            case .tables(let names):
+                tables = names
+            }
+            var failures = try connection.rows("PRAGMA quick_check(20)").compactMap { $0.first ?? nil }.filter { $0 != "ok" }
+            for table in tables where failures.isEmpty {
+                failures += try connection.rows("PRAGMA integrity_check(\(SQL.quoted(table)))").compactMap { $0.first ?? nil }.filter { $0 != "ok" }
+            }
+            let checked = tables.isEmpty ? "quick_check" : "quick_check and integrity_check of \(tables.joined(separator: ", "))"
+            if failures.isEmpty {
+                overlay.detail = "\(checked) ok on \(what)"
             } else {
                 overlay.fit = .breaks
-                overlay.detail = "integrity_check on \(what) fails: \(rows.prefix(3).joined(separator: "; "))"
+                overlay.detail = "\(checked) on \(what) found: \(failures.prefix(3).joined(separator: "; "))"
             }
         } catch {
             overlay.fit = .breaks
             overlay.detail = "SQLite cannot read \(what): \(error.message)"
         }
-        if owners, let rows = try? connection.rows("SELECT name, pageno FROM dbstat") {
-            for row in rows {
-                if let name = row[0], let page = row[1].flatMap({ UInt32($0) }) { overlay.owners[page] = name }
-            }
-        }
         if checkpoint, overlay.fit == .fits, hasWAL {
             guard try connection.checkpointTruncate() else { throw AbathurError(.busy, path, "cannot checkpoint the scratch copy") }
         }
-        return overlay
+        return (overlay, tables)
     }
 }
