@@ -141,3 +141,33 @@ median() {  # median FORMAT VALUES...
         { v[NR] = $1 }
         END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf fmt "\n", m }'
 }
+
+# bench_medians NAME...   -> MSEC[NAME] and MRSS[NAME]: the medians of SEC[NAME] and RSS[NAME]
+bench_medians() {
+    declare -gA MSEC MRSS
+    local n
+    for n in "$@"; do
+        # shellcheck disable=SC2086
+        MSEC[$n]=$(median '%.2f' ${SEC[$n]})
+        # shellcheck disable=SC2086
+        MRSS[$n]=$(median '%d' ${RSS[$n]})
+    done
+}
+
+# bench_table WIDTH BASELINE NAME...   the rows NAME... (LABEL[NAME]) with their median seconds,
+# peak RSS and ratio to BASELINE's seconds, then one `bench:` line each.
+bench_table() {
+    local width=$1 baseline=$2 n fmt; shift 2
+    ratio() { awk -v a="$1" -v b="${MSEC[$baseline]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }'; }
+    fmt="%-${width}s %9s %13s %7s   %s\n"
+    # shellcheck disable=SC2059
+    printf "$fmt" "row" "seconds" "peak_rss_kib" "ratio" "seconds per run"
+    for n in "$@"; do
+        # shellcheck disable=SC2059
+        printf "$fmt" "${LABEL[$n]}" "${MSEC[$n]}" "${MRSS[$n]}" "$(ratio "${MSEC[$n]}")" "${SEC[$n]% }"
+    done
+    echo
+    for n in "$@"; do
+        echo "bench: name=$n seconds=${MSEC[$n]} peak_rss_kib=${MRSS[$n]} ratio=$(ratio "${MSEC[$n]}")"
+    done
+}

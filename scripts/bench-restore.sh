@@ -211,28 +211,11 @@ declare -A LABEL=(
     [ours]="abathur-restore --no-services"
     [baseline]="gunzip -c + integrity_check"
 )
-declare -A MSEC MRSS
-for n in "${NAMES[@]}"; do
-    # shellcheck disable=SC2086
-    MSEC[$n]=$(median '%.2f' ${SEC[$n]})
-    # shellcheck disable=SC2086
-    MRSS[$n]=$(median '%d' ${RSS[$n]})
-done
-ratio() { awk -v a="$1" -v b="${MSEC[baseline]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }'; }
+bench_medians "${NAMES[@]}"
 
 echo "abathur-restore benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load $LOAD_START -> $LOAD_END, $(( $(date +%s) - BENCH_START ))s"
 echo "database: $DB_BYTES bytes ($((DB_BYTES / 1048576)) MiB), $SRC_TABLES tables, $SRC_INDEXES indexes; backup: $GZ_BYTES bytes gzip, $RESTORED_BYTES bytes restored; sqlite3 $(sqlite3 --version | cut -d' ' -f1); abathur-restore $("$BIN/abathur-restore" --version 2>/dev/null || echo '?')"
 echo "ours replaces a 1-row database ($SMALL_BYTES bytes) each run; no services, no health check"
 echo "median of $RUNS run(s) per row (each column separately); ratio = seconds / baseline seconds"
 echo
-fmt='%-32s %9s %13s %7s   %s\n'
-# shellcheck disable=SC2059
-printf "$fmt" "row" "seconds" "peak_rss_kib" "ratio" "seconds per run"
-for n in "${NAMES[@]}"; do
-    # shellcheck disable=SC2059
-    printf "$fmt" "${LABEL[$n]}" "${MSEC[$n]}" "${MRSS[$n]}" "$(ratio "${MSEC[$n]}")" "${SEC[$n]% }"
-done
-echo
-for n in "${NAMES[@]}"; do
-    echo "bench: name=$n seconds=${MSEC[$n]} peak_rss_kib=${MRSS[$n]} ratio=$(ratio "${MSEC[$n]}")"
-done
+bench_table 32 baseline "${NAMES[@]}"

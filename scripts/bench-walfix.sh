@@ -255,28 +255,11 @@ declare -A LABEL=(
     [repair]="abathur-walfix repair (torn tail)"
     [baseline]="sqlite3 open + quick_check"
 )
-declare -A MSEC MRSS
-for n in "${NAMES[@]}"; do
-    # shellcheck disable=SC2086
-    MSEC[$n]=$(median '%.2f' ${SEC[$n]})
-    # shellcheck disable=SC2086
-    MRSS[$n]=$(median '%d' ${RSS[$n]})
-done
-ratio() { awk -v a="$1" -v b="${MSEC[baseline]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }'; }
+bench_medians "${NAMES[@]}"
 
 echo "abathur-walfix benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load $LOAD_START -> $LOAD_END, $(( $(date +%s) - BENCH_START ))s"
 echo "database: $DB_BYTES bytes ($((DB_BYTES / 1048576)) MiB); hot -wal: $WAL_BYTES bytes ($((WAL_BYTES / 1048576)) MiB), $FRAMES frames of $PAGE_SIZE bytes, $COMMITS transactions; sqlite3 $(sqlite3 --version | cut -d' ' -f1); abathur-walfix $("$BIN/abathur-walfix" --version 2>/dev/null || echo '?')"
 echo "repair and baseline each work on a fresh copy of the database, the -wal with its last frame torn, and the -shm; no services"
 echo "median of $RUNS run(s) per row (each column separately); ratio = seconds / baseline seconds"
 echo
-fmt='%-36s %9s %13s %7s   %s\n'
-# shellcheck disable=SC2059
-printf "$fmt" "row" "seconds" "peak_rss_kib" "ratio" "seconds per run"
-for n in "${NAMES[@]}"; do
-    # shellcheck disable=SC2059
-    printf "$fmt" "${LABEL[$n]}" "${MSEC[$n]}" "${MRSS[$n]}" "$(ratio "${MSEC[$n]}")" "${SEC[$n]% }"
-done
-echo
-for n in "${NAMES[@]}"; do
-    echo "bench: name=$n seconds=${MSEC[$n]} peak_rss_kib=${MRSS[$n]} ratio=$(ratio "${MSEC[$n]}")"
-done
+bench_table 36 baseline "${NAMES[@]}"
