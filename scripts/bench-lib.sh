@@ -6,6 +6,7 @@
 #   bench_require PACKAGE...          installs what is missing (time, sqlite3, gzip)
 #   bench_database                    DB (empty until created), CREATE_AT, KEEP_DB, DB_BYTES
 #   avail_bytes DIR
+#   bench_space NEED FOR
 #   bench_workdir NAME                WORK (removed at exit), EMPTY_CONF
 #   bench_create_database             creates DB when bench_database found none
 #   bench_refuse_holders WHY          exits when any process has the database open
@@ -75,6 +76,27 @@ bench_database() {
 }
 
 avail_bytes() { df -P -B1 "$1" | awk 'NR == 2 { print $4 }'; }
+
+# bench_space NEED FOR   dies unless the temp dir has NEED bytes free, plus the database when it
+# is created there, and BENCH_DB's own directory has room for a database created there. FOR
+# ends the message: what NEED is for, after "for the N MiB database".
+bench_space() {
+    local need=$1 for=$2 db_in_tmp=no have
+    if [ -z "$DB" ]; then
+        if [ -z "$CREATE_AT" ] || [ "$(stat -c %d "$(dirname "$CREATE_AT")")" = "$(stat -c %d "$TMP_PARENT")" ]; then
+            db_in_tmp=yes
+            need=$((need + DB_BYTES))
+        fi
+    fi
+    have=$(avail_bytes "$TMP_PARENT")
+    if [ "$have" -lt "$need" ]; then
+        die "not enough free space in $TMP_PARENT: $((have / 1048576)) MiB free, need about $((need / 1048576)) MiB for the $((DB_BYTES / 1048576)) MiB database$([ "$db_in_tmp" = no ] || echo ' (created there)')$for"
+    fi
+    if [ -n "$CREATE_AT" ] && [ "$db_in_tmp" = no ]; then
+        have=$(avail_bytes "$(dirname "$CREATE_AT")")
+        [ "$have" -ge "$DB_BYTES" ] || die "not enough free space for BENCH_DB $CREATE_AT: $((have / 1048576)) MiB free, need $((DB_BYTES / 1048576)) MiB"
+    fi
+}
 
 # The work directory, removed at exit; a database created at BENCH_DB is removed too when
 # its creation failed.

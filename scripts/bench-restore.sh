@@ -62,22 +62,8 @@ bench_database
 # backup (~0.3x), the restored copy and the baseline's copy (1x each), plus a margin; the
 # 1-row database and its safety copies are small. (Taking the backup needs the database, a
 # 1x snapshot and the .db.gz, which is less.)
-need=$((DB_BYTES * 3 / 10 + 2 * DB_BYTES + DB_BYTES / 10 + 64 * 1048576))
-db_in_tmp=no
-if [ -z "$DB" ]; then
-    if [ -z "$CREATE_AT" ] || [ "$(stat -c %d "$(dirname "$CREATE_AT")")" = "$(stat -c %d "$TMP_PARENT")" ]; then
-        db_in_tmp=yes
-        need=$((need + DB_BYTES))
-    fi
-fi
-have=$(avail_bytes "$TMP_PARENT")
-if [ "$have" -lt "$need" ]; then
-    die "not enough free space in $TMP_PARENT: $((have / 1048576)) MiB free, need about $((need / 1048576)) MiB for the $((DB_BYTES / 1048576)) MiB database$([ "$db_in_tmp" = no ] || echo ' (created there)'), its backup, and two restored copies; set BENCH_TMP, BENCH_DB or BENCH_SIZE_MB"
-fi
-if [ -n "$CREATE_AT" ] && [ "$db_in_tmp" = no ]; then
-    have=$(avail_bytes "$(dirname "$CREATE_AT")")
-    [ "$have" -ge "$DB_BYTES" ] || die "not enough free space for BENCH_DB $CREATE_AT: $((have / 1048576)) MiB free, need $((DB_BYTES / 1048576)) MiB"
-fi
+bench_space "$((DB_BYTES * 3 / 10 + 2 * DB_BYTES + DB_BYTES / 10 + 64 * 1048576))" \
+    ", its backup, and two restored copies; set BENCH_TMP, BENCH_DB or BENCH_SIZE_MB"
 
 bench_workdir abathur-bench-restore
 BACKUPS="$WORK/backups"

@@ -63,22 +63,8 @@ WAL_WANT=$((WAL_MB * 1048576))
 # Free space in the temp dir, at the peak: the hot copy (database + -wal), a repair's copy,
 # its forensic copy and its rebuilt database, the baseline's copy, inspect's scratch copy,
 # and a margin; plus the database itself when it is created there.
-need=$((5 * DB_BYTES + 5 * WAL_WANT + 64 * 1048576))
-db_in_tmp=no
-if [ -z "$DB" ]; then
-    if [ -z "$CREATE_AT" ] || [ "$(stat -c %d "$(dirname "$CREATE_AT")")" = "$(stat -c %d "$TMP_PARENT")" ]; then
-        db_in_tmp=yes
-        need=$((need + DB_BYTES))
-    fi
-fi
-have=$(avail_bytes "$TMP_PARENT")
-if [ "$have" -lt "$need" ]; then
-    die "not enough free space in $TMP_PARENT: $((have / 1048576)) MiB free, need about $((need / 1048576)) MiB for the $((DB_BYTES / 1048576)) MiB database$([ "$db_in_tmp" = no ] || echo ' (created there)') and its $WAL_MB MiB -wal, copied four times; set BENCH_TMP, BENCH_DB, BENCH_SIZE_MB or BENCH_WAL_MB"
-fi
-if [ -n "$CREATE_AT" ] && [ "$db_in_tmp" = no ]; then
-    have=$(avail_bytes "$(dirname "$CREATE_AT")")
-    [ "$have" -ge "$DB_BYTES" ] || die "not enough free space for BENCH_DB $CREATE_AT: $((have / 1048576)) MiB free, need $((DB_BYTES / 1048576)) MiB"
-fi
+bench_space "$((5 * DB_BYTES + 5 * WAL_WANT + 64 * 1048576))" \
+    " and its $WAL_MB MiB -wal, copied four times; set BENCH_TMP, BENCH_DB, BENCH_SIZE_MB or BENCH_WAL_MB"
 
 bench_workdir abathur-bench-walfix
 HOT_DIR="$WORK/hot"
