@@ -31,13 +31,7 @@ final class WalfixWatchTests: XCTestCase {
         process.standardInput = input
         process.standardOutput = output
         try process.run()
-        var said = Data()
-        while !said.contains(UInt8(ascii: "\n")) {
-            let more = output.fileHandleForReading.availableData
-            guard !more.isEmpty else { break }
-            said += more
-        }
-        XCTAssertEqual(String(decoding: said, as: UTF8.self), "ready\n")
+        XCTAssertEqual(output.fileHandleForReading.readLine(), "ready\n")
         return (process.processIdentifier, { try? input.fileHandleForWriting.close(); process.waitUntilExit() })
     }
 
