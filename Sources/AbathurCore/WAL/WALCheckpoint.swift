@@ -23,12 +23,12 @@ public enum WALCheckpoint {
         public var fit: WALOverlay.Fit?
         public var fitDetail: String?
 
-        /// Busy, or frames left behind.
+        /// Not busy, and every frame of the WAL copied into the database.
         public var complete: Bool { busy == 0 && checkpointed >= log }
     }
 
-    /// Checks the WAL offline, then checkpoints. Throws `walLoss` (exit 4) without opening
-    /// SQLite when commits would be dropped or the WAL does not fit the database.
+    /// Checks the WAL offline, then checkpoints. Throws `walLoss` (exit 4) without opening the
+    /// database with SQLite when commits would be dropped or the WAL does not fit it.
     public static func run(database: String, mode: Mode, tempDir: String, busyTimeoutMs: Int) throws -> Outcome {
         let diagnosis = try WALDiagnosis.run(database: database, tempDir: tempDir, maxWALSize: nil, busyTimeoutMs: busyTimeoutMs)
         let files = DatabaseFiles(database)
