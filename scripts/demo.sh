@@ -73,28 +73,6 @@ show sed -n '/^## Timeline/,$p' "$record"
 step "10. The service crashes with a hot -wal, and one bit of the -wal rots"
 before=$("$bin/abathur-demo" seq "$ABATHUR_DB")
 commits=12
-# The service's writer: commits of abathur-demo write's transaction (one task, its audit
-# row, a transfer), automatic checkpoints off, then an exit that closes nothing (a crash).
-cat > "$work/crashing-writer.py" <<'EOF'
-import os, sqlite3, sys
-c = sqlite3.connect(sys.argv[1], isolation_level=None)
-c.execute("PRAGMA journal_mode=WAL")
-c.execute("PRAGMA wal_autocheckpoint=0")
-for _ in range(int(sys.argv[2])):
-    c.executescript("""
-    BEGIN IMMEDIATE;
-    UPDATE state SET value = CAST(value AS INTEGER) + 1, updated_at = datetime('now') WHERE key = 'writer_seq';
-    INSERT INTO tasks(agent_id, title, description, status, writer_seq, created_at)
-      SELECT 'agent-' || (1 + abs(random()) % 20), 'writer task', hex(randomblob(64)), 'pending',
-             CAST(value AS INTEGER), datetime('now') FROM state WHERE key = 'writer_seq';
-    INSERT INTO audit(task_id, agent_id, action, details, created_at)
-      SELECT last_insert_rowid(), 'agent-1', 'writer', 'seq ' || value, datetime('now') FROM state WHERE key = 'writer_seq';
-    UPDATE agents SET budget = budget - 7 WHERE id = 'agent-' || (1 + (SELECT CAST(value AS INTEGER) FROM state WHERE key = 'writer_seq') % 20);
-    UPDATE agents SET budget = budget + 7 WHERE id = 'agent-' || (1 + (SELECT CAST(value AS INTEGER) + 3 FROM state WHERE key = 'writer_seq') % 20);
-    COMMIT;
-    """)
-os._exit(0)
-EOF
 # One bit flips in the page data of a frame of the middle commit, on a page that later
 # commits write again: SQLite's recovery stops there, although every later frame is intact.
 cat > "$work/rot-one-bit.py" <<'EOF'
@@ -118,7 +96,7 @@ open(path, "r+b").write(wal)
 print(f"flipped one bit in frame {victim + 1} of {len(frames)} (page {frames[victim][0]}, commit {middle + 1} of {len(commits)}; "
       f"commits {middle + 2} to {len(commits)} write page {frames[victim][0]} again)")
 EOF
-show python3 "$work/crashing-writer.py" "$ABATHUR_DB" "$commits"
+show "$bin/abathur-demo" write "$ABATHUR_DB" --commits "$commits" --crash
 show ls -l "$ABATHUR_DB" "$ABATHUR_DB-wal" "$ABATHUR_DB-shm"
 show python3 "$work/rot-one-bit.py" "$ABATHUR_DB-wal"
 echo "What SQLite alone makes of it, on a copy: integrity_check says ok, and commits are missing"

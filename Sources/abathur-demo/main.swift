@@ -161,15 +161,22 @@ func create(_ args: [String]) throws {
 
 /// One transaction per step: a new task with the next sequence number, its audit row, the
 /// sequence in `state`, and a transfer between two agents that keeps the budget sum constant.
+/// `--commits N` stops after N; `--crash` writes in WAL mode with automatic checkpoints off and
+/// ends with an exit that closes nothing, as a service that crashed: its commits stay in a hot
+/// `-wal`.
 func write(_ args: [String]) throws {
-    guard let path = args.first else { fail("usage: abathur-demo write DB [--seconds S] [--rate TPS] [--say-ready]") }
-    let seconds = option("--seconds", in: args).flatMap(Double.init) ?? 5
+    guard let path = args.first else { fail("usage: abathur-demo write DB [--seconds S | --commits N] [--rate TPS] [--say-ready] [--crash]") }
+    let commits = option("--commits", in: args).flatMap(Int.init)
+    let seconds = option("--seconds", in: args).flatMap(Double.init) ?? (commits == nil ? 5 : .infinity)
     let rate = option("--rate", in: args).flatMap(Double.init) ?? 0
+    let crash = args.contains("--crash")
     let db = try Connection(path: path, mode: .readWrite, busyTimeoutMs: 10_000)
     try db.execute("PRAGMA foreign_keys=ON")
+    // The service runs in WAL mode (a restored backup is in rollback mode until it opens it).
+    if crash { try db.execute("PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0") }
     let deadline = Clock.monotonicSeconds() + seconds
     var written = 0
-    while Clock.monotonicSeconds() < deadline {
+    while Clock.monotonicSeconds() < deadline && written < (commits ?? .max) {
         let step = Clock.monotonicSeconds()
         try db.execute("""
         BEGIN IMMEDIATE;
@@ -194,6 +201,10 @@ func write(_ args: [String]) throws {
         }
     }
     print(written)
+    if crash {
+        fflush(nil)  // every open stream: the count printed above
+        _exit(0)
+    }
 }
 
 func check(_ args: [String]) throws {
