@@ -11,7 +11,7 @@ public struct WALDiagnosis: Sendable {
     public var walPath: String
     /// Nil when there is no `-wal` (or it is empty): nothing waits for a checkpoint.
     public var wal: WALInspection?
-    public var header: WALHeader?
+    public var header: WALHeader? { wal?.header }
     public var overlay: WALOverlay?
     public var index: WALIndexFile?
     /// Locks on the `-shm` and the database, by process (this one excluded).
@@ -90,9 +90,6 @@ public struct WALDiagnosis: Sendable {
             if walStatus.size > 0 {
                 let wal = try WALInspection.inspectConfirmed(files.wal)
                 diagnosis.wal = wal
-                let reader = try WALReader(files.wal)
-                diagnosis.header = reader.header
-                try reader.close()
                 if wal.committedFrames > 0 || wal.droppedCommits > 0 {
                     diagnosis.overlay = WALOverlay.check(database: database, wal: wal, tempDir: tempDir, busyTimeoutMs: busyTimeoutMs)
                 } else {

@@ -14,6 +14,8 @@ public struct WALInspection: Sendable, Equatable {
         public var pages: [UInt32]
     }
 
+    /// The header as read; nil when the file is empty, shorter than a header, or has a bad magic.
+    public var header: WALHeader?
     /// Why the whole WAL is ignored, when it is.
     public var headerProblem: String?
     public var fileSize: Int64
@@ -63,7 +65,7 @@ public struct WALInspection: Sendable, Equatable {
     public static func inspect(_ path: String) throws -> WALInspection {
         let reader = try WALReader(path)
         let header = reader.header
-        var result = WALInspection(headerProblem: reader.headerProblem?.description, fileSize: reader.fileSize,
+        var result = WALInspection(header: header, headerProblem: reader.headerProblem?.description, fileSize: reader.fileSize,
                                    pageSize: header?.framesAreReadable == true ? header!.pageSize : 0,
                                    checkpointSequence: header?.checkpointSequence ?? 0, salt1: header?.salt1 ?? 0, salt2: header?.salt2 ?? 0,
                                    framesInFile: reader.framesInFile, validFrames: 0, committedFrames: 0, committed: [],
