@@ -10,6 +10,9 @@ public struct FileStatus: Sendable, Equatable {
     public var modifiedNanoseconds: Int64
     public var device: UInt64
     public var inode: UInt64
+    /// Bytes of disk it holds (`st_blocks`): what removing it frees; less than `size` for a
+    /// sparse file.
+    public var allocatedBytes: Int64
 
     init(_ st: stat) {
         mode = st.st_mode
@@ -18,6 +21,7 @@ public struct FileStatus: Sendable, Equatable {
         modifiedNanoseconds = Int64(st.st_mtim.tv_nsec)
         device = UInt64(st.st_dev)
         inode = UInt64(st.st_ino)
+        allocatedBytes = Int64(st.st_blocks) * 512
     }
 
     public var isRegular: Bool { mode & S_IFMT == S_IFREG }

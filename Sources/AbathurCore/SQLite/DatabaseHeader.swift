@@ -14,6 +14,10 @@ public struct DatabaseHeader: Sendable, Equatable {
     public var freelistCount: UInt32
     public var schemaCookie: UInt32
     public var schemaFormat: UInt32
+    /// The largest root b-tree page in auto-vacuum modes (offset 52); 0 without auto-vacuum.
+    public var largestRootPage: UInt32
+    /// Non-zero in incremental-vacuum mode (offset 64).
+    public var incrementalVacuumFlag: UInt32
     public var textEncoding: UInt32
     public var userVersion: UInt32
     public var applicationID: UInt32
@@ -60,7 +64,9 @@ public struct DatabaseHeader: Sendable, Equatable {
         freelistCount = u32(36)
         schemaCookie = u32(40)
         schemaFormat = u32(44)
+        largestRootPage = u32(52)
         textEncoding = u32(56)
+        incrementalVacuumFlag = u32(64)
         userVersion = u32(60)
         applicationID = u32(68)
         versionValidFor = u32(92)
@@ -71,6 +77,15 @@ public struct DatabaseHeader: Sendable, Equatable {
 
     /// The size in pages is only valid when the change counter matches version-valid-for.
     public var pageCountIsValid: Bool { pageCount > 0 && versionValidFor == changeCounter }
+
+    /// `PRAGMA auto_vacuum` as the header records it.
+    public enum AutoVacuum: String, Sendable, Encodable {
+        case none, full, incremental
+    }
+
+    public var autoVacuum: AutoVacuum {
+        largestRootPage == 0 ? .none : incrementalVacuumFlag != 0 ? .incremental : .full
+    }
 
     /// WAL mode is recorded as format versions 2/2.
     public var isWAL: Bool { writeVersion == 2 && readVersion == 2 }
