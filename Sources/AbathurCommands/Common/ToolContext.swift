@@ -52,8 +52,10 @@ final class ToolContext {
     /// Loads settings, handles `--print-config`, runs `body`, and reports. `body` returns the
     /// exit code and the result for `--json`; an `AbathurError` it throws is reported as one
     /// diagnostic line and its exit code. `metrics` may add textfile metrics for any outcome.
+    /// `sweepAtStart` false leaves stale temp files for the command to report (diskcheck).
     func run<R: Encodable>(
         flags: SettingFlags = SettingFlags(),
+        sweepAtStart: Bool = true,
         _ body: (ToolContext) throws -> (ExitCode, R?),
         metrics: ((inout PrometheusMetrics, ExitCode, R?) -> Void)? = nil
     ) throws -> Never {
@@ -65,7 +67,9 @@ final class ToolContext {
                 printConfig()
                 throw ToolExit(code: .success)
             }
-            for line in TempSweep.atStart(settings, metricsFile: options.prometheus) { console.info(line) }
+            if sweepAtStart {
+                for line in TempSweep.atStart(settings, metricsFile: options.prometheus) { console.info(line) }
+            }
             (code, result) = try body(self)
         } catch let exit as ToolExit {
             throw exit

@@ -138,21 +138,62 @@ public enum SafeFiles {
         guard fd >= 0 else { return [] }
         defer { close(fd) }
         var removed: [String] = []
+        for stale in staleTemps(in: fd, directories: directories, keep: keep) {
+            if stale.isDirectory ? removeTree(stale.name, in: fd) : unlinkat(fd, stale.name, 0) == 0 { removed.append(stale.name) }
+        }
+        if !removed.isEmpty { _ = fsync(fd) }
+        return removed
+    }
+
+    /// A temp file or directory that `sweepTemps` would remove, and the disk it holds.
+    public struct StaleTemp: Sendable, Encodable, Equatable {
+        public var name: String
+        public var isDirectory: Bool
+        public var bytes: Int64
+    }
+
+    /// What `sweepTemps` would remove from `directory` now, without removing anything.
+    public static func staleTemps(in directory: String, directories: Bool = true, keep: (String) -> Bool = { _ in false }) -> [StaleTemp] {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        return staleTemps(in: fd, directories: directories, keep: keep)
+    }
+
+    private static func staleTemps(in fd: Int32, directories: Bool, keep: (String) -> Bool) -> [StaleTemp] {
+        var found: [StaleTemp] = []
         for name in names(in: fd) where name.hasPrefix(tempPrefix) {
             guard let pid = creatorPid(of: name), isGone(pid), !keep(name) else { continue }
             var st = stat()
             guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_uid == geteuid() else { continue }
             switch st.st_mode & S_IFMT {
             case S_IFREG:
-                if unlinkat(fd, name, 0) == 0 { removed.append(name) }
+                found.append(StaleTemp(name: name, isDirectory: false, bytes: Int64(st.st_blocks) * 512))
             case S_IFDIR where directories:
-                if removeTree(name, in: fd) { removed.append(name) }
+                found.append(StaleTemp(name: name, isDirectory: true, bytes: treeBytes(name, in: fd)))
             default:
                 continue
             }
         }
-        if !removed.isEmpty { _ = fsync(fd) }
-        return removed
+        return found
+    }
+
+    /// The disk the regular files under directory `name` hold, not following links.
+    private static func treeBytes(_ name: String, in parent: Int32) -> Int64 {
+        let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var total: Int64 = 0
+        for entry in names(in: fd) {
+            var st = stat()
+            guard fstatat(fd, entry, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            switch st.st_mode & S_IFMT {
+            case S_IFREG: total += Int64(st.st_blocks) * 512
+            case S_IFDIR: total += treeBytes(entry, in: fd)
+            default: continue
+            }
+        }
+        return total
     }
 
     /// The pid field of a temp name; nil when the name is not `PREFIX PID-...` with a pid > 0.
