@@ -55,7 +55,7 @@ public final class BackupJob {
         guard try FileStatus.of(source) != nil else { throw AbathurError(.notFound, source, "no such database") }
         let (header, fileSize) = try DatabaseHeader.read(source, followSymlinks: true)
         let walSize = try DatabaseFiles(source).size(of: [.wal])
-        let estimate = max(fileSize, header.pageCountIsValid ? Int64(header.pageCount) * Int64(header.pageSize) : 0) + walSize
+        let estimate = BackupJob.estimate(fileSize: fileSize, header: header, walSize: walSize)
         try preflight(directory: directory, estimate: estimate)
 
         // FACTS.md 10: behind a broken WAL frame SQLite silently drops every later commit, and
@@ -197,10 +197,20 @@ public final class BackupJob {
                                 detail: detail)
     }
 
+    /// The size of the database a backup copies: its pages or its file, whichever is larger,
+    /// plus its `-wal`.
+    public static func estimate(fileSize: Int64, header: DatabaseHeader, walSize: Int64) -> Int64 {
+        max(fileSize, header.pageCountIsValid ? Int64(header.pageCount) * Int64(header.pageSize) : 0) + walSize
+    }
+
+    /// What a backup of an `estimate`-byte database writes at most: the snapshot plus a
+    /// worst-case `.gz`. Its preflight requires that (and the margin) free.
+    public static func spaceNeeded(estimate: Int64) -> Int64 { estimate * 2 }
+
     /// Exit 6 before writing anything when the snapshot plus a worst-case `.gz` cannot fit.
     func preflight(directory: String, estimate: Int64) throws {
         try SpaceBudget.of(directory, headroom: .allFree)
-            .require(estimate * 2, for: "a backup of this \(estimate)-byte database (snapshot plus worst-case compressed copy)")
+            .require(BackupJob.spaceNeeded(estimate: estimate), for: "a backup of this \(estimate)-byte database (snapshot plus worst-case compressed copy)")
     }
 
     /// FACTS.md 2: one read transaction on the source for the whole copy gives a consistent

@@ -5,10 +5,23 @@
 public struct RetentionPolicy: Sendable {
     public var days: Int
     public var keepMinVerified: Int
+    /// The floor only (`abathur-diskcheck --fix`, an emergency): `retention_days` is ignored,
+    /// and every backup beyond the `keep_min_verified` newest verified ones may go.
+    public var floorOnly = false
+    /// Manual backups may go too, and then count toward the floor (`--include-manual`).
+    public var includeManual = false
 
     public init(days: Int, keepMinVerified: Int) {
         self.days = days
         self.keepMinVerified = keepMinVerified
+    }
+
+    /// The floor-only policy of a full disk.
+    public static func emergency(keepMinVerified: Int, includeManual: Bool) -> RetentionPolicy {
+        var policy = RetentionPolicy(days: 0, keepMinVerified: keepMinVerified)
+        policy.floorOnly = true
+        policy.includeManual = includeManual
+        return policy
     }
 
     public init(settings: Settings) throws {
@@ -25,8 +38,8 @@ public struct RetentionPolicy: Sendable {
     /// The shared rule with this policy's numbers: the `keep_min_verified` newest verified
     /// backups, then every backup younger than `retention_days`.
     var rule: DatedRetention {
-        DatedRetention(keepNewest: keepMinVerified, maxAgeSeconds: Int64(days) * 86400,
-                       newestRule: "one of the \(keepMinVerified) newest verified backups", age: "\(days) days")
+        DatedRetention(keepNewest: keepMinVerified, maxAgeSeconds: floorOnly ? nil : Int64(days) * 86400,
+                       newestRule: "one of the \(keepMinVerified) newest verified backups", age: floorOnly ? "" : "\(days) days")
     }
 
     /// Decides for every backup in `catalog`. For the floor a backup counts as verified only
@@ -34,7 +47,7 @@ public struct RetentionPolicy: Sendable {
     /// now, newest first, until the floor is met): a corrupt backup never holds the floor.
     public func plan(_ catalog: Catalog, now: Double) throws -> [Decision] {
         try rule.plan(catalog.entries, now: now, exemption: { entry in
-            guard entry.name.kind == .scheduled else { return "manual backups are never pruned automatically" }
+            guard entry.name.kind == .scheduled || includeManual else { return "manual backups are never pruned automatically" }
             guard entry.manifest != nil else {
                 if entry.lacksManifest { return "incomplete (no manifest: an interrupted publish): never pruned, never counted toward the floor" }
                 return "no valid manifest: not pruned" + (entry.manifestProblem.map { " (\($0))" } ?? "")
@@ -72,13 +85,14 @@ public struct RetentionPolicy: Sendable {
 /// it; what is exempt, and what counts toward the floor, is the caller's to say.
 public struct DatedRetention: Sendable {
     public var keepNewest: Int
-    public var maxAgeSeconds: Int64
+    /// Nil: no age keeps an item; only the floor does.
+    public var maxAgeSeconds: Int64?
     /// Why an item of the floor stays (`one of the 2 newest verified backups`).
     public var newestRule: String
     /// The age limit in words (`30 days`).
     public var age: String
 
-    public init(keepNewest: Int, maxAgeSeconds: Int64, newestRule: String, age: String) {
+    public init(keepNewest: Int, maxAgeSeconds: Int64?, newestRule: String, age: String) {
         self.keepNewest = keepNewest
         self.maxAgeSeconds = maxAgeSeconds
         self.newestRule = newestRule
@@ -96,7 +110,7 @@ public struct DatedRetention: Sendable {
     /// its age.
     public func plan<Item>(_ items: [Item], now: Double, exemption: (Item) -> String?, created: (Item) -> Int64,
                            countsTowardFloor: (Item) throws -> Bool, removal: (Item) -> String?) rethrows -> [Decision<Item>] {
-        let cutoff = Int64(now) - maxAgeSeconds
+        let cutoff = maxAgeSeconds.map { Int64(now) - $0 }
         var floorLeft = keepNewest
         return try items.map { item in
             if let why = exemption(item) { return Decision(item: item, keep: true, rule: why) }
@@ -104,8 +118,8 @@ public struct DatedRetention: Sendable {
                 floorLeft -= 1
                 return Decision(item: item, keep: true, rule: newestRule)
             }
-            if created(item) >= cutoff { return Decision(item: item, keep: true, rule: "within \(age)") }
-            return Decision(item: item, keep: false, rule: removal(item) ?? "older than \(age)")
+            if let cutoff, created(item) >= cutoff { return Decision(item: item, keep: true, rule: "within \(age)") }
+            return Decision(item: item, keep: false, rule: removal(item) ?? (cutoff == nil ? "beyond the floor" : "older than \(age)"))
         }
     }
 }

@@ -46,7 +46,7 @@ public struct Catalog: Sendable {
         var byName: [BackupName: Entry] = [:]
         var foreign: [String] = []
         for file in names {
-            if [sumsName, lockName, SampleState.fileName, safetyDirName, incidentDirName].contains(file) || file.hasPrefix(SafeFiles.tempPrefix) { continue }
+            if [sumsName, lockName, SampleState.fileName, safetyDirName, incidentDirName, WALRepair.forensicDirName].contains(file) || file.hasPrefix(SafeFiles.tempPrefix) { continue }
             let isManifest = file.hasSuffix(BackupName.suffix + BackupName.manifestSuffix)
             let dataName = isManifest ? String(file.dropLast(BackupName.manifestSuffix.count)) : file
             guard let name = BackupName(fileName: dataName) else {

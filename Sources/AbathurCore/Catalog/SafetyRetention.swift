@@ -31,6 +31,8 @@ public struct SafetyRetention: Sendable {
         case safetyCopy = "safety copy"
         case asideDirectory = "aside directory"
         case incidentRecord = "incident record"
+        /// walfix's copies of a damaged WAL: evidence, counted (diskcheck) but never pruned.
+        case forensicCopy = "forensic copy"
     }
 
     /// One safety copy, aside directory or incident record: the paths that make it up.
@@ -50,11 +52,14 @@ public struct SafetyRetention: Sendable {
         public var safetyRoots: [String]
         public var databaseDirectory: String
         public var incidentDirectory: String
+        /// Where walfix's forensic copies are (counted, never pruned).
+        public var forensicRoots: [String]
 
-        public init(safetyRoots: [String], databaseDirectory: String, incidentDirectory: String) {
+        public init(safetyRoots: [String], databaseDirectory: String, incidentDirectory: String, forensicRoots: [String] = []) {
             self.safetyRoots = safetyRoots
             self.databaseDirectory = databaseDirectory
             self.incidentDirectory = incidentDirectory
+            self.forensicRoots = forensicRoots
         }
 
         /// Every place the settings can put them: both safety roots.
@@ -64,7 +69,8 @@ public struct SafetyRetention: Sendable {
             let incidents = settings.string(.incidentDir)
             self.init(safetyRoots: [Paths.join(backupDir, Catalog.safetyDirName), Paths.join(databaseDirectory, SafetyCopy.besideDatabaseDirName)],
                       databaseDirectory: databaseDirectory,
-                      incidentDirectory: incidents.isEmpty ? Paths.join(backupDir, Catalog.incidentDirName) : incidents)
+                      incidentDirectory: incidents.isEmpty ? Paths.join(backupDir, Catalog.incidentDirName) : incidents,
+                      forensicRoots: [Paths.join(backupDir, WALRepair.forensicDirName), Paths.join(databaseDirectory, WALRepair.forensicBesideDatabaseDirName)])
         }
     }
 
@@ -84,6 +90,14 @@ public struct SafetyRetention: Sendable {
         })
         groups.append(try incidentRecords(in: places.incidentDirectory))
         return groups.map { $0.sorted { ($0.createdUnix, $0.path) > ($1.createdUnix, $1.path) } }
+    }
+
+    /// walfix's forensic copies (`BACKUP_DIR/forensic/STAMP-walfix/`, or `.abathur-forensic/`
+    /// beside the database), newest first. Never part of `scan`: nothing prunes them.
+    public static func forensicCopies(_ places: Places) throws -> [Item] {
+        var items: [Item] = []
+        for root in places.forensicRoots { items += try directories(in: root, kind: .forensicCopy) { stampAndTag($0) } }
+        return items.sorted { ($0.createdUnix, $0.path) > ($1.createdUnix, $1.path) }
     }
 
     /// Directories in `parent` whose name `created` dates, holding regular files only.

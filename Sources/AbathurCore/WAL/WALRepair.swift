@@ -55,6 +55,8 @@ public final class WALRepair {
 
     /// Where forensic copies go in the backup directory; never pruned.
     public static let forensicDirName = "forensic"
+    /// Where they go beside the database when the backup directory is read-only.
+    public static let forensicBesideDatabaseDirName = ".abathur-forensic"
 
     let request: RestoreRequest
     let choice: Choice
@@ -100,7 +102,7 @@ public final class WALRepair {
             locks.append(try FileLock.acquire(FileLock.path(forDatabase: database), wait: request.lockWait))
             let swept = SafeFiles.sweepTemps(in: Paths.directory(of: database), directories: false)
             let root = readOnly == nil ? Paths.join(request.backupDir, WALRepair.forensicDirName)
-                : Paths.join(Paths.directory(of: database), ".abathur-forensic")
+                : Paths.join(Paths.directory(of: database), WALRepair.forensicBesideDatabaseDirName)
             return (root, "backup directory and database locked" + (swept.isEmpty ? "" : "; swept \(swept.count) stale temp file(s)"))
         }
         guard let walStatus = try FileStatus.of(files.wal), walStatus.size > 0 else {
