@@ -22,6 +22,7 @@ public struct SettingKey: Sendable, Hashable {
         Setting.shrinkWarning.key, Setting.tempDir.key, Setting.services.key, Setting.healthURL.key,
         Setting.healthCommand.key, Setting.healthTimeout.key, Setting.healthRetries.key, Setting.healthInterval.key,
         Setting.incidentDir.key, Setting.initCommand.key, Setting.safetyKeep.key, Setting.safetyMaxAge.key,
+        Setting.diskWarn.key, Setting.diskCrit.key, Setting.diskWarnFree.key, Setting.diskCritFree.key, Setting.reserve.key,
     ]
 }
 
@@ -74,7 +75,21 @@ extension SettingType where Value == Int64? {
     }
 }
 
+extension SettingType where Value == Int64? {
+    /// A size (`512MiB`, `2GiB`, `1048576`), or nil when the setting is empty (meaning "off").
+    public static var optionalSize: Self {
+        Self(expected: "expected a size such as 512MiB or 2GiB, or nothing", parse: { text in
+            text.isEmpty ? .some(nil) : Bytes.parse(text).map { $0 }
+        })
+    }
+}
+
 extension SettingType where Value == Double {
+    /// A percentage, `80%` or `80`.
+    public static var percent: Self {
+        Self(expected: "expected a percentage from 0 to 100, such as 80%", parse: { Percent.parse($0) })
+    }
+
     public static var fraction: Self {
         Self(expected: "expected a fraction from 0 to 1, such as 0.5", parse: { Double($0).flatMap { $0 >= 0 && $0 <= 1 ? $0 : nil } })
     }
@@ -148,6 +163,15 @@ extension Setting where Value == Int {
 
 extension Setting where Value == Int64? {
     public static var expectUserVersion: Self { Self("expect_user_version", default: "", .optionalInteger, "PRAGMA user_version the database must have (empty: not checked)") }
+    public static var diskWarnFree: Self {
+        Self("disk_warn_free", default: "", flag: "warn-free", .optionalSize, "diskcheck warns (exit 1) when a filesystem has less free than this (empty: not checked)")
+    }
+    public static var diskCritFree: Self {
+        Self("disk_crit_free", default: "2GiB", flag: "crit-free", .optionalSize, "diskcheck is critical (exit 6) when a filesystem has less free than this (empty: not checked)")
+    }
+    public static var reserve: Self {
+        Self("reserve", default: "", .optionalSize, "size of diskcheck's ballast file beside the database, released first by --fix (empty: none)")
+    }
     public static var expectApplicationId: Self { Self("expect_application_id", default: "", .optionalInteger, "PRAGMA application_id the database must have (empty: not checked)") }
 }
 
@@ -159,6 +183,12 @@ extension Setting where Value == Double {
     public static var shrinkWarning: Self { Self("shrink_warning", default: "0.5", .fraction, "warn when a table lost more than this fraction of the rows in the newest backup") }
     public static var healthTimeout: Self {
         Self("health_timeout", default: "5s", .duration(where: { $0 > 0 && $0 <= 3600 }, "expected more than 0s and at most 1h"), "how long one health-check attempt may take")
+    }
+    public static var diskWarn: Self {
+        Self("disk_warn", default: "80%", flag: "warn", .percent, "diskcheck warns (exit 1) when a filesystem is this full, in bytes or inodes")
+    }
+    public static var diskCrit: Self {
+        Self("disk_crit", default: "90%", flag: "crit", .percent, "diskcheck is critical (exit 6) when a filesystem is this full, in bytes or inodes")
     }
     public static var healthInterval: Self { Self("health_interval", default: "3s", .duration(where: { $0 <= 3600 }, "expected at most 1h"), "pause between health-check attempts") }
     public static var safetyMaxAge: Self {
