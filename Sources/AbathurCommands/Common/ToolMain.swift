@@ -16,6 +16,7 @@ public enum ToolMain {
         IntegrityTool.self,
         RestoreTool.self,
         WalfixTool.self,
+        DiskcheckTool.self,
     ]
 
     static let names: [String] = commands.map { $0.configuration.commandName! }
