@@ -29,6 +29,12 @@ public struct DiskThresholds: Sendable, Encodable, Equatable {
 
         public var name: String { ["ok", "warning", "critical"][rawValue] }
 
+        /// As its name: `"ok"`, `"warning"`, `"critical"`.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(name)
+        }
+
         /// SPEC.md's codes for a monitor: 0, 1, and 6 (not enough space).
         public var exitCode: ExitCode { [ExitCode.success, .warning, .noSpace][rawValue] }
     }
