@@ -56,7 +56,7 @@ public final class DiskFix {
         public var status: String
         /// What the plan expects it to free.
         public var estimatedBytes: Int64
-        /// Measured: the free bytes the filesystems of the report gained (nil when not run).
+        /// Measured: the free bytes the filesystems it worked on gained (nil when not run).
         public var freedBytes: Int64?
         /// What it removed, by path.
         public var removed: [String]
@@ -164,7 +164,10 @@ public final class DiskFix {
         }
         if ["done", "busy", "incomplete", "failed"].contains(step.status) {
             filesystems = try measure()
-            step.freedBytes = filesystems.map { device, now in now.freeBytes - (before[device]?.freeBytes ?? now.freeBytes) }.reduce(0, +)
+            // Only the filesystems the step works on: others (a busy /var/tmp) change meanwhile.
+            step.freedBytes = short.compactMap { device in
+                filesystems[device].map { now in now.freeBytes - (before[device]?.freeBytes ?? now.freeBytes) }
+            }.reduce(0, +)
         }
     }
 
@@ -220,6 +223,10 @@ public final class DiskFix {
                 step.status = "done"
                 step.detail = frames
             }
+        } catch let error as AbathurError where error.exitCode == .busy {
+            step.status = "busy"
+            step.detail = "\(error.description); nothing was checkpointed"
+            outcome.warnings.append("checkpoint of \(places.database) was busy: \(error.description)")
         } catch let error as AbathurError where error.kind == .noSpace || error.exitCode == .ioError {
             step.status = "failed"
             step.detail = "\(error.description); later steps may make room, then run 'abathur-walfix checkpoint'"
@@ -311,6 +318,7 @@ public final class DiskFix {
             }
             guard !short(filesystems).isEmpty else { break }
             step.removed += try remove(item.path)
+            step.estimatedBytes += item.bytes
             filesystems = try measure()
         }
         let what = "\(step.removed.count) of \(items.count) removable, oldest first"
@@ -328,7 +336,12 @@ public final class DiskFix {
         let database = places.database
         let device = try DiskFix.device(of: database)
         guard short.contains(device) else { return skip(&step, "the database is on a filesystem that meets the target") }
-        let space = try DatabaseSpace.read(database)
+        let space: DatabaseSpace
+        do {
+            space = try DatabaseSpace.read(database)
+        } catch let error as AbathurError {
+            return skip(&step, "the database could not be read: \(error.description)")
+        }
         let vacuum = try DiskReport.vacuum(space, places: places)
         guard vacuum.method != "none" else { return skip(&step, vacuum.detail) }
         step.estimatedBytes = vacuum.reclaimableBytes
@@ -349,7 +362,7 @@ public final class DiskFix {
         let sql = vacuum.method == "vacuum" ? "VACUUM" : "PRAGMA incremental_vacuum"
         try Signals.ignoringTermination {
             let managed = !options.units.names.isEmpty
-            if managed { _ = try options.units.stop() }
+            // Started again whatever happens, a stop that failed halfway included.
             defer {
                 if managed {
                     do { _ = try options.units.start() } catch {
@@ -357,6 +370,7 @@ public final class DiskFix {
                     }
                 }
             }
+            if managed { _ = try options.units.stop() }
             let holders = try Holders.check(database).holders
             guard holders.isEmpty else {
                 step.status = "refused"
