@@ -31,8 +31,9 @@ enum DiskcheckCommands {
         let report: DiskReport
         var upkeep: Reserve.Upkeep?
         do {
-            // Only a plain report keeps the reserve: a fix is releasing it.
-            if request.mode == .report, try FileStatus.of(Paths.directory(of: places.database))?.isDirectory == true {
+            // Only a plain report keeps the reserve: a fix is releasing it, and a monitoring
+            // plugin only looks.
+            if request.mode == .report, !request.nagios, try FileStatus.of(Paths.directory(of: places.database))?.isDirectory == true {
                 do {
                     upkeep = try Reserve.upkeep(database: places.database, configured: try settings.value(.reserve), thresholds: thresholds)
                 } catch let error as AbathurError {
