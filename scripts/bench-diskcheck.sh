@@ -12,12 +12,14 @@
 #   transactions of abathur-demo write before each, so that each is a different database;
 # - the backup directory then gets BENCH_BACKUPS (200) backups: real backups take seconds
 #   each and the shipped build has no settable clock, so the 200 are copies of the real ones
-#   (the .db.gz byte for byte, oldest source first), each under its own scheduled name one
-#   day apart, ending now, with its manifest rewritten to match (name, created,
-#   created_unix; everything else, the hashes included, is the source's and stays true of
-#   the copy's bytes), mode 0600, and SHA256SUMS written for all of them. One of the copies
-#   is checked with `abathur-backup verify NAME` (gzip CRC, SHA-256, integrity, schema, row
-#   counts), and every report must count all of them as complete;
+#   (the .db.gz byte for byte: the last week's of the newest real backup, each week before
+#   of the one before, down to the oldest, so the database grows week by week), each under
+#   its own scheduled name one day apart, ending now, with its manifest rewritten to match
+#   (name, created, created_unix; everything else, the hashes included, is the source's and
+#   stays true of the copy's bytes), mode 0600, and SHA256SUMS written for all of them. The
+#   newest copy is checked with `abathur-backup verify NAME` (gzip CRC, SHA-256, integrity,
+#   schema, row counts), `sha256sum -c SHA256SUMS` checks all of them, and every report must
+#   count all of them as complete;
 # - finally abathur-demo write --commits 50 --crash leaves a hot -wal of a few MiB beside
 #   LIVE/abathur.db (about what SQLite's automatic checkpoint lets a running service keep),
 #   which the report reads offline.
@@ -114,7 +116,7 @@ sources = sorted((json.load(open(os.path.join(real, f))) for f in os.listdir(rea
 now = int(time.time())
 sums = []
 for k in range(n):
-    source = sources[k * len(sources) // n]          # oldest source for the oldest copies
+    source = sources[max(0, len(sources) - 1 - (n - 1 - k) // 7)]   # a week per source, newest last
     t = now - (n - 1 - k) * 86400
     name = time.strftime("abathur_%Y-%m-%d_%H-%M-%S.db.gz", time.gmtime(t))
     manifest = dict(source, name=name, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)), created_unix=t)
@@ -188,7 +190,8 @@ run_json() {  # run_json RUN
         || die "json run $i: backups count and complete are $(json "$out" 'd["result"]["report"]["backups"]["count"], d["result"]["report"]["backups"]["complete"]'), expected $N, $N"
     [ "$(json "$out" 'd["result"]["report"]["database"]["wal_bytes"]')" = "$WAL_BYTES" ] || die "json run $i: wal_bytes is not the -wal's $WAL_BYTES"
     add json "$T_SEC" "$T_RSS"
-    say "json run $i: ${T_SEC}s, ${T_RSS} KiB peak; growth: $(json "$out" 'd["result"]["report"]["growth"]["detail"]')"
+    GROWTH=$(json "$out" 'd["result"]["report"]["growth"]["detail"]')
+    say "json run $i: ${T_SEC}s, ${T_RSS} KiB peak; growth: $GROWTH"
 }
 
 run_dryrun() {  # run_dryrun RUN
@@ -200,6 +203,8 @@ run_dryrun() {  # run_dryrun RUN
     case $planned in "('would run', "[1-9]*) ;; *) cat "$out" >&2; die "dry-run run $i: step 5 is $planned, expected 'would run' with backups to remove" ;; esac
     [ "$(find "$BACKUPS" -maxdepth 1 -name 'abathur_*.db.gz' | wc -l)" -eq "$N" ] || die "dry-run run $i: a backup is gone"
     add dryrun "$T_SEC" "$T_RSS"
+    PLANNED=${planned#*, }
+    PLANNED=${PLANNED%)}
     say "dry-run run $i: ${T_SEC}s, ${T_RSS} KiB peak; step 5 $planned (target $target bytes free)"
 }
 
@@ -252,6 +257,7 @@ done
 echo "abathur-diskcheck benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load $LOAD_START -> $LOAD_END, $(( $(date +%s) - BENCH_START ))s"
 echo "database: $LIVE_BYTES bytes ($((LIVE_BYTES / 1048576)) MiB) with a hot -wal of $WAL_BYTES bytes; abathur-diskcheck $("$BIN/abathur-diskcheck" --version 2>/dev/null || echo '?')"
 echo "backups: $N in $BACKUPS, $BACKUP_BYTES bytes ($((BACKUP_BYTES / 1048576)) MiB): copies of $REAL real backups under their own names, a day apart, manifests rewritten; the report exited $REPORT_RC (the level of this machine's disks)"
+echo "the report's growth: $GROWTH; the dry run's step 5 would remove $PLANNED of the $N backups, oldest first"
 echo "median of $RUNS run(s) per row (each column separately); ratio = seconds / du seconds"
 echo
 bench_table 38 du "${NAMES[@]}"
