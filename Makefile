@@ -55,6 +55,7 @@ bench: build
 	bash scripts/bench-integrity.sh $(BIN)
 	bash scripts/bench-restore.sh $(BIN)
 	bash scripts/bench-walfix.sh $(BIN)
+	bash scripts/bench-diskcheck.sh $(BIN)
 
 clean:
 	rm -rf $(BUILD_DIR) $(TEST_DIR) build dist

@@ -3,7 +3,8 @@
 # backup story: take, verify, restore with nothing but gunzip, status; then abathur-restore:
 # a drill, a plan, a refusal while the database is in use, and a real restore; then
 # abathur-walfix: a crash leaves a hot -wal with one rotten bit, inspect reports the commits
-# SQLite would silently drop, and repair --beyond-break keeps every one of them.
+# SQLite would silently drop, and repair --beyond-break keeps every one of them; then
+# abathur-diskcheck: the report, a reserve, and the plan for a full disk with its numbers.
 set -euo pipefail
 bin=$(cd "${1:-build/bin}" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/abathur-demo.XXXXXX")
@@ -126,4 +127,32 @@ show "$bin/abathur-walfix" inspect
 show "$bin/abathur-integrity"
 show "$bin/abathur-demo" check "$ABATHUR_DB" --min-seq "$((before + commits))"
 
-step "Done: the writer never stopped during backups, every backup is consistent and verified, the restore was checked end to end, and the damaged -wal lost no commit."
+step "14. abathur-diskcheck: every filesystem the database needs (once each), the database and its -wal, the backups, what the restore and the repair left, whether the next backup and a VACUUM fit"
+# Three more backups, a purge that leaves free pages inside the database, and the service
+# running again (a hot -wal): something for the steps of the plan to weigh.
+for _ in 1 2 3; do "$bin/abathur-backup" >/dev/null; done
+show sqlite3 "$ABATHUR_DB" "DELETE FROM audit WHERE id % 2 = 0; SELECT 'freelist pages: ' || freelist_count FROM pragma_freelist_count;"
+"$bin/abathur-demo" write "$ABATHUR_DB" --commits 20 --crash >/dev/null
+# A 16 MiB ballast file beside the database, which the report creates when it fits.
+export ABATHUR_RESERVE=16MiB
+rc=0
+show "$bin/abathur-diskcheck" || rc=$?
+echo "(exit $rc: 0 ok, 1 warning, 6 critical: the level of this machine's disks)"
+case $rc in 0 | 1 | 6) ;; *) echo "demo: abathur-diskcheck exited $rc" >&2; exit 1 ;; esac
+
+step "15. The way out of a full disk, planned (--dry-run): each step in order, with the bytes it would free; nothing changes"
+# A target no step alone reaches: what the database's filesystem has free now, plus 20 MiB.
+# The reserve and the checkpoint are not enough, so the oldest backup goes too (never one of
+# the two newest verified, never the manual one), and the plan stops there.
+free=$(df -P -B1 "$(dirname "$ABATHUR_DB")" | awk 'NR == 2 { print $4 }')
+target=$((free + 20 * 1048576))
+before=$(ls -la "$ABATHUR_BACKUP_DIR" "$(dirname "$ABATHUR_DB")" | md5sum)
+rc=0
+show "$bin/abathur-diskcheck" --dry-run --no-services --target "$target" || rc=$?
+echo "(exit $rc)"
+case $rc in 0 | 1 | 6) ;; *) echo "demo: abathur-diskcheck --dry-run exited $rc" >&2; exit 1 ;; esac
+[ "$(ls -la "$ABATHUR_BACKUP_DIR" "$(dirname "$ABATHUR_DB")" | md5sum)" = "$before" ] \
+  || { echo "demo: the dry run changed the backup or the database directory" >&2; exit 1; }
+echo "Nothing changed. Never 'find $ABATHUR_BACKUP_DIR -mtime +7 -delete': it removes the newest verified backups as readily as the old ones."
+
+step "Done: the writer never stopped during backups, every backup is consistent and verified, the restore was checked end to end, the damaged -wal lost no commit, and a full disk has a plan that never goes below the floor."

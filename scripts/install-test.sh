@@ -48,7 +48,8 @@ for tool in $tools; do
 done
 for f in /etc/abathur/abathur.conf /etc/cron.d/abathur-tools /lib/systemd/system/abathur-backup.timer \
          /usr/share/man/man7/abathur-tools.7.gz /lib/systemd/system/abathur-integrity.timer \
-         /lib/systemd/system/abathur-restore-drill.service /lib/systemd/system/abathur-restore-drill.timer; do
+         /lib/systemd/system/abathur-restore-drill.service /lib/systemd/system/abathur-restore-drill.timer \
+         /lib/systemd/system/abathur-diskcheck.service /lib/systemd/system/abathur-diskcheck.timer; do
   [ -e "$root$f" ] || { echo "missing $f"; exit 1; }
 done
 in_root abathur-backup --print-config | grep -E '^(database|backup_dir)='

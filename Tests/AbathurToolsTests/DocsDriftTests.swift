@@ -66,6 +66,23 @@ final class DocsDriftTests: XCTestCase {
                 for code in ["0", "1", "3", "4", "5", "7"] { XCTAssertTrue(own.contains(code), "'For abathur-walfix' explains exit \(code)") }
             },
             configuration: ["lock_wait", "busy_timeout_ms", "temp_dir", "services"]),
+        "abathur-diskcheck": ToolDocs(
+            completedBehind: [["--db", "/tmp/x.db", "--backup-dir", "/tmp"], ["--fix", "--target", "75%", "--include-manual"],
+                              ["--warn", "80%", "--crit-free=2GiB", "--nagios"]],
+            completedPrefixes: [("--w", ["--wait", "--warn", "--warn-free"]), ("--cr", ["--crit", "--crit-free"]), ("--in", ["--include-manual"])],
+            valuesNotGuessed: ["--warn", "--crit", "--warn-free", "--crit-free", "--target", "--wait", "--busy-timeout"],
+            exitSubsections: { page, codes in
+                // What each code means for a report, a plan and a fix: codes of the table, in order.
+                let own = codes(DocsDriftTests.section("EXIT STATUS", subsection: "For abathur-diskcheck", in: page))
+                XCTAssertFalse(own.isEmpty, "EXIT STATUS has a 'For abathur-diskcheck' subsection")
+                XCTAssertEqual(own, own.sorted { Int($0)! < Int($1)! }, "in order")
+                XCTAssertTrue(Set(own).isSubset(of: Set((0...9).map(String.init))), "\(own)")
+                for code in ["0", "1", "4", "5", "6", "8"] { XCTAssertTrue(own.contains(code), "'For abathur-diskcheck' explains exit \(code)") }
+                let nagios = DocsDriftTests.section("EXIT STATUS", subsection: "With --nagios", in: page)
+                XCTAssertEqual(codes(nagios), (0...3).map(String.init), "EXIT STATUS has a 'With --nagios' subsection listing 0 to 3")
+            },
+            configuration: ["disk_warn", "disk_crit", "disk_warn_free", "disk_crit_free", "reserve", "keep_min_verified",
+                            "safety_keep", "safety_max_age", "services", "temp_dir"]),
     ]
 
     static let repoRoot = Repository.root
@@ -664,6 +681,35 @@ final class DocsDriftTests: XCTestCase {
             let subcommand = accepted[first] == nil ? "inspect" : first
             let used = Self.longOptions(String(invocation))
             XCTAssertTrue(used.isSubset(of: accepted[subcommand]!), "\(command): \(used.subtracting(accepted[subcommand]!).sorted()) not in '\(tool) help \(subcommand)'")
+        }
+    }
+
+    /// abathur-diskcheck(8)'s EXAMPLES: the runbook's answer to a full disk done safely (a
+    /// report, a plan, a fix, a fix to a target), never `find ... -delete` as a command, and
+    /// only options the tool accepts.
+    func testDiskcheckExamplesAreARunbookWithOptionsTheToolAccepts() throws {
+        let tool = "abathur-diskcheck"
+        let examples = Self.section("EXAMPLES", in: try Self.manText(tool))
+        XCTAssertFalse(examples.isEmpty, "the man page has an EXAMPLES section")
+        let commands = Self.tags(examples).map { $0.hasPrefix(".B ") ? String($0.dropFirst(3)) : $0 }
+        func has(_ what: String, _ test: (String) -> Bool) {
+            XCTAssertTrue(commands.contains(where: test), "EXAMPLES: \(what)")
+        }
+        has("a plain report") { $0 == tool }
+        has("a dry run") { $0 == "\(tool) --dry-run" }
+        has("a fix") { $0 == "\(tool) --fix" }
+        has("a fix to a target") { $0.hasPrefix("\(tool) --fix") && $0.contains("--target ") }
+        has("a monitoring line") { $0.contains("\(tool) --nagios") }
+        XCTAssertFalse(commands.contains { $0.contains("find ") || $0.contains("-delete") || $0.hasPrefix("rm ") },
+                       "EXAMPLES never offers 'find -delete' or 'rm' as a command: \(commands)")
+        XCTAssertTrue(examples.joined(separator: "\n").contains("Never run that"), "EXAMPLES says why never 'find -mtime +7 -delete'")
+
+        let accepted = Self.helpOptions(try help(tool))
+        for command in commands where command.contains(tool) {
+            var invocation = command[command.range(of: tool, options: .backwards)!.upperBound...]
+            if let pipe = invocation.range(of: "|") { invocation = invocation[..<pipe.lowerBound] }
+            let used = Self.longOptions(String(invocation))
+            XCTAssertTrue(used.isSubset(of: accepted), "\(command): \(used.subtracting(accepted).sorted()) not in --help")
         }
     }
 }
