@@ -127,7 +127,15 @@ public final class DiskFix {
                 outcome.steps.append(step)
                 continue
             }
-            try perform(&step, short: shortNow, filesystems: &filesystems)
+            do {
+                try perform(&step, short: shortNow, filesystems: &filesystems)
+            } catch let error as AbathurError {
+                // What stops the fix (a WAL that would lose commits) is on the record too.
+                step.status = [.corrupt, .refused].contains(error.exitCode) ? "refused" : "failed"
+                step.detail = error.description
+                outcome.steps.append(step)
+                throw error
+            }
             outcome.steps.append(step)
             events.info("step \(step.number), \(step.name): \(step.status)\(step.freedBytes.map { ", freed \(Bytes.describe($0))" } ?? ""): \(step.detail)")
         }
@@ -267,7 +275,7 @@ public final class DiskFix {
         removable = try removable.filter { short.contains(try DiskFix.device(of: $0.item.path)) }
         removable.sort { ($0.item.createdUnix, $0.item.path) < ($1.item.createdUnix, $1.item.path) }
         guard !removable.isEmpty else {
-            return skip(&step, "no safety copy or aside directory beyond safety_keep=\(retention.keep) and safety_max_age=\(Duration.describe(Double(retention.maxAgeSeconds))) on a filesystem short of the target (the newest of each always stays)")
+            return skip(&step, "no safety copy or aside directory beyond safety_keep=\(retention.keep) and safety_max_age=\(settings[Setting.safetyMaxAge.key].text) on a filesystem short of the target (the newest of each always stays)")
         }
         try removeOldestFirst(&step, removable.map { ($0.item.path, $0.item.bytes, $0.rule) }, filesystems: &filesystems) { path in
             try retention.apply(removable.filter { $0.item.path == path })
@@ -353,7 +361,8 @@ public final class DiskFix {
         }
         if options.dryRun {
             credit[device] = vacuum.reclaimableBytes
-            return plan(&step, "would stop the units and run \(vacuum.detail)")
+            let units = options.units.names.isEmpty ? "with no units to stop" : "with \(options.units.names.joined(separator: " ")) stopped"
+            return plan(&step, "would run \(vacuum.method == "vacuum" ? "VACUUM" : "PRAGMA incremental_vacuum") \(units), then wal_checkpoint(TRUNCATE): \(vacuum.detail)")
         }
         let wal = DatabaseFiles(database).wal
         if try FileStatus.of(wal)?.isRegular == true, let loss = try WALInspection.inspectConfirmed(wal).lossDescription {
