@@ -192,6 +192,50 @@ final class DiskcheckReportTests: XCTestCase {
         XCTAssertEqual(run.stdout.split(separator: "\n").count, 1, run.stdout)
     }
 
+    // MARK: - the reserve
+
+    /// A plain run makes the reserve only when the filesystem stays below the warning level
+    /// with it (else a warning, and nothing is written); once there is room it is made,
+    /// allocated and not sparse; when it is no longer configured, the next run deletes it.
+    func testTheReserveIsMadeOnlyBelowTheWarningLevelAndDeletedWhenNoLongerConfigured() throws {
+        let box = try Sandbox()
+        let fs = try SmallFilesystem.tmpfs(at: box.root + "/fs", size: "8m")
+        defer { fs.unmount() }
+        let world = try DiskWorld(box, root: fs.mountPoint)
+        try world.makeDatabase(rows: 100)
+        let reserve = world.liveDir + "/.abathur.db.abathur-reserve"
+        let thresholds = "disk_warn = 95%\ndisk_crit = 99%\ndisk_crit_free =\n"
+        try Data(("reserve = 512KiB\n" + thresholds).utf8).write(to: URL(fileURLWithPath: box.config))
+        // 700 KiB free: with the reserve the filesystem would be past 95% used.
+        try fs.fill(leaving: 700 << 10)
+        let free = try fs.space().freeBytes
+        let refused = try world.diskcheck(["--json"])
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        let upkeep = try XCTUnwrap(try world.result(refused)["reserve"] as? [String: Any])
+        XCTAssertEqual(upkeep["action"] as? String, "missing", "\(upkeep)")
+        XCTAssertTrue(refused.stderr.contains("abathur-diskcheck: warning: \(reserve): the 512.0 KiB reserve is missing and was not created"), refused.stderr)
+        XCTAssertNil(FileBlocks(reserve))
+        XCTAssertEqual(try fs.space().freeBytes, free, "nothing written")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: world.liveDir).filter { $0.hasPrefix(".abathur-tmp-") }, [])
+
+        try FileManager.default.removeItem(atPath: fs.mountPoint + "/filler")
+        let made = try world.diskcheck([])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        XCTAssertTrue(made.stdout.contains("reserve: \(reserve): created the 512.0 KiB reserve"), made.stdout)
+        let blocks = try XCTUnwrap(FileBlocks(reserve))
+        XCTAssertTrue(blocks.isRegular)
+        XCTAssertEqual(blocks.size, 512 << 10)
+        XCTAssertGreaterThanOrEqual(blocks.allocated, 512 << 10, "allocated, not sparse")
+        let kept = try world.diskcheck(["--json"])
+        XCTAssertEqual((try world.result(kept)["reserve"] as? [String: Any])?["action"] as? String, "kept")
+
+        try Data(thresholds.utf8).write(to: URL(fileURLWithPath: box.config))
+        let deleted = try world.diskcheck([])
+        XCTAssertEqual(deleted.status, 0, deleted.stderr)
+        XCTAssertTrue(deleted.stdout.contains("reserve: \(reserve): reserve is not configured any more: deleted the ballast file"), deleted.stdout)
+        XCTAssertNil(FileBlocks(reserve))
+    }
+
     // MARK: - filesystems counted once
 
     /// The database and its backups on one tmpfs: one volume with both roles. The backups on
