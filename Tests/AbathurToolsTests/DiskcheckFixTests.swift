@@ -510,3 +510,23 @@ private func Bytes(_ value: Int64) -> String {
     let tenths = Int((amount * 10).rounded())
     return unit == 0 ? "\(value) B" : "\(tenths / 10).\(tenths % 10) \(units[unit])"
 }
+
+extension DiskcheckFixTests {
+    /// A stale temp file in temp_dir is step 3's to remove, and to count; the checkpoint
+    /// (step 2) claims only what it frees itself.
+    func testAStaleTempInTempDirIsStepThreesNotTheCheckpoints() throws {
+        let box = try Sandbox()
+        let fs = try SmallFilesystem.tmpfs(at: box.root + "/fs", size: "16m")
+        defer { fs.unmount() }
+        let world = try DiskWorld(box, root: fs.mountPoint)
+        try world.makeDatabase(rows: 300)
+        XCTAssertEqual(try box.demo(["write", world.db, "--commits", "5", "--crash"]).status, 0)
+        let temp = try plantStaleTemp(in: world.tmp, bytes: 200 << 10)
+        let run = try world.diskcheck(["--fix", "--target", "\(try fs.space().totalBytes)", "--json"] + Self.quietThresholds)
+        let steps = try stepsOf(try fixOf(try world.result(run)))
+        XCTAssertEqual(steps[1]["status"] as? String, "done", "\(steps[1])")
+        XCTAssertEqual(steps[2]["status"] as? String, "done", "\(steps[2])")
+        XCTAssertEqual(steps[2]["removed"] as? [String], [temp], "\(steps[2])")
+        XCTAssertEqual(steps[2]["freed_bytes"] as? Int64, 200 << 10, "\(steps[2])")
+    }
+}
