@@ -26,11 +26,12 @@ enum DiskcheckCommands {
 
     static func run(_ request: Request, _ context: ToolContext) throws -> (ExitCode, Output?) {
         let settings = context.settings!
-        let thresholds = try DiskThresholds(settings: settings)
         let places = DiskReport.Places(settings: settings)
+        let thresholds: DiskThresholds
         let report: DiskReport
         var upkeep: Reserve.Upkeep?
         do {
+            thresholds = try DiskThresholds(settings: settings)
             // Only a plain report keeps the reserve: a fix is releasing it, and a monitoring
             // plugin only looks.
             if request.mode == .report, !request.nagios, try FileStatus.of(Paths.directory(of: places.database))?.isDirectory == true {

@@ -218,7 +218,9 @@ public final class DiskFix {
             let who = (result.blockers.map { "pid \($0.pid) (\($0.command)) holds the \($0.slot)" }
                 + result.openers.filter { o in !result.blockers.contains { $0.pid == o.pid } }.map { "pid \($0.pid) (\($0.command)) has it open" })
             let blockers = who.isEmpty ? "no other process was found holding it" : who.joined(separator: "; ")
-            let frames = "\(result.checkpointed) of \(result.log) frame(s) copied; -wal \(Bytes.describe(result.walBytesBefore)) -> \(Bytes.describe(result.walBytesAfter))"
+            // After a TRUNCATE that completed SQLite reports 0 of 0: the -wal is empty.
+            let copied = result.log > 0 ? "\(result.checkpointed) of \(result.log) frame(s) copied; " : ""
+            let frames = "\(copied)-wal \(Bytes.describe(result.walBytesBefore)) -> \(Bytes.describe(result.walBytesAfter))"
             if result.busy != 0 {
                 step.status = "busy"
                 step.detail = "busy past the busy timeout (\(options.busyTimeoutMs) ms): \(frames); blocked by \(blockers)"

@@ -81,8 +81,10 @@ public struct WALOverlay: Sendable {
         WALOverlay(fit: .unchecked, detail: "could not check whether the WAL fits the database: \(why)", owners: [:], pageCount: 0)
     }
 
+    /// A new scratch directory in `directory`. Stale temp files there are not swept here:
+    /// every tool sweeps temp_dir when it starts, except diskcheck, whose `--fix` removes them
+    /// in its own step and counts them there.
     static func makeScratchDirectory(in directory: String) throws -> String {
-        SafeFiles.sweepTemps(in: directory)
         let scratch = SafeFiles.tempPath(in: directory, tag: "walfix")
         try Syscall.call(.open) { mkdir(scratch, 0o700) }
         return scratch
