@@ -46,7 +46,11 @@ enum DiskcheckCommands {
                 made.reserve = upkeep.reserve
                 if upkeep.isWarning { made.warnings.append(upkeep.detail) }
             } else {
-                made.reserve = try? Reserve.look(database: places.database, configured: try settings.value(.reserve))
+                do {
+                    made.reserve = try Reserve.look(database: places.database, configured: try settings.value(.reserve))
+                } catch let error as AbathurError where error.kind != .usage {
+                    made.warnings.append(error.description)
+                }
             }
             report = made
         } catch let error as AbathurError where request.nagios {
