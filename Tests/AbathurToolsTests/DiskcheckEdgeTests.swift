@@ -270,6 +270,11 @@ final class DiskcheckEdgeTests: XCTestCase {
         let json = try world.diskcheck(["--fix", "--json", "--target", target] + Self.quietThresholds)
         XCTAssertEqual(json.status, 5, json.stderr)
         XCTAssertEqual(try document(json)["exit_code"] as? Int, 5)
+        // A dry run takes no lock: it plans while the lock is held.
+        let plan = try world.diskcheck(["--dry-run", "--target", target] + Self.quietThresholds)
+        XCTAssertNotEqual(plan.status, 5, plan.stderr)
+        XCTAssertTrue(plan.stdout.contains("step 3, remove stale temp files: would run, about 256.0 KiB"), plan.stdout)
+        XCTAssertTrue(plan.stdout.contains("plan: reaches the target"), plan.stdout)
         XCTAssertEqual(changed(before, try everything(box, under: fs.mountPoint)), [], "nothing changed")
         XCTAssertEqual(try fs.space(), space)
         XCTAssertTrue(FileManager.default.fileExists(atPath: temp))
