@@ -386,6 +386,7 @@ public final class DiskFix {
             guard holders.isEmpty else {
                 step.status = "refused"
                 step.detail = "still in use: \(holders.map(\.description).joined(separator: "; ")); no VACUUM was run (stop it, or add it to services)"
+                outcome.warnings.append("\(database): \(step.detail)")
                 return
             }
             do {
@@ -399,7 +400,8 @@ public final class DiskFix {
                 return
             }
             step.status = "done"
-            step.detail = "\(sql) with the units stopped (\(managed ? options.units.names.joined(separator: " ") : "no units configured")), then wal_checkpoint(TRUNCATE)"
+            let units = managed ? "with \(options.units.names.joined(separator: " ")) stopped" : "with no units stopped (--no-services, or services is empty)"
+            step.detail = "\(sql) \(units), then wal_checkpoint(TRUNCATE)"
         }
     }
 
