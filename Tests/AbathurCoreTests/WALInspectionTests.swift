@@ -1,4 +1,4 @@
-import AbathurCore
+@testable import AbathurCore
 import Foundation
 import XCTest
 
@@ -78,6 +78,45 @@ final class WALInspectionTests: WALTestCase {
         let seen = try rowsSQLiteSees()
         XCTAssertEqual(seen, w.commits, "SQLite stops at the bad frame, exactly where the inspection says")
         XCTAssertEqual(20 - seen - 1, w.droppedCommits, "and silently drops the later commits")
+    }
+
+    /// Real damage stays where it is: three reads agree and the finding stands. A break that
+    /// moves on every read is a writer outrunning the reader (the demo's live integrity check
+    /// once called that critical): it is not reported as dropped commits.
+    func testOnlyABreakThatStaysPutIsConfirmedAsLoss() throws {
+        try makeHotWAL(rows: 20)
+        let (_, frame) = try frameSize()
+        var raw = try bytes(wal)
+        raw[32 + 9 * frame + 24 + 100] ^= 0x5A
+        try write(raw, wal)
+        let damaged = try WALInspection.inspect(wal)
+        XCTAssertGreaterThan(damaged.droppedCommits, 0)
+        var reads = 0
+        let stable = WALInspection.confirmed(reading: { reads += 1; return damaged }, pause: {})
+        XCTAssertEqual(stable.droppedCommits, damaged.droppedCommits)
+        XCTAssertEqual(reads, 3, "three agreeing reads confirm it")
+        // The same finding with the break one frame later on each read.
+        reads = 0
+        let moving = WALInspection.confirmed(reading: { () -> WALInspection in
+            reads += 1
+            var next = damaged
+            next.firstInvalidFrame = damaged.firstInvalidFrame! + reads
+            return next
+        }, pause: {})
+        XCTAssertEqual(reads, 10)
+        XCTAssertEqual(moving.droppedCommits, 0, "never confirmed: not damage")
+        XCTAssertNil(moving.lossDescription)
+        XCTAssertEqual(moving.commits, damaged.commits, "the committed prefix is still reported")
+        // A read that finds nothing dropped ends it at once.
+        reads = 0
+        let healed = WALInspection.confirmed(reading: { () -> WALInspection in
+            reads += 1
+            var next = damaged
+            if reads == 2 { next.dropped = []; next.droppedFrames = 0 }
+            return next
+        }, pause: {})
+        XCTAssertEqual(reads, 2)
+        XCTAssertEqual(healed.droppedCommits, 0)
     }
 
     func testBadHeaderChecksumMeansTheWholeWALIsIgnored() throws {

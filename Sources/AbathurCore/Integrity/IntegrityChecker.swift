@@ -52,7 +52,9 @@ public struct IntegrityChecker {
             report.add("wal", .ok, Self.noWAL)
             return
         }
-        let wal = try WALInspection.inspect(path)
+        // The live database's WAL may be written while it is read: a finding of dropped
+        // commits must hold over three reads (a file at rest confirms at once).
+        let wal = try WALInspection.inspectConfirmed(path)
         var evidence = ["\(wal.fileSize) bytes", "\(wal.framesInFile) frames", "\(wal.validFrames) valid",
                         "\(wal.committedFrames) committed in \(wal.commits) transactions", "\(wal.pagesTouched) pages touched"]
         if let problem = wal.headerProblem {

@@ -113,12 +113,25 @@ public struct WALInspection: Sendable, Equatable {
     /// damage stays where it is. So a finding of dropped commits counts only when it reads
     /// the same (same salts, same first invalid frame) three times over 100 ms.
     public static func inspectConfirmed(_ path: String) throws -> WALInspection {
-        var result = try inspect(path)
+        try confirmed(reading: { try inspect(path) }, pause: { Clock.sleep(seconds: 0.05) })
+    }
+
+    /// The rule of `inspectConfirmed` over successive reads: a finding of dropped commits
+    /// stands only when three reads in a row agree on it. A break that keeps moving (ten reads,
+    /// never three alike) is a writer outrunning the reader, not damage: the last read is
+    /// returned without the commits it seemed to drop.
+    static func confirmed(reading read: () throws -> WALInspection, pause: () -> Void) rethrows -> WALInspection {
+        var result = try read()
         var agreeing = 1
         var reads = 1
-        while result.droppedCommits > 0 && agreeing < 3 && reads < 10 {
-            Clock.sleep(seconds: 0.05)
-            let again = try inspect(path)
+        while result.droppedCommits > 0 && agreeing < 3 {
+            guard reads < 10 else {
+                result.dropped = []
+                result.droppedFrames = 0
+                return result
+            }
+            pause()
+            let again = try read()
             reads += 1
             if again.droppedCommits == 0 { return again }
             let same = again.salt1 == result.salt1 && again.salt2 == result.salt2
