@@ -59,8 +59,9 @@ enum DiskcheckCommands {
         }
         if request.nagios { try nagios(report, context) }
         let out = context.console
-        describe(report, out)
+        // What this run did first, then what it found.
         if let upkeep, upkeep.action == "created" || upkeep.action == "deleted" { out.result("reserve: \(upkeep.detail)") }
+        describe(report, out)
         var output = Output(report: report, reserve: upkeep, fix: nil, after: nil, verdict: report.level.name)
         if request.mode == .report {
             return (finish(report, context), output)
