@@ -2,10 +2,17 @@ import CSQLite
 
 /// One statement of an SQL script as SQLite's own parser splits it: where it starts (1-based
 /// line of its first keyword), its text, and the rows it changed.
-public struct ScriptStatement: Sendable, Equatable {
+public struct ScriptStatement: Sendable, Equatable, Encodable {
     public var line: Int
     public var sql: String
     public var changes: Int64
+
+    /// Its first line without the closing semicolon, for a diagnostic.
+    public var display: String {
+        var line = sql.split(separator: "\n").first.map(String.init) ?? sql
+        while line.hasSuffix(";") { line.removeLast() }
+        return line.count > 120 ? String(line.prefix(117)) + "..." : line
+    }
 }
 
 /// A script statement that failed, and why.
@@ -53,12 +60,15 @@ extension Connection {
             defer { sqlite3_finalize(statement) }
             index += 1
             try check(current)
+            // Rows this statement changed, triggers included: sqlite3_changes keeps the last
+            // DML's count across DDL, the total does not.
+            let before = sqlite3_total_changes64(handle)
             var step = sqlite3_step(statement)
             while step == SQLITE_ROW { step = sqlite3_step(statement) }
             guard step == SQLITE_DONE else {
                 throw ScriptFailure(statement: current, index: index, error: error(step, sql: current.sql))
             }
-            current.changes = Int64(sqlite3_changes64(handle))
+            current.changes = Int64(sqlite3_total_changes64(handle) - before)
             each(current)
         }
     }
