@@ -39,7 +39,8 @@ enum MigrateCommands {
                 context.warn("the incident record could not be written: \(error)")
             }
         }
-        for statement in outcome.statements {
+        // What each statement changed, when it stood: after a failure it was all rolled back.
+        for statement in outcome.statements where failure == nil {
             out.result("line \(statement.line): \(statement.changes) row(s): \(statement.display)")
         }
         if let diff = outcome.diff { out.result("schema: \(diff.summary)") }

@@ -48,7 +48,7 @@ struct RestoreTool: ParsableCommand {
     @Option(help: ArgumentHelp("Apply a schema migration (an SQL file, or the name of a shipped one such as milestone-2-down) through the safe path: units stopped, a pre-migrate backup, the file on a copy in one transaction, the checks, the swap.", valueName: "file"))
     var migrate: String?
 
-    @Option(name: .customLong("expect-tables"), help: ArgumentHelp("With --migrate: the tables that must exist afterwards (comma-separated), when the file's header does not say.", valueName: "list"))
+    @Option(name: .customLong("expect-tables"), help: ArgumentHelp("With --migrate: the tables that must exist afterwards (comma-separated), instead of the file's '-- expect-tables' and the config's expect_tables.", valueName: "list"))
     var expectTables: String?
 
     var beforeTime: Int64? {

@@ -86,6 +86,9 @@ public final class MigrationJob {
         guard status.isRegular else {
             throw AbathurError(.unsafePath, database, status.isSymlink ? "is a symlink; give its target with --db" : "not a regular file")
         }
+        if try FileStatus.of(DatabaseFiles(database).journal) != nil {
+            throw AbathurError(.refused, DatabaseFiles(database).journal, "a rollback journal beside the database: a transaction was interrupted, and SQLite rolls it back the next time the database is opened read-write (with the service stopped: sqlite3 '\(database)' 'PRAGMA schema_version'); nothing was changed")
+        }
         if mode != .migrate { return try rehearse() }
 
         var locks: [FileLock] = []
@@ -204,7 +207,7 @@ public final class MigrationJob {
         }
         try timeline.step("expected schema") {
             let tables = Set(after.tables.keys)
-            let expected = script.header.expectTables ?? expectTables ?? configuredTables.filter { !diff.tablesRemoved.contains($0) }
+            let expected = expectTables ?? script.header.expectTables ?? configuredTables.filter { !diff.tablesRemoved.contains($0) }
             let missing = expected.filter { !tables.contains($0) }
             let present = (script.header.expectAbsent ?? []).filter { tables.contains($0) }
             let minIndexes = script.header.expectMinIndexes ?? request.check.expectation.minIndexes
@@ -223,7 +226,7 @@ public final class MigrationJob {
         // The full checks, with the schema the migration leads to.
         var options = request.check
         options.expectation.tables = Array(after.tables.keys).sorted().filter { table in
-            (script.header.expectTables ?? expectTables ?? configuredTables).contains(table)
+            (expectTables ?? script.header.expectTables ?? configuredTables).contains(table)
         }
         options.expectation.minIndexes = min(options.expectation.minIndexes, after.indexes.count)
         options.expectation.indexes = options.expectation.indexes.filter { after.indexes.contains($0) }

@@ -72,7 +72,7 @@ public struct MigrationScript: Sendable {
     }
 
     /// Statements the tool does itself, or that would break the one transaction: refused
-    /// before anything runs, naming the line.
+    /// before that statement runs, naming its line; the transaction is rolled back.
     public static func refusal(of statement: ScriptStatement) -> String? {
         let words = statement.sql.uppercased().split(whereSeparator: { !$0.isLetter && $0 != "_" }).prefix(3).map(String.init)
         guard let first = words.first else { return nil }
@@ -82,8 +82,9 @@ public struct MigrationScript: Sendable {
         case "VACUUM", "ATTACH", "DETACH":
             return "\(first) is not allowed in a migration"
         case "PRAGMA":
-            let name = words.dropFirst().first ?? ""
-            if ["FOREIGN_KEYS", "JOURNAL_MODE", "LOCKING_MODE", "WRITABLE_SCHEMA"].contains(name) {
+            // `PRAGMA name` or `PRAGMA schema.name`.
+            let forbidden = ["FOREIGN_KEYS", "JOURNAL_MODE", "LOCKING_MODE", "WRITABLE_SCHEMA"]
+            if let name = words.dropFirst().first(where: forbidden.contains) {
                 return "PRAGMA \(name.lowercased()) is the tool's to set (use '-- foreign-keys: off' in the header)"
             }
             return nil
