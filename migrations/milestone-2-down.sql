@@ -4,8 +4,9 @@
 -- keeps every row, index and value.
 --
 -- Run milestone-3-down first. Vector search (milestone 3) builds on document_index: its
--- tables, embeddings and embedding_queue, reference document_index, so rolling milestone 2
--- back under them would leave them pointing at a table that no longer exists. This file
+-- tables are document_embeddings, which references document_index, and
+-- document_embeddings_data, which references document_embeddings. Rolling milestone 2 back
+-- under them would leave them pointing at a table that no longer exists. This file
 -- does not drop them on its own: it refuses, before it changes anything, with
 -- "CHECK constraint failed: run_milestone_3_down_first". Each rollback is then a migration
 -- of its own, with its own pre-migrate backup to go back to.
@@ -34,7 +35,7 @@
 --
 -- foreign-keys: off
 -- expect-tables: agents, tasks, audit, checkpoints, state, metrics
--- expect-absent: sessions, memory_entries, document_index, embeddings, embedding_queue
+-- expect-absent: sessions, memory_entries, document_index, document_embeddings, document_embeddings_data
 -- expect-min-indexes: 25
 
 -- The preconditions, before anything changes: each failing one names itself in the error.
@@ -45,7 +46,7 @@ CREATE TEMP TABLE milestone_2_down_preconditions(
   d INTEGER CONSTRAINT checkpoints_has_other_columns_adapt_a_copy CHECK (d),
   e INTEGER CONSTRAINT a_trigger_or_view_would_be_lost_adapt_a_copy CHECK (e));
 INSERT INTO temp.milestone_2_down_preconditions VALUES (
-  NOT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name IN ('embeddings', 'embedding_queue')),
+  NOT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name IN ('document_embeddings', 'document_embeddings_data')),
   (SELECT foreign_keys FROM pragma_foreign_keys) = 0,
   (SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_table_info('tasks') ORDER BY cid))
     = 'id,agent_id,session_id,parent_id,title,description,status,priority,writer_seq,created_at,updated_at,completed_at',

@@ -579,7 +579,7 @@ final class RestoreTests: XCTestCase {
             # The demo seeds a minimum of rows; a fresh start has none.
             sqlite3 "$ABATHUR_DB" 'DELETE FROM audit; DELETE FROM checkpoints; DELETE FROM tasks; DELETE FROM metrics;
               DELETE FROM memory_entries; DELETE FROM sessions; DELETE FROM agents; DELETE FROM state;
-              DELETE FROM embeddings; DELETE FROM embedding_queue; DELETE FROM document_index;'
+              DELETE FROM document_embeddings_data; DELETE FROM document_embeddings; DELETE FROM document_index;'
 
             """
         try write("#!/bin/sh\n" + body, to: path)
