@@ -26,7 +26,7 @@ mkdir -p "$work/live"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
-step "1. A demo database shaped like abathur's (its 9 tables and milestone 3's two embedding tables, WAL mode)"
+step "1. A demo database shaped like abathur's (its 9 tables and milestone 3's document_embeddings and document_embeddings_data: 11 tables, 36 indexes, WAL mode)"
 show "$bin/abathur-demo" create "$ABATHUR_DB" --rows 20000
 
 step "2. A writer commits transfers and sequence numbers while we back up"
