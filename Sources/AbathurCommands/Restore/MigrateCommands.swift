@@ -53,6 +53,7 @@ enum MigrateCommands {
         if let record = outcome.incidentRecord { out.result("incident record: \(record)") }
         for warning in outcome.warnings { context.warn(warning) }
         if let tables = outcome.newExpectTables { out.result("set in the config: expect_tables = \(tables)") }
+        if let count = outcome.newExpectMinIndexes { out.result("set in the config: expect_min_indexes = \(count)") }
         if let failure {
             context.report(failure)
             return (failure.exitCode, outcome)

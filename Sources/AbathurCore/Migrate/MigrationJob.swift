@@ -40,6 +40,8 @@ public final class MigrationJob {
         public var warnings: [String] = []
         /// The `expect_tables` to set when the migration removed tables it lists.
         public var newExpectTables: String?
+        /// The `expect_min_indexes` to set when fewer indexes are left than it says.
+        public var newExpectMinIndexes: Int?
         public var incidentRecord: String?
     }
 
@@ -58,6 +60,8 @@ public final class MigrationJob {
     private var rowsAfter: [String: Int64]?
     /// The checks the migrated schema passes: what the post-check of the swap runs.
     private var checkAfter: DatabaseCheck.Options?
+    /// Indexes the migrated copy has.
+    private var indexesAfter: Int?
 
     public init(request: RestoreRequest, backup: BackupRequest, script: MigrationScript, mode: Mode, expectTables: [String]?,
                 configuredTables: [String], events: EventSink = .ignore) {
@@ -195,6 +199,7 @@ public final class MigrationJob {
         }
         let after = try SchemaSnapshot.take(connection)
         rowsAfter = after.tables
+        indexesAfter = after.indexes.count
         let diff = SchemaDiff(before: before, after: after)
         outcome.diff = diff
         let audit = try timeline.step("foreign keys") {
@@ -279,6 +284,11 @@ public final class MigrationJob {
     /// fail their schema check until it is changed.
     func removedExpectedTables() {
         guard let diff = outcome.diff else { return }
+        let configuredMin = request.check.expectation.minIndexes
+        if let left = indexesAfter, left < configuredMin {
+            outcome.newExpectMinIndexes = left
+            outcome.warnings.append("the migration leaves \(left) indexes, fewer than expect_min_indexes = \(configuredMin): set 'expect_min_indexes = \(left)' in the config, or the nightly backups will fail their schema check")
+        }
         let gone = configuredTables.filter { diff.tablesRemoved.contains($0) }
         guard !gone.isEmpty else { return }
         let remaining = configuredTables.filter { !gone.contains($0) }.joined(separator: ",")
