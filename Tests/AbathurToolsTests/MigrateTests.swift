@@ -403,6 +403,28 @@ final class MigrateTests: XCTestCase {
         assertStoppedAndStartedAgain(box, hash: oldHash)
     }
 
+    /// A migration that makes the database bigger (a new table filled with rows, a new
+    /// index), as every 12-step table rebuild does: it applies, and the new table is live.
+    func testAMigrationThatGrowsTheDatabaseApplies() throws {
+        let box = try makeBox()
+        try box.makeDemoDatabase(rows: 300)
+        let path = try writeMigration(box, "grow", """
+        -- expect-min-indexes: 35
+        CREATE TABLE audit_archive(id INTEGER PRIMARY KEY, task_id INTEGER REFERENCES tasks(id), action TEXT NOT NULL, created_at TEXT NOT NULL);
+        INSERT INTO audit_archive SELECT id, task_id, action, created_at FROM audit;
+        CREATE INDEX idx_audit_archive_task ON audit_archive(task_id);
+
+        """)
+        let before = try view(box)
+        let run = try migrate(box, path, env: ["ABATHUR_EXPECT_TABLES": Self.tablesButDocumentIndex])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(lines(run.stdout).contains { $0.hasPrefix("schema: ") && $0.contains("tables +1 (audit_archive)") }, run.stdout)
+        var expected = before.rows
+        expected["audit_archive"] = before.rows["audit"]
+        XCTAssertEqual(try view(box).rows, expected, "audit_archive is live with every audit row; every other table as it was")
+        XCTAssertEqual(systemctlCalls(box).map { String($0.prefix(6)) }, ["stop -", "start "])
+    }
+
     // MARK: - 3. Refused before the swap
 
     /// Runs `migration` and expects exit 3 with `message` on stderr, nothing live changed, the
@@ -845,6 +867,17 @@ final class MigrateTests: XCTestCase {
         try mkdir(dir)
         try Data(Self.dropDocumentIndex.utf8).write(to: URL(fileURLWithPath: dir + "/drop-only.sql"))
         try assertShippedMigrationApplies(name: "drop-only", directory: dir)
+    }
+
+    /// The helper above, on a milestone-2-style rollback written here (the 12-step rebuild of
+    /// tasks and checkpoints without their keys to sessions, then the memory tables dropped),
+    /// found by name in a sandbox directory: proves the helper works before the shipped files land.
+    func testTheShippedMigrationCheckOnATwelveStepRebuild() throws {
+        let box = try Sandbox()
+        let dir = box.root + "/shipped"
+        try mkdir(dir)
+        try Data(Self.twelveStepMilestone2.utf8).write(to: URL(fileURLWithPath: dir + "/m2-down.sql"))
+        try assertShippedMigrationApplies(name: "m2-down", directory: dir)
     }
 
     /// Drops sessions, memory_entries and document_index; tasks and checkpoints are rebuilt
