@@ -160,6 +160,16 @@ public final class MigrationJob {
     /// The file on a copy, in one transaction, then every check; throws `checkFailed` (exit 3)
     /// when anything fails, the copy left as it was before the file.
     func applyAndCheck(_ copy: String) throws {
+        let (after, diff) = try apply(copy)
+        // The connection is closed: the copy is settled into one file (its -wal checkpointed
+        // away), as the swap needs it and as the full checks read it.
+        try timeline.step("settle the copy") { ((), try DatabaseSwap.settle(copy, busyTimeoutMs: request.busyTimeoutMs)) }
+        try check(copy, after: after, diff: diff)
+    }
+
+    /// The file on the copy in one transaction, then the foreign-key audit through the same
+    /// connection. Returns the schema after, and the diff.
+    private func apply(_ copy: String) throws -> (SchemaSnapshot, SchemaDiff) {
         let connection: Connection
         do {
             connection = try Connection(path: copy, mode: .readWrite, busyTimeoutMs: request.busyTimeoutMs)
@@ -210,6 +220,11 @@ public final class MigrationJob {
         guard audit.isClean else {
             throw AbathurError(.checkFailed, request.database, "the migrated copy fails the foreign-key check: \(audit.summary); nothing was changed")
         }
+        return (after, diff)
+    }
+
+    /// The expected schema and the full checks on the settled copy.
+    private func check(_ copy: String, after: SchemaSnapshot, diff: SchemaDiff) throws {
         try timeline.step("expected schema") {
             let tables = Set(after.tables.keys)
             let expected = expectTables ?? script.header.expectTables ?? configuredTables.filter { !diff.tablesRemoved.contains($0) }
