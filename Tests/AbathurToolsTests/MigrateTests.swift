@@ -24,11 +24,12 @@ final class MigrateTests: XCTestCase {
     /// `expect_tables` without document_index: a migration that drops it removes no configured table.
     static let tablesButDocumentIndex = "tasks,agents,audit,checkpoints,state,metrics,sessions,memory_entries"
 
-    /// Drops document_index (no table references it) and with it its 4 indexes: 34 - 4 = 30.
+    /// Drops document_index (no table references it in the nine-table schema) and with it its 4
+    /// indexes and SQLite's automatic one: 39 - 5 = 34, as expect_min_indexes counts them.
     static let dropDocumentIndex = """
     -- Drops the document index (a test migration).
     -- expect-absent: document_index
-    -- expect-min-indexes: 30
+    -- expect-min-indexes: 34
 
     DROP TABLE document_index;
 
@@ -38,6 +39,15 @@ final class MigrateTests: XCTestCase {
 
     /// A sandbox with a fake `systemctl` in `root/bin` that appends "ARGS SHA256" to the log,
     /// SHA256 being the database file's hash when it was called, and a scratch temp_dir.
+    /// The demo database without milestone 3's tables: the nine-table schema these tests
+    /// reason about (nothing references document_index in it). The shipped migrations' tests
+    /// use the full demo schema.
+    func makeNineTableDatabase(_ box: Sandbox, rows: Int) throws {
+        try box.makeDemoDatabase(rows: rows)
+        let drop = try Sandbox.execute("/usr/bin/sqlite3", [box.db, "DROP TABLE document_embeddings_data; DROP TABLE document_embeddings"])
+        XCTAssertEqual(drop.status, 0, drop.stderr)
+    }
+
     func makeBox(_ name: String = #function) throws -> Sandbox {
         let box = try Sandbox(name)
         let bin = box.root + "/bin"
@@ -155,7 +165,7 @@ final class MigrateTests: XCTestCase {
 
     /// The `pre-migrate_YYYYMMDD_HHMMSS.db.gz` backups, sorted.
     func preMigrateBackups(_ box: Sandbox) throws -> [String] {
-        try box.backupFiles().filter { $0.range(of: #"^pre-migrate_\d{8}_\d{6}(-\d+)?\.db\.gz$"#, options: .regularExpression) != nil }
+        try box.backupFiles().filter { $0.range(of: #"^pre-migrate_\d{8}_\d{6}([-_]\d+)?\.db\.gz$"#, options: .regularExpression) != nil }
     }
 
     /// Temp files of ours left anywhere a migration writes.
@@ -222,7 +232,7 @@ final class MigrateTests: XCTestCase {
     /// expect_tables lists document_index.
     func testDroppingATableAppliesAndWarnsWhenExpectTablesListsIt() throws {
         let box = try makeBox()
-        try box.makeDemoDatabase(rows: 300)
+        try makeNineTableDatabase(box, rows: 300)
         try commitLater(box, rows: 25)
         let path = try writeMigration(box, "drop-document-index", Self.dropDocumentIndex)
         let before = try view(box)
@@ -291,7 +301,8 @@ final class MigrateTests: XCTestCase {
         XCTAssertEqual(diff["tables_removed"] as? [String], ["document_index"])
         XCTAssertEqual(diff["tables_added"] as? [String], [])
         XCTAssertEqual(Set(diff["indexes_removed"] as? [String] ?? []),
-                       ["idx_document_hash", "idx_document_indexed", "idx_document_title", "idx_document_chunks"])
+                       ["idx_document_hash", "idx_document_indexed", "idx_document_title", "idx_document_chunks",
+                        "sqlite_autoindex_document_index_1"])
         let steps = try XCTUnwrap(outcome["steps"] as? [[String: Any]]).compactMap { $0["name"] as? String }
         for step in ["lock", "stop units", "prove nothing holds the database", "safety copy", "pre-migrate backup", "copy the database",
                      "foreign keys", "expected schema", "full checks", "swap", "post-check", "start units"] {
@@ -310,7 +321,7 @@ final class MigrateTests: XCTestCase {
     /// nothing on stderr.
     func testDroppingATableThatExpectTablesDoesNotListExitsZero() throws {
         let box = try makeBox()
-        try box.makeDemoDatabase(rows: 300)
+        try makeNineTableDatabase(box, rows: 300)
         let path = try writeMigration(box, "drop-document-index", Self.dropDocumentIndex)
         let before = try view(box)
 
@@ -334,12 +345,12 @@ final class MigrateTests: XCTestCase {
     /// again. A statement that fails to prepare (no such table) is told the same way.
     func testAFailingThirdStatementChangesNothingLive() throws {
         let box = try makeBox()
-        try box.makeDemoDatabase(rows: 300)
+        try makeNineTableDatabase(box, rows: 300)
         try commitLater(box, rows: 20)
         _ = try box.takeBackup()
         let path = try writeMigration(box, "third-fails", """
         -- Three statements, the third fails on a UNIQUE constraint.
-        -- expect-min-indexes: 30
+        -- expect-min-indexes: 34
 
         DELETE FROM metrics WHERE name = 'latency_ms';
 
@@ -389,7 +400,7 @@ final class MigrateTests: XCTestCase {
         // A statement SQLite cannot prepare.
         clearSystemctlLog(box)
         let unknown = try writeMigration(box, "no-such-table", """
-        -- expect-min-indexes: 30
+        -- expect-min-indexes: 34
         DELETE FROM metrics;
         DELETE FROM audit;
         INSERT INTO no_such_table VALUES (1);
@@ -407,7 +418,7 @@ final class MigrateTests: XCTestCase {
     /// index), as every 12-step table rebuild does: it applies, and the new table is live.
     func testAMigrationThatGrowsTheDatabaseApplies() throws {
         let box = try makeBox()
-        try box.makeDemoDatabase(rows: 300)
+        try makeNineTableDatabase(box, rows: 300)
         let path = try writeMigration(box, "grow", """
         -- expect-min-indexes: 35
         CREATE TABLE audit_archive(id INTEGER PRIMARY KEY, task_id INTEGER REFERENCES tasks(id), action TEXT NOT NULL, created_at TEXT NOT NULL);
@@ -450,7 +461,7 @@ final class MigrateTests: XCTestCase {
     /// rows that point at them. foreign_key_check finds them; exit 3.
     func testAForeignKeyViolationLeftBehindIsRefused() throws {
         let box = try makeBox()
-        try box.makeDemoDatabase(rows: 300)
+        try makeNineTableDatabase(box, rows: 300)
         try commitLater(box, rows: 10)
         try assertRefused(box, "orphans", """
         -- foreign-keys: off
@@ -469,7 +480,7 @@ final class MigrateTests: XCTestCase {
     /// refuses, naming the tables that declare a key to sessions.
     func testADanglingReferenceIsRefused() throws {
         let box = try makeBox()
-        try box.makeDemoDatabase(rows: 300)
+        try makeNineTableDatabase(box, rows: 300)
         let migration = """
         -- foreign-keys: off
         -- expect-min-indexes: 31
@@ -500,10 +511,10 @@ final class MigrateTests: XCTestCase {
     /// expect-min-indexes, --expect-tables, and the config's expect_min_indexes.
     func testAResultThatIsNotTheExpectedSchemaIsRefused() throws {
         let box = try makeBox()
-        try box.makeDemoDatabase(rows: 300)
+        try makeNineTableDatabase(box, rows: 300)
         try assertRefused(box, "removes-expected", """
         -- expect-tables: tasks, agents, document_index
-        -- expect-min-indexes: 30
+        -- expect-min-indexes: 34
         DROP TABLE document_index;
 
         """, message: "missing table(s) document_index")
@@ -514,20 +525,22 @@ final class MigrateTests: XCTestCase {
 
         """, message: "table(s) still there that the file expects gone: metrics")
         try assertRefused(box, "flag-expects", """
-        -- expect-min-indexes: 30
+        -- expect-min-indexes: 34
         DROP TABLE document_index;
 
         """, ["--expect-tables", "tasks,document_index"], message: "missing table(s) document_index")
         try assertRefused(box, "too-few-indexes", """
-        -- expect-min-indexes: 31
+        -- expect-min-indexes: 35
         DROP TABLE document_index;
 
-        """, message: "30 indexes, expected at least 31")
+        """, message: "34 indexes, expected at least 35")
         // No expect-min-indexes in the header: the config's (33 by default) holds.
         try assertRefused(box, "default-min-indexes", """
         DROP TABLE document_index;
+        DROP INDEX idx_metrics_name;
+        DROP INDEX idx_metrics_agent;
 
-        """, message: "30 indexes, expected at least 33")
+        """, message: "32 indexes, expected at least 33")
     }
 
     // MARK: - 4. A process that holds the database
@@ -536,7 +549,7 @@ final class MigrateTests: XCTestCase {
     /// 7 naming its pid, nothing changed (no restore point taken either), the units started again.
     func testAWriterThatIsNotAmongTheUnitsRefusesTheMigration() throws {
         let box = try makeBox()
-        try box.makeDemoDatabase(rows: 300)
+        try makeNineTableDatabase(box, rows: 300)
         try commitLater(box, rows: 10)
         let path = try writeMigration(box, "drop-document-index", Self.dropDocumentIndex)
 
@@ -581,7 +594,7 @@ final class MigrateTests: XCTestCase {
     /// 3 when a statement fails.
     func testDryRunAndDrillChangeNothingAndPrintTheDiff() throws {
         let box = try makeBox()
-        try box.makeDemoDatabase(rows: 300)
+        try makeNineTableDatabase(box, rows: 300)
         _ = try box.takeBackup()
         try commitLater(box, rows: 15)
         let path = try writeMigration(box, "drop-document-index", Self.dropDocumentIndex)
@@ -612,7 +625,7 @@ final class MigrateTests: XCTestCase {
         }
 
         let failing = try writeMigration(box, "fails", """
-        -- expect-min-indexes: 30
+        -- expect-min-indexes: 34
         DROP TABLE document_index;
         DROP TABLE document_index;
 
@@ -654,11 +667,11 @@ final class MigrateTests: XCTestCase {
     /// the killed run left.
     func testACrashAtEveryStepLeavesTheOldOrTheMigratedDatabase() throws {
         let box = try makeBox()
-        try box.makeDemoDatabase(rows: 200)
+        try makeNineTableDatabase(box, rows: 200)
         try commitLater(box, rows: 20)
         let path = try writeMigration(box, "drop-document-index", """
         -- expect-absent: document_index
-        -- expect-min-indexes: 30
+        -- expect-min-indexes: 34
         DROP TABLE IF EXISTS document_index;
 
         """)
@@ -726,7 +739,7 @@ final class MigrateTests: XCTestCase {
     /// line, and whatever ran before them is rolled back.
     func testRefusedStatementsNameTheirLine() throws {
         let box = try makeBox()
-        try box.makeDemoDatabase(rows: 300)
+        try makeNineTableDatabase(box, rows: 300)
         let cases: [(String, String, String)] = [
             ("begin", "-- expect-min-indexes: 30\nDROP TABLE document_index;\nBEGIN;\n", "line 3: transaction control"),
             ("commit", "-- expect-min-indexes: 30\nDELETE FROM metrics;\n\nCOMMIT;\nDROP TABLE document_index;\n", "line 4: transaction control"),
@@ -752,7 +765,7 @@ final class MigrateTests: XCTestCase {
     /// touch nothing, not even the units; a known name finds the file in ABATHUR_MIGRATIONS_DIR.
     func testUnknownDirectiveAndUnknownNameAreUsageErrors() throws {
         let box = try makeBox()
-        try box.makeDemoDatabase(rows: 300)
+        try makeNineTableDatabase(box, rows: 300)
         let live = try liveFiles(box)
 
         let misspelt = try writeMigration(box, "misspelt", "-- expect-tabels: tasks, agents\nDROP TABLE document_index;\n")
@@ -800,7 +813,7 @@ final class MigrateTests: XCTestCase {
     ///
     /// The lead calls it once the files land, e.g.
     /// `func testShippedMilestone2DownApplies() throws { try assertShippedMigrationApplies(name: "milestone-2-down") }`.
-    func assertShippedMigrationApplies(name: String, directory: String = Repository.path("migrations"),
+    func assertShippedMigrationApplies(name: String, after prerequisites: [String] = [], directory: String = Repository.path("migrations"),
                                        file: StaticString = #filePath, line: UInt = #line) throws {
         let source = directory + "/" + name + ".sql"
         let text = try String(contentsOfFile: source, encoding: .utf8)
@@ -817,8 +830,18 @@ final class MigrateTests: XCTestCase {
 
         let box = try makeBox("shipped-" + name)
         try box.makeDemoDatabase(rows: 300)
+        for earlier in prerequisites {
+            let run = try migrate(box, earlier, env: ["ABATHUR_MIGRATIONS_DIR": directory])
+            XCTAssertTrue([0, 1].contains(run.status), "\(earlier), before \(name): \(run.stderr)", file: file, line: line)
+        }
         let before = try view(box, file: file, line: line)
-        for table in absent {
+        // What the prerequisites did is theirs: calls and restore points are counted from here.
+        let callsBefore = systemctlCalls(box).count
+        let pointsBefore = try preMigrateBackups(box).count
+        // expect-absent may also name tables a prerequisite already removed.
+        let removed = absent.filter { before.rows[$0] != nil }
+        XCTAssertFalse(removed.isEmpty, "\(name): the demo database has tables it removes", file: file, line: line)
+        for table in absent where prerequisites.isEmpty {
             XCTAssertNotNil(before.rows[table], "\(name): the demo database has \(table) before", file: file, line: line)
         }
         let oldCopy = try inspectionCopy(box, file: file, line: line)
@@ -854,67 +877,29 @@ final class MigrateTests: XCTestCase {
         XCTAssertEqual(references, "", "\(name): no table declares a foreign key to a table that is gone", file: file, line: line)
         XCTAssertEqual(try sqlite(copy, "PRAGMA integrity_check", file: file, line: line), "ok", file: file, line: line)
         XCTAssertEqual(try box.demo(["check", copy]).status, 0, "\(name): the demo's invariants hold", file: file, line: line)
-        XCTAssertEqual(systemctlCalls(box), ["stop -- \(Self.units) \(oldHash)", "start -- \(Self.units) \(try box.sha256(box.db))"],
+        XCTAssertEqual(Array(systemctlCalls(box).dropFirst(callsBefore)), ["stop -- \(Self.units) \(oldHash)", "start -- \(Self.units) \(try box.sha256(box.db))"],
                        "\(name): units stopped with the old database, started with the migrated one", file: file, line: line)
-        XCTAssertEqual(try preMigrateBackups(box).count, 1, "\(name): the restore point", file: file, line: line)
+        XCTAssertEqual(try preMigrateBackups(box).count, pointsBefore + 1, "\(name): the restore point", file: file, line: line)
     }
 
-    /// The helper above on a file that only drops a table, found by name in a sandbox
-    /// directory: the helper itself works.
-    func testTheShippedMigrationCheckOnADropOnlyFile() throws {
-        let box = try Sandbox()
-        let dir = box.root + "/shipped"
-        try mkdir(dir)
-        try Data(Self.dropDocumentIndex.utf8).write(to: URL(fileURLWithPath: dir + "/drop-only.sql"))
-        try assertShippedMigrationApplies(name: "drop-only", directory: dir)
+    /// The migrations the package ships, on the demo schema (abathur's stand-in): milestone 3
+    /// rolled back, then milestone 2 after it.
+    func testShippedMilestone3DownApplies() throws {
+        try assertShippedMigrationApplies(name: "milestone-3-down")
     }
 
-    /// The helper above, on a milestone-2-style rollback written here (the 12-step rebuild of
-    /// tasks and checkpoints without their keys to sessions, then the memory tables dropped),
-    /// found by name in a sandbox directory: proves the helper works before the shipped files land.
-    func testTheShippedMigrationCheckOnATwelveStepRebuild() throws {
-        let box = try Sandbox()
-        let dir = box.root + "/shipped"
-        try mkdir(dir)
-        try Data(Self.twelveStepMilestone2.utf8).write(to: URL(fileURLWithPath: dir + "/m2-down.sql"))
-        try assertShippedMigrationApplies(name: "m2-down", directory: dir)
+    func testShippedMilestone2DownAppliesAfterMilestone3Down() throws {
+        try assertShippedMigrationApplies(name: "milestone-2-down", after: ["milestone-3-down"])
     }
 
-    /// Drops sessions, memory_entries and document_index; tasks and checkpoints are rebuilt
-    /// (SQLite's 12-step change) without their references to sessions, keeping every row and index.
-    static let twelveStepMilestone2 = """
-    -- A milestone-2-style rollback for the tests: the memory system goes.
-    -- foreign-keys: off
-    -- expect-absent: sessions, memory_entries, document_index
-    -- expect-min-indexes: 23
-
-    CREATE TABLE tasks_new(id INTEGER PRIMARY KEY, agent_id TEXT REFERENCES agents(id), session_id TEXT,
-      parent_id INTEGER REFERENCES tasks(id), title TEXT NOT NULL, description TEXT, status TEXT NOT NULL,
-      priority INTEGER NOT NULL DEFAULT 5, writer_seq INTEGER, created_at TEXT NOT NULL, updated_at TEXT, completed_at TEXT);
-    INSERT INTO tasks_new SELECT * FROM tasks;
-    DROP TABLE tasks;
-    ALTER TABLE tasks_new RENAME TO tasks;
-    CREATE INDEX idx_tasks_agent ON tasks(agent_id);
-    CREATE INDEX idx_tasks_session ON tasks(session_id);
-    CREATE INDEX idx_tasks_parent ON tasks(parent_id);
-    CREATE INDEX idx_tasks_status ON tasks(status);
-    CREATE INDEX idx_tasks_priority ON tasks(priority, created_at);
-    CREATE INDEX idx_tasks_created ON tasks(created_at);
-    CREATE INDEX idx_tasks_seq ON tasks(writer_seq);
-    CREATE INDEX idx_tasks_status_priority ON tasks(status, priority);
-
-    CREATE TABLE checkpoints_new(id INTEGER PRIMARY KEY, task_id INTEGER REFERENCES tasks(id), session_id TEXT,
-      step INTEGER NOT NULL, data BLOB, created_at TEXT NOT NULL);
-    INSERT INTO checkpoints_new SELECT * FROM checkpoints;
-    DROP TABLE checkpoints;
-    ALTER TABLE checkpoints_new RENAME TO checkpoints;
-    CREATE INDEX idx_checkpoints_task ON checkpoints(task_id);
-    CREATE INDEX idx_checkpoints_session ON checkpoints(session_id);
-    CREATE INDEX idx_checkpoints_step ON checkpoints(task_id, step);
-
-    DROP TABLE memory_entries;
-    DROP TABLE sessions;
-    DROP TABLE document_index;
-
-    """
+    /// milestone-2-down refuses while milestone 3's tables are there, changing nothing.
+    func testShippedMilestone2DownRefusesBeforeMilestone3Down() throws {
+        let box = try makeBox("m2-first")
+        try box.makeDemoDatabase(rows: 300)
+        let hash = try box.sha256(box.db)
+        let run = try migrate(box, "milestone-2-down", env: ["ABATHUR_MIGRATIONS_DIR": Repository.path("migrations")])
+        XCTAssertEqual(run.status, 3, run.stderr)
+        XCTAssertTrue(run.stderr.contains("run_milestone_3_down_first"), run.stderr)
+        XCTAssertEqual(try box.sha256(box.db), hash)
+    }
 }
