@@ -90,9 +90,6 @@ public final class MigrationJob {
         guard status.isRegular else {
             throw AbathurError(.unsafePath, database, status.isSymlink ? "is a symlink; give its target with --db" : "not a regular file")
         }
-        if try FileStatus.of(DatabaseFiles(database).journal) != nil {
-            throw AbathurError(.refused, DatabaseFiles(database).journal, "a rollback journal beside the database: a transaction was interrupted, and SQLite rolls it back the next time the database is opened read-write (with the service stopped: sqlite3 '\(database)' 'PRAGMA schema_version'); nothing was changed")
-        }
         if mode != .migrate { return try rehearse() }
 
         var locks: [FileLock] = []
@@ -137,6 +134,12 @@ public final class MigrationJob {
     private func prepare(_ safety: SafetyCopy?) throws -> SafeInstall.Candidate {
         guard let safety, let main = safety.path(of: .main) else {
             throw AbathurError(.internal, request.database, "the safety copy lacks the database")
+        }
+        // With the service stopped and nothing holding the database, a -journal is hot: a
+        // transaction was interrupted. (A running service's -journal is only in flight.)
+        let journal = DatabaseFiles(request.database).journal
+        if try FileStatus.of(journal) != nil {
+            throw AbathurError(.refused, journal, "a hot rollback journal beside the database: a transaction was interrupted, and SQLite rolls it back the next time the database is opened read-write (with the service stopped: sqlite3 '\(request.database)' 'PRAGMA schema_version'); nothing was changed")
         }
         outcome.backup = try timeline.step("pre-migrate backup") {
             var backup = self.backup
