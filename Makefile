@@ -56,6 +56,7 @@ bench: build
 	bash scripts/bench-restore.sh $(BIN)
 	bash scripts/bench-walfix.sh $(BIN)
 	bash scripts/bench-diskcheck.sh $(BIN)
+	bash scripts/bench-migrate.sh $(BIN)
 
 clean:
 	rm -rf $(BUILD_DIR) $(TEST_DIR) build dist

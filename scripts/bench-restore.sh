@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: abathur-restore against the plain gunzip + sqlite3 procedure, in the same run,
-# restoring one backup of an abathur-shaped database (abathur-demo create: 9 tables, 34
+# restoring one backup of an abathur-shaped database (abathur-demo create: 11 tables, 36
 # indexes, WAL mode).
 #
 #   bash scripts/bench-restore.sh BIN_DIR

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: abathur-walfix inspect on a 256 MiB hot WAL, and abathur-walfix repair of a
 # torn-tail copy of it, against SQLite's own recovery of the same files, in the same run, on
-# an abathur-shaped database (abathur-demo create: 9 tables, 34 indexes, WAL mode).
+# an abathur-shaped database (abathur-demo create: 11 tables, 36 indexes, WAL mode).
 #
 #   bash scripts/bench-walfix.sh BIN_DIR
 #

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: abathur-backup against the plain sqlite3 + gzip procedure, in the same run, on
-# one abathur-shaped database (abathur-demo create: 9 tables, 34 indexes, WAL mode).
+# one abathur-shaped database (abathur-demo create: 11 tables, 36 indexes, WAL mode).
 #
 #   bash scripts/bench.sh BIN_DIR          (`make bench` runs it with build/bin)
 #

@@ -2,11 +2,14 @@
 # make demo: an abathur-shaped database in WAL mode, a writer hammering it, and the whole
 # backup story: take, verify, restore with nothing but gunzip, status; then abathur-restore:
 # a drill, a plan, a refusal while the database is in use, and a real restore; then
-# abathur-walfix: a crash leaves a hot -wal with one rotten bit, inspect reports the commits
-# SQLite would silently drop, and repair --beyond-break keeps every one of them; then
-# abathur-diskcheck: the report, a reserve, and the plan for a full disk with its numbers.
+# abathur-restore --migrate: the runbook's milestone-3 rollback, a dry run while the service
+# writes, then for real through the safe path; then abathur-walfix: a crash leaves a hot
+# -wal with one rotten bit, inspect reports the commits SQLite would silently drop, and
+# repair --beyond-break keeps every one of them; then abathur-diskcheck: the report, a
+# reserve, and the plan for a full disk with its numbers.
 set -euo pipefail
 bin=$(cd "${1:-build/bin}" && pwd)
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/abathur-demo.XXXXXX")
 writer=
 cleanup() {
@@ -23,7 +26,7 @@ mkdir -p "$work/live"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
-step "1. A demo database shaped like abathur's (9 tables, 34 indexes, WAL mode)"
+step "1. A demo database shaped like abathur's (its 9 tables and milestone 3's document_embeddings and document_embeddings_data: 11 tables, 36 indexes, WAL mode)"
 show "$bin/abathur-demo" create "$ABATHUR_DB" --rows 20000
 
 step "2. A writer commits transfers and sequence numbers while we back up"
@@ -70,6 +73,41 @@ show "$bin/abathur-restore" --verbose
 show "$bin/abathur-demo" check "$ABATHUR_DB"
 record=$(ls -t "$ABATHUR_BACKUP_DIR"/incidents/*.md | head -1)
 show sed -n '/^## Timeline/,$p' "$record"
+
+step "9b. Roll milestone 3 (vector search) back, the runbook's 2.3: first a dry run, on a scratch copy, while the service writes"
+# The migrations the package installs in /usr/share/abathur-tools/migrations, from this tree.
+export ABATHUR_MIGRATIONS_DIR=$repo/migrations
+# The writer stops on its own, cleanly: killed in the middle of a transaction (the database
+# is in rollback-journal mode since the restore), it would leave a hot -journal behind.
+"$bin/abathur-demo" write "$ABATHUR_DB" --seconds 6 --rate 300 >/dev/null &
+writer=$!
+show "$bin/abathur-restore" --migrate milestone-3-down --dry-run
+wait "$writer"
+writer=
+
+step "9c. The migration for real: units stopped, nothing holding the database, a pre-migrate backup, the file in one transaction on a copy, foreign keys and schema checked, swap, units started, health check"
+# Stand-in units: a systemctl first on PATH that only logs what it is asked (the writer, the
+# demo's service, was stopped above). The health check is the demo's invariant check.
+mkdir "$work/units"
+cat > "$work/units/systemctl" <<'EOF'
+#!/bin/sh
+echo "systemctl $*" >> "${0%/*}/systemctl.log"
+EOF
+chmod +x "$work/units/systemctl"
+echo "services: abathur-api abathur-workers abathur-document-sync (a stand-in systemctl); health check: abathur-demo check"
+(
+  export PATH="$work/units:$PATH" ABATHUR_SERVICES="abathur-api abathur-workers abathur-document-sync" \
+    ABATHUR_HEALTH_URL= ABATHUR_HEALTH_COMMAND="$bin/abathur-demo check $ABATHUR_DB"
+  show "$bin/abathur-restore" --migrate milestone-3-down
+)
+show cat "$work/units/systemctl.log"
+show sqlite3 "$ABATHUR_DB" "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name);"
+show "$bin/abathur-demo" check "$ABATHUR_DB"
+record=$(ls -t "$ABATHUR_BACKUP_DIR"/incidents/*-migrate.md | head -1)
+show cat "$record"
+point=$(ls -t "$ABATHUR_BACKUP_DIR"/pre-migrate_*.db.gz | head -1)
+echo "The restore point stays: 'abathur-restore ${point##*/}' goes back. Then a fresh backup, of the new schema:"
+show "$bin/abathur-backup"
 
 step "10. The service crashes with a hot -wal, and one bit of the -wal rots"
 before=$("$bin/abathur-demo" seq "$ABATHUR_DB")
@@ -155,4 +193,4 @@ case $rc in 0 | 1 | 6) ;; *) echo "demo: abathur-diskcheck --dry-run exited $rc"
   || { echo "demo: the dry run changed the backup or the database directory" >&2; exit 1; }
 echo "Nothing changed. Never 'find $ABATHUR_BACKUP_DIR -mtime +7 -delete': it removes the newest verified backups as readily as the old ones."
 
-step "Done: the writer never stopped during backups, every backup is consistent and verified, the restore was checked end to end, the damaged -wal lost no commit, and a full disk has a plan that never goes below the floor."
+step "Done: the writer never stopped during backups, every backup is consistent and verified, the restore was checked end to end, the migration changed the schema and kept every other row, the damaged -wal lost no commit, and a full disk has a plan that never goes below the floor."

@@ -1,7 +1,10 @@
 // abathur-demo: makes abathur-shaped demo databases and drives them, for `make demo`, the
 // tests and the benchmarks. It is a development tool and is not shipped in the package.
 //
-//   abathur-demo create DB [--rows N | --size-mb M]   9 tables, 34 indexes, WAL mode
+//   abathur-demo create DB [--rows N | --size-mb M]   11 tables (the 9 core ones and milestone 3's
+//                                                     document_embeddings, document_embeddings_data),
+//                                                     36 indexes (41 with SQLite's automatic ones),
+//                                                     WAL mode
 //   abathur-demo write DB [--seconds S] [--rate TPS] [--say-ready]
 //                                                     a writer that keeps invariants; with
 //                                                     --say-ready, "ready" on stderr after
@@ -46,6 +49,10 @@ CREATE TABLE memory_entries(id INTEGER PRIMARY KEY, namespace TEXT NOT NULL, key
   UNIQUE(namespace, key));
 CREATE TABLE document_index(id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, title TEXT, content_hash TEXT,
   chunk_count INTEGER, indexed_at TEXT);
+CREATE TABLE document_embeddings(id INTEGER PRIMARY KEY, document_id INTEGER NOT NULL REFERENCES document_index(id),
+  chunk INTEGER NOT NULL, model TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE document_embeddings_data(embedding_id INTEGER PRIMARY KEY REFERENCES document_embeddings(id),
+  vector BLOB NOT NULL);
 CREATE INDEX idx_agents_status ON agents(status);
 CREATE INDEX idx_agents_name ON agents(name);
 CREATE INDEX idx_agents_created ON agents(created_at);
@@ -80,10 +87,15 @@ CREATE INDEX idx_document_hash ON document_index(content_hash);
 CREATE INDEX idx_document_indexed ON document_index(indexed_at);
 CREATE INDEX idx_document_title ON document_index(title);
 CREATE INDEX idx_document_chunks ON document_index(chunk_count);
+CREATE INDEX idx_document_embeddings_document ON document_embeddings(document_id, chunk);
+CREATE INDEX idx_document_embeddings_model ON document_embeddings(model);
 """
 
 /// Realistic-looking rows: words repeat (text compresses as real text does), ids and hashes
-/// do not. `scale` rows of tasks; the other tables in proportion.
+/// do not. `scale` rows of tasks; the other tables in proportion. Milestone 3 (vector search):
+/// nine documents in ten have an embedding (chunk 0) in document_embeddings, its vector (64 random
+/// bytes, small on purpose) in document_embeddings_data; the tenth has none yet. document_index's
+/// chunk_count and indexed_at are its sync state.
 func populate(_ db: Connection, scale: Int) throws {
     let agents = 20
     try db.execute("""
@@ -137,6 +149,11 @@ func populate(_ db: Connection, scale: Int) throws {
       SELECT 'docs/section-' || (i % 40) || '/page-' || i || '.md', 'Design note ' || i, hex(randomblob(32)), 1 + i % 30,
              datetime('2026-01-01', '+' || i || ' seconds')
       FROM n;
+    INSERT INTO document_embeddings(document_id, chunk, model, created_at)
+      SELECT id, 0, 'embed-small-' || (id % 2), datetime(indexed_at, '+5 seconds')
+      FROM document_index WHERE id % 10 <> 0;
+    INSERT INTO document_embeddings_data(embedding_id, vector)
+      SELECT id, randomblob(64) FROM document_embeddings;
     """)
 }
 

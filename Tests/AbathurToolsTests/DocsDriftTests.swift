@@ -42,16 +42,20 @@ final class DocsDriftTests: XCTestCase {
         "abathur-restore": ToolDocs(
             argument: ("<source>", ".I source"),
             completedBehind: [["--db", "/tmp/x.db", "--backup-dir", "/tmp"], ["--to", "/tmp/x.db", "--before", "2026-11-27", "--force"],
-                              ["--show", "x"], ["/tmp/x.db.gz"]],
-            completedPrefixes: [("--dr", ["--drill", "--dry-run"]), ("--no", ["--no-services"])],
-            valuesNotGuessed: ["--before", "--wait", "--busy-timeout"],
+                              ["--show", "x"], ["/tmp/x.db.gz"], ["--migrate", "milestone-3-down", "--expect-tables", "tasks,agents"],
+                              ["--migrate=/tmp/x.sql", "--dry-run"]],
+            completedPrefixes: [("--dr", ["--drill", "--dry-run"]), ("--no", ["--no-services"]), ("--mi", ["--migrate"]),
+                                ("--ex", ["--expect-tables"])],
+            valuesNotGuessed: ["--before", "--wait", "--busy-timeout", "--expect-tables"],
             exitSubsections: { page, codes in
-                // What each code means for a restore: codes of the table, in order.
-                let own = codes(DocsDriftTests.section("EXIT STATUS", subsection: "For abathur-restore", in: page))
-                XCTAssertFalse(own.isEmpty, "EXIT STATUS has a 'For abathur-restore' subsection")
-                XCTAssertEqual(own, own.sorted { Int($0)! < Int($1)! }, "in order")
-                XCTAssertTrue(Set(own).isSubset(of: Set((0...9).map(String.init))), "\(own)")
-                for code in ["0", "3", "7"] { XCTAssertTrue(own.contains(code), "'For abathur-restore' explains exit \(code)") }
+                // What each code means for a restore and for a migration: codes of each table, in order.
+                for (subsection, explained) in [("For abathur-restore", ["0", "3", "7"]), ("For abathur-restore --migrate", ["0", "1", "2", "3", "7"])] {
+                    let own = codes(DocsDriftTests.section("EXIT STATUS", subsection: subsection, in: page))
+                    XCTAssertFalse(own.isEmpty, "EXIT STATUS has a '\(subsection)' subsection")
+                    XCTAssertEqual(own, own.sorted { Int($0)! < Int($1)! }, "\(subsection): in order")
+                    XCTAssertTrue(Set(own).isSubset(of: Set((0...9).map(String.init))), "\(subsection): \(own)")
+                    for code in explained { XCTAssertTrue(own.contains(code), "'\(subsection)' explains exit \(code)") }
+                }
             },
             configuration: ["services", "health_url", "health_command", "health_timeout", "health_retries",
                             "health_interval", "incident_dir", "init_command", "safety_keep", "safety_max_age"]),
@@ -539,6 +543,83 @@ final class DocsDriftTests: XCTestCase {
         }
     }
 
+    /// `--migrate` offers the shipped migrations' names (from the directory the tool reads
+    /// them from) and SQL files; after it, no SOURCE.
+    func testRestoreCompletionOffersMigrationNamesAndSQLFiles() throws {
+        let tool = "abathur-restore"
+        let box = try Sandbox()
+        let fm = FileManager.default
+        let shipped = box.root + "/shipped", files = box.root + "/files"
+        for dir in [shipped, files + "/subdir"] { try fm.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        for path in [shipped + "/milestone-9-down.sql", shipped + "/milestone-notes.txt", files + "/fix.sql", files + "/notes.txt", files + "/fix.sql.gz"] {
+            XCTAssertTrue(fm.createFile(atPath: path, contents: Data()))
+        }
+
+        // The names of the *.sql files where the tool looks (ABATHUR_MIGRATIONS_DIR), without .sql.
+        let here = ["ABATHUR_MIGRATIONS_DIR": shipped]
+        XCTAssertEqual(try complete(tool, ["--migrate", "milestone"], env: here), ["milestone-9-down"])
+        XCTAssertEqual(try complete(tool, ["--migrate", "=", "milestone-9"], env: here), ["milestone-9-down"], "--migrate=NAME, split at the =")
+        XCTAssertEqual(try complete(tool, ["--migrate=milestone-9"], env: here), ["milestone-9-down"], "--migrate=NAME, one word")
+        // Where that directory has none, the names this version ships.
+        XCTAssertEqual(try complete(tool, ["--migrate", "milestone"], env: ["ABATHUR_MIGRATIONS_DIR": box.root + "/none"]),
+                       ["milestone-2-down", "milestone-3-down"])
+
+        // A path: SQL files, and directories to get to one; nothing else.
+        XCTAssertEqual(Set(try complete(tool, ["--migrate", files + "/"], env: here)), [files + "/fix.sql", files + "/subdir"])
+        XCTAssertEqual(try complete(tool, ["--migrate", files + "/no"], env: here), [], "not an SQL file")
+        XCTAssertEqual(try complete(tool, ["--dry-run", "--migrate", files + "/f"], env: here), [files + "/fix.sql"])
+
+        // --migrate takes no SOURCE, and --expect-tables' value is not guessed.
+        let env = here.merging(["ABATHUR_BACKUP_DIR": box.backups]) { a, _ in a }
+        _ = try backupDirectory(box)
+        for words in [["--migrate", "milestone-9-down"], ["--migrate=milestone-9-down", "--dry-run"], ["--dry-run", "--migrate", files + "/fix.sql"]] {
+            XCTAssertEqual(try complete(tool, words + [""], env: env), [], "no SOURCE after \(words.joined(separator: " "))")
+        }
+        XCTAssertEqual(try complete(tool, ["--migrate", "milestone-9-down", "--expect-tables", ""], env: env), [])
+    }
+
+    /// The migrations in the repository's migrations/ (what the package ships) are the ones the
+    /// tool lists, the completion offers without a directory to read, and abathur-restore(8)
+    /// documents, each by name.
+    func testShippedMigrationsAreTheOnesTheDocsAndTheCompletionName() throws {
+        let tool = "abathur-restore"
+        let directory = Self.repoRoot.appendingPathComponent("migrations").path
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".sql") }
+        let names = Set(files.map { String($0.dropLast(4)) })
+        XCTAssertFalse(names.isEmpty, "\(directory) holds the shipped migrations (*.sql)")
+        guard !names.isEmpty else { return }
+
+        // The tool: an unknown name is a usage error that lists the shipped ones.
+        let box = try Sandbox()
+        let run = try box.run(tool, ["--migrate", "no-such-migration", "--db", box.db, "--backup-dir", box.backups],
+                              env: ["ABATHUR_MIGRATIONS_DIR": directory])
+        XCTAssertEqual(run.status, 2, run.stderr)
+        let listed = run.stderr.range(of: "(shipped: ").map { run.stderr[$0.upperBound...].prefix { $0 != ")" } }
+        XCTAssertEqual(Set((listed ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }), names, run.stderr)
+
+        // The completion, with no directory to read (what it offers besides are the files here).
+        let none = ["ABATHUR_MIGRATIONS_DIR": box.root + "/none"]
+        let offered = Set(try complete(tool, ["--migrate", ""], env: none))
+        XCTAssertTrue(names.isSubset(of: offered), "--migrate <TAB> does not offer \(names.subtracting(offered).sorted())")
+        XCTAssertEqual(Set(try complete(tool, ["--migrate", "milestone-"], env: none)), names.filter { $0.hasPrefix("milestone-") })
+
+        // The man page: each one a '.B name' item of MIGRATIONS' "Shipped migrations", and in FILES.
+        let page = try Self.manText(tool)
+        let documented = Set(Self.tags(Self.section("MIGRATIONS", subsection: "Shipped migrations", in: page))
+            .filter { $0.hasPrefix(".B ") }.map { String($0.dropFirst(3)) })
+        XCTAssertEqual(documented, names, "abathur-restore(8) MIGRATIONS, 'Shipped migrations'")
+        let filesSection = Self.section("FILES", in: page).joined(separator: "\n")
+        for name in names {
+            XCTAssertTrue(filesSection.contains("/usr/share/abathur-tools/migrations/\(name).sql"), "abathur-restore(8) FILES names \(name).sql")
+        }
+        // The suite page's runbook rolls each milestone back with a dry run first.
+        let runbook = Self.section("THE RUNBOOK", in: try Self.manText("abathur-tools", section: 7))
+        for name in names {
+            XCTAssertTrue(runbook.contains(".B abathur-restore --migrate \(name) --dry-run"), "abathur-tools(7) THE RUNBOOK: a dry run of \(name)")
+            XCTAssertTrue(runbook.contains(".B abathur-restore --migrate \(name)"), "abathur-tools(7) THE RUNBOOK: \(name) for real")
+        }
+    }
+
     func testWalfixCompletionOffersTheCheckpointModes() throws {
         let tool = "abathur-walfix"
         let modes = ["passive", "full", "restart", "truncate"]
@@ -643,6 +724,10 @@ final class DocsDriftTests: XCTestCase {
         has("a drill with metrics") { $0.contains("abathur-restore --drill") && $0.contains("--prometheus") }
         has("a fresh start") { $0.hasPrefix("abathur-restore") && $0.contains("--reinit") }
         has("a restore into a scratch path") { $0.hasPrefix("abathur-restore") && $0.contains("--to ") }
+        has("a migration's dry run") { $0.hasPrefix("abathur-restore --migrate ") && $0.contains("--dry-run") }
+        has("a shipped migration by name") { $0 == "abathur-restore --migrate milestone-3-down" }
+        has("a migration file by its path") { $0.hasPrefix("abathur-restore --migrate /") && $0.contains(".sql") }
+        has("going back to the restore point") { $0.hasPrefix("abathur-restore pre-migrate_") }
 
         // Every option an abathur-restore example uses is one the tool accepts.
         let accepted = Self.helpOptions(try help(tool))

@@ -13,8 +13,8 @@ import XCTest
 /// Live files are only ever inspected through copies (opening them would checkpoint).
 final class RestoreSafetyTests: XCTestCase {
     static let units = "abathur-api abathur-workers abathur-document-sync"
-    static let tables = ["agents", "audit", "checkpoints", "document_index", "memory_entries", "metrics",
-                         "sessions", "state", "tasks"]
+    static let tables = ["agents", "audit", "checkpoints", "document_embeddings", "document_embeddings_data",
+                         "document_index", "memory_entries", "metrics", "sessions", "state", "tasks"]
     /// Not a table: how many tasks a later transaction retitled (see `commitLater`).
     static let retitled = "tasks retitled later"
     static let lockName = ".abathur.db.abathur-lock"

@@ -162,10 +162,10 @@ final class RestoreTests: XCTestCase {
         let schema = try XCTUnwrap(manifest["schema"] as? [String: Any])
         let tables = try XCTUnwrap(schema["tables"] as? [String]).count
         let indexes = try XCTUnwrap(schema["indexes"] as? [String]).count
-        XCTAssertEqual(tables, 9)
+        XCTAssertEqual(tables, 11)
         XCTAssertTrue(shown.stdout.contains("\(tables) tables, \(indexes) indexes"), shown.stdout)
         let counts = try XCTUnwrap(manifest["row_counts"] as? [String: Int])
-        XCTAssertEqual(counts.count, 9)
+        XCTAssertEqual(counts.count, 11)
         for (table, count) in counts {
             XCTAssertTrue(lines.contains { $0.split(separator: " ").map(String.init) == [table, "\(count)"] },
                           "row count of \(table):\n" + shown.stdout)
@@ -578,7 +578,8 @@ final class RestoreTests: XCTestCase {
             '\(Binaries.demo)' create "$ABATHUR_DB" --rows 0
             # The demo seeds a minimum of rows; a fresh start has none.
             sqlite3 "$ABATHUR_DB" 'DELETE FROM audit; DELETE FROM checkpoints; DELETE FROM tasks; DELETE FROM metrics;
-              DELETE FROM memory_entries; DELETE FROM sessions; DELETE FROM agents; DELETE FROM state; DELETE FROM document_index;'
+              DELETE FROM memory_entries; DELETE FROM sessions; DELETE FROM agents; DELETE FROM state;
+              DELETE FROM document_embeddings_data; DELETE FROM document_embeddings; DELETE FROM document_index;'
 
             """
         try write("#!/bin/sh\n" + body, to: path)
@@ -615,7 +616,7 @@ final class RestoreTests: XCTestCase {
 
         XCTAssertEqual(try box.query(box.db, "PRAGMA integrity_check"), "ok")
         XCTAssertEqual(try box.query(box.db, "SELECT count(*) FROM tasks"), "0")
-        XCTAssertEqual(try box.query(box.db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), "9")
+        XCTAssertEqual(try box.query(box.db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), "11")
         XCTAssertEqual(try box.query(box.db, "PRAGMA application_id"), "1094865992")
     }
 

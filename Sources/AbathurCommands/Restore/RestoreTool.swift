@@ -45,13 +45,24 @@ struct RestoreTool: ParsableCommand {
     @Flag(help: "Fresh start: build a new database with init_command, check it, and install it like a backup (the old files go to the safety copy).")
     var reinit = false
 
+    @Option(help: ArgumentHelp("Apply a schema migration (an SQL file, or the name of a shipped one such as milestone-2-down) through the safe path: units stopped, a pre-migrate backup, the file on a copy in one transaction, the checks, the swap.", valueName: "file"))
+    var migrate: String?
+
+    @Option(name: .customLong("expect-tables"), help: ArgumentHelp("With --migrate: the tables that must exist afterwards (comma-separated), instead of the file's '-- expect-tables' and the config's expect_tables.", valueName: "list"))
+    var expectTables: String?
+
     var beforeTime: Int64? {
         before.flatMap(Clock.parseMoment)
     }
 
     func validate() throws {
-        let modes = [list, show != nil, drill, reinit].filter { $0 }.count
-        if modes > 1 { throw ValidationError("give one of --list, --show, --drill or --reinit") }
+        let modes = [list, show != nil, drill && migrate == nil, reinit, migrate != nil].filter { $0 }.count
+        if modes > 1 { throw ValidationError("give one of --list, --show, --drill, --reinit or --migrate") }
+        if migrate != nil && (source != nil || before != nil || to != nil) {
+            throw ValidationError("--migrate changes the live database's schema in place; it takes no SOURCE, --before or --to")
+        }
+        if expectTables != nil && migrate == nil { throw ValidationError("--expect-tables goes with --migrate") }
+        if migrate != nil && dryRun && drill { throw ValidationError("give --dry-run or --drill, not both") }
         if (list || show != nil) && (source != nil || before != nil || dryRun || to != nil || noServices || force) {
             throw ValidationError("--list and --show take no source and no restore options")
         }
@@ -60,12 +71,13 @@ struct RestoreTool: ParsableCommand {
             throw ValidationError("--before '\(before!)': expected 2026-11-27T13:00:00Z, '2026-11-27 13:00:00', 2026-11-27 or @UNIXTIME (UTC)")
         }
         if reinit && (source != nil || before != nil) { throw ValidationError("--reinit restores no backup; it takes no SOURCE or --before") }
-        if dryRun && (drill || reinit) { throw ValidationError("--dry-run plans a restore; --drill and --reinit have no dry run") }
-        if drill && (to != nil || noServices) { throw ValidationError("--drill never touches the live database or the units; --to and --no-services do not apply") }
+        if dryRun && (drill || reinit) && migrate == nil { throw ValidationError("--dry-run plans a restore; --drill and --reinit have no dry run") }
+        if drill && migrate == nil && (to != nil || noServices) { throw ValidationError("--drill never touches the live database or the units; --to and --no-services do not apply") }
         if let to, to.isEmpty { throw ValidationError("--to needs a path") }
     }
 
     var command: String {
+        if migrate != nil { return drill ? "migrate-drill" : dryRun ? "migrate-dry-run" : "migrate" }
         if list { return "list" }
         if show != nil { return "show" }
         if drill { return "drill" }
@@ -76,7 +88,12 @@ struct RestoreTool: ParsableCommand {
 
     func run() throws {
         let context = ToolContext(tool: "abathur-restore", command: command, options: common)
-        if list {
+        if let migrate {
+            let mode: MigrationJob.Mode = drill ? .drill : dryRun ? .dryRun : .migrate
+            let tables = expectTables.map { $0.split(separator: ",").map { String($0.filter { $0 != " " && $0 != "\t" }) }.filter { !$0.isEmpty } }
+            try context.run({ context in try MigrateCommands.migrate(migrate, mode: mode, expectTables: tables, request: try request(context), context) },
+                            metrics: MigrateCommands.metrics)
+        } else if list {
             try context.run({ context in try BackupListing.list(context) })
         } else if let show {
             try context.run({ context in try BackupListing.show(show, context) })

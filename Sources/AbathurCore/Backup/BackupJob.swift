@@ -38,13 +38,15 @@ public final class BackupJob {
         for path in temps { SafeFiles.removeQuietly(path) }
     }
 
-    public func run() throws -> Outcome {
+    /// Takes the backup. `directoryLocked`: the caller already holds the backup directory's
+    /// lock (a migration's pre-migrate backup), so this run does not take it again.
+    public func run(directoryLocked: Bool = false) throws -> Outcome {
         let started = Clock.monotonicSeconds()
         let timeline = Timeline(events: events)
         let directory = request.backupDir
         try SafeFiles.ensureDirectory(directory)
-        let lock = try FileLock.acquire(Paths.join(directory, Catalog.lockName), wait: request.lockWait)
-        defer { lock.release() }
+        let lock = directoryLocked ? nil : try FileLock.acquire(Paths.join(directory, Catalog.lockName), wait: request.lockWait)
+        defer { lock?.release() }
         let recovery = Catalog.recover(directory)
         for line in recovery.summary { events.info(line) }
         for problem in recovery.problems { events.warning(problem) }

@@ -198,4 +198,9 @@ enum SQL {
         }
         return out + "\""
     }
+
+    /// `text` as an SQL string literal: in single quotes, inner quotes doubled.
+    static func literal(_ text: String) -> String {
+        "'" + text.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'"
+    }
 }

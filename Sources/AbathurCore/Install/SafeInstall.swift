@@ -32,11 +32,14 @@ public final class SafeInstall {
         public var sha256: String
         /// The rows per table the check counted; the installed database must have the same.
         public var rowCounts: [String: Int64]?
+        /// What the post-check expects when it is not the policy's: a migration's new schema.
+        public var check: DatabaseCheck.Options?
 
-        public init(path: String, sha256: String, rowCounts: [String: Int64]?) {
+        public init(path: String, sha256: String, rowCounts: [String: Int64]?, check: DatabaseCheck.Options? = nil) {
             self.path = path
             self.sha256 = sha256
             self.rowCounts = rowCounts
+            self.check = check
         }
     }
 
@@ -323,7 +326,7 @@ public final class SafeInstall {
         }
         // The same bytes passed integrity_check and foreign_key_check as the candidate; what
         // is left to prove is that SQLite opens them at this path with the schema and rows.
-        var options = policy.check
+        var options = candidate.check ?? policy.check
         options.structural = false
         let check = try DatabaseCheck.run(path: database, options: options)
         if let failed = check.failure { throw AbathurError(.checkFailed, database, "\(failed.name) failed: \(failed.detail)") }

@@ -5,24 +5,28 @@ public enum IncidentRecord {
     /// Writes both files; returns the Markdown file's path.
     public static func write(_ outcome: RestoreJob.Outcome, exitCode: ExitCode, error: AbathurError?,
                              into directory: String, toolVersion: String) throws -> String {
+        try write(kind: outcome.kind.rawValue, started: outcome.steps.first?.startedUnix, outcome: outcome, exitCode: exitCode,
+                  error: error, into: directory, toolVersion: toolVersion) { json in
+            markdown(outcome, exitCode: exitCode, error: error, json: json)
+        }
+    }
+
+    /// `STAMP-KIND.json` (the outcome) and `STAMP-KIND.md` (what `markdown` writes, given the
+    /// JSON file's path), each written atomically, under a name no record has yet.
+    public static func write<Outcome: Encodable>(kind: String, started: Double?, outcome: Outcome, exitCode: ExitCode, error: AbathurError?,
+                                                into directory: String, toolVersion: String,
+                                                markdown: (String) -> String) throws -> String {
         try SafeFiles.ensureDirectory(directory)
-        let stamp = Clock.fileStamp(Int64(outcome.steps.first?.startedUnix ?? Clock.now()))
-        var base = Paths.join(directory, "\(stamp)-\(outcome.kind.rawValue)")
+        let stamp = Clock.fileStamp(Int64(started ?? Clock.now()))
+        var base = Paths.join(directory, "\(stamp)-\(kind)")
         var n = 2
         while try FileStatus.of(base + ".json") != nil || FileStatus.of(base + ".md") != nil {
-            base = Paths.join(directory, "\(stamp)-\(outcome.kind.rawValue)_\(n)")
+            base = Paths.join(directory, "\(stamp)-\(kind)_\(n)")
             n += 1
         }
-        struct Document: Encodable {
-            var format = 1
-            var toolVersion: String
-            var exitCode: Int32
-            var error: String?
-            var outcome: RestoreJob.Outcome
-        }
-        let json = try JSONFormat.encode(Document(toolVersion: toolVersion, exitCode: exitCode.rawValue, error: error?.description, outcome: outcome))
+        let json = try JSONFormat.encode(IncidentDocument(toolVersion: toolVersion, exitCode: exitCode.rawValue, error: error?.description, outcome: outcome))
         try SafeFiles.writeAtomically(json, to: base + ".json")
-        try SafeFiles.writeAtomically(Array(markdown(outcome, exitCode: exitCode, error: error, json: base + ".json").utf8), to: base + ".md")
+        try SafeFiles.writeAtomically(Array(markdown(base + ".json").utf8), to: base + ".md")
         return base + ".md"
     }
 
@@ -60,4 +64,13 @@ public enum IncidentRecord {
         if !o.warnings.isEmpty { text += "\nWarnings:\n" + o.warnings.map { "- \($0)\n" }.joined() }
         return text
     }
+}
+
+/// The JSON half of an incident record.
+struct IncidentDocument<Outcome: Encodable>: Encodable {
+    var format = 1
+    var toolVersion: String
+    var exitCode: Int32
+    var error: String?
+    var outcome: Outcome
 }
