@@ -147,6 +147,16 @@ public final class SafeInstall {
         for path in temps { SafeFiles.removeQuietly(path) }
     }
 
+    /// What a run that replaces a database in place (a repair, a migration) requires first: the
+    /// database exists, as a regular file. For a symlink its target is given instead, so that
+    /// the swap replaces the file and not the link.
+    public static func requireExisting(_ database: String) throws {
+        guard let status = try FileStatus.of(database) else { throw AbathurError(.notFound, database, "no such file") }
+        guard status.isRegular else {
+            throw AbathurError(.unsafePath, database, status.isSymlink ? "is a symlink; give its target with --db" : "not a regular file")
+        }
+    }
+
     /// Installs `candidate`, built before the service stopped (a restore).
     public func install(_ candidate: Candidate) -> Outcome {
         install { _ in candidate }

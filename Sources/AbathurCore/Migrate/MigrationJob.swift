@@ -86,10 +86,7 @@ public final class MigrationJob {
             outcome.totalMs = timeline.totalMs
         }
         let database = request.database
-        guard let status = try FileStatus.of(database) else { throw AbathurError(.notFound, database, "no such database") }
-        guard status.isRegular else {
-            throw AbathurError(.unsafePath, database, status.isSymlink ? "is a symlink; give its target with --db" : "not a regular file")
-        }
+        try SafeInstall.requireExisting(database)
         if mode != .migrate { return try rehearse() }
 
         var locks: [FileLock] = []

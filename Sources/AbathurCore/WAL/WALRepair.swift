@@ -83,10 +83,7 @@ public final class WALRepair {
             outcome.totalMs = timeline.totalMs
         }
         let database = request.database
-        guard let status = try FileStatus.of(database) else { throw AbathurError(.notFound, database, "no such file") }
-        guard status.isRegular else {
-            throw AbathurError(.unsafePath, database, status.isSymlink ? "is a symlink; give its target with --db" : "not a regular file")
-        }
+        try SafeInstall.requireExisting(database)
         let files = DatabaseFiles(database)
         if try FileStatus.of(files.journal) != nil {
             throw AbathurError(.refused, files.journal, "a rollback journal beside the database: it is not in WAL mode, and SQLite must roll that journal back first; abathur-walfix repairs WALs, nothing was changed")
