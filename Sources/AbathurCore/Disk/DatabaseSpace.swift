@@ -20,8 +20,6 @@ public struct DatabaseSpace: Sendable, Encodable, Equatable {
     public var logicalBytes: Int64 { pageCount * Int64(pageSize) }
     /// What a VACUUM gives back, at least.
     public var freelistBytes: Int64 { freelistPages * Int64(pageSize) }
-    /// Everything on disk: the main file and its companions.
-    public var totalBytes: Int64 { mainBytes + walBytes + shmBytes }
 
     /// Reads the header of `database` and the committed prefix of its `-wal`. Throws, naming
     /// the file, when the database is missing (exit 8) or not an SQLite file (exit 4).
