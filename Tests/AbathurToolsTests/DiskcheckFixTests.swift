@@ -8,37 +8,10 @@ import XCTest
 /// foreign file or (without --include-manual) a manual backup; VACUUM refused without room,
 /// the database byte-identical; the reserve released first, which is what lets a checkpoint
 /// run; a checkpoint blocked by a reader reported busy with the reader's pid.
-final class DiskcheckFixTests: XCTestCase {
-    /// 2026-11-27T10:00:00Z, the test clock (ABATHUR_NOW) for backups.
-    static let t0 = 1_795_773_600
-    static let hour = 3600
-    static let stepNames = ["release the reserve", "checkpoint (TRUNCATE)", "remove stale temp files",
-                            "remove old safety copies and aside directories", "prune backups down to the floor", "vacuum"]
-    /// The free-space checks out of the way, so the verdict speaks of the target and the rest.
-    static let quietThresholds = ["--warn", "99.9%", "--crit", "100%", "--crit-free", "0"]
+final class DiskcheckFixTests: DiskcheckTestCase {
     static let exitCodes = ["ok": Int32(0), "warning": 1, "critical": 6]
 
     // MARK: - plumbing
-
-    /// A pid that no process has any more (a child that already exited).
-    func deadPid() throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/true")
-        try process.run()
-        process.waitUntilExit()
-        let pid = process.processIdentifier
-        XCTAssertEqual(kill(pid, 0), -1, "pid \(pid) is gone")
-        return pid
-    }
-
-    /// A stale temp file of a killed run (its pid is gone), `bytes` allocated.
-    func plantStaleTemp(in directory: String, bytes: Int) throws -> String {
-        let path = directory + "/.abathur-tmp-\(try deadPid())-0123abcd-snapshot"
-        var data = Data(count: bytes)
-        for i in stride(from: 0, to: bytes, by: 512) { data[i] = UInt8(truncatingIfNeeded: i / 512 + 1) }
-        try data.write(to: URL(fileURLWithPath: path))
-        return path
-    }
 
     func fixOf(_ result: [String: Any], file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
         try XCTUnwrap(result["fix"] as? [String: Any], "\(result.keys.sorted())", file: file, line: line)
@@ -51,8 +24,6 @@ final class DiskcheckFixTests: XCTestCase {
         return steps
     }
 
-    func statuses(_ steps: [[String: Any]]) -> [String] { steps.map { $0["status"] as? String ?? "?" } }
-
     /// The exit status is the verdict's (0, 1, 6).
     func assertExitMatchesVerdict(_ run: Run, _ result: [String: Any], file: StaticString = #filePath, line: UInt = #line) {
         let verdict = result["verdict"] as? String ?? "?"
@@ -63,17 +34,6 @@ final class DiskcheckFixTests: XCTestCase {
         try XCTUnwrap(FileBlocks(path), path, file: file, line: line).allocated
     }
 
-    /// A `systemctl` first on PATH that only logs its arguments, and two units configured.
-    func fakeSystemctl(_ box: Sandbox) throws -> (env: [String: String], log: String) {
-        let bin = box.root + "/fakebin"
-        let log = box.root + "/systemctl.log"
-        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
-        let script = bin + "/systemctl"
-        try Data("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '\(log)'\nexit 0\n".utf8).write(to: URL(fileURLWithPath: script))
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
-        return (["PATH": bin + ":/usr/bin:/bin", "ABATHUR_SERVICES": "abathur-api abathur-workers"], log)
-    }
-
     /// Every file in the places a fix may touch, by SHA-256: "changes nothing" made checkable.
     func everything(_ world: DiskWorld, also: [String] = []) throws -> [String: [String: String]] {
         var all: [String: [String: String]] = [:]
@@ -81,13 +41,6 @@ final class DiskcheckFixTests: XCTestCase {
             all[dir] = try world.box.fingerprint(dir)
         }
         return all
-    }
-
-    /// db, -wal and -shm by SHA-256 (nil: absent).
-    func databaseFiles(_ world: DiskWorld) throws -> [String?] {
-        try ["", "-wal", "-shm"].map { suffix in
-            FileManager.default.fileExists(atPath: world.db + suffix) ? try world.box.sha256(world.db + suffix) : nil
-        }
     }
 
     // MARK: - the order, and stopping at the target
