@@ -49,28 +49,14 @@ final class MigrateTests: XCTestCase {
     }
 
     func makeBox(_ name: String = #function) throws -> Sandbox {
-        let box = try Sandbox(name)
-        let bin = box.root + "/bin"
-        try mkdir(bin)
+        let box = try Sandbox.withStandInSystemctl(name)
         try mkdir(box.root + "/tmp")
-        let script = """
-        #!/bin/sh
-        if [ -f '\(box.db)' ]; then h=$(sha256sum < '\(box.db)' | cut -c1-64); else h=missing; fi
-        echo "$* $h" >> '\(systemctlLog(box))'
-        exit 0
-
-        """
-        try script.write(toFile: bin + "/systemctl", atomically: true, encoding: .utf8)
-        XCTAssertEqual(chmod(bin + "/systemctl", 0o755), 0)
         return box
     }
 
-    func systemctlLog(_ box: Sandbox) -> String { box.root + "/systemctl.log" }
+    func systemctlLog(_ box: Sandbox) -> String { box.systemctlLog }
 
-    func systemctlCalls(_ box: Sandbox) -> [String] {
-        guard let text = try? String(contentsOfFile: systemctlLog(box), encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").map(String.init)
-    }
+    func systemctlCalls(_ box: Sandbox) -> [String] { box.systemctlCalls }
 
     func clearSystemctlLog(_ box: Sandbox) {
         try? FileManager.default.removeItem(atPath: systemctlLog(box))

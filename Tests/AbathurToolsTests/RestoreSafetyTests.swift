@@ -24,28 +24,13 @@ final class RestoreSafetyTests: XCTestCase {
     /// A sandbox with a fake `systemctl` in `root/bin` that appends "ARGS SHA256" to
     /// `systemctlLog`, SHA256 being the database file's hash when it was called.
     func makeBox(_ name: String = #function) throws -> Sandbox {
-        let box = try Sandbox(name)
-        let bin = box.root + "/bin"
-        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
-        let script = """
-        #!/bin/sh
-        if [ -f '\(box.db)' ]; then h=$(sha256sum < '\(box.db)' | cut -c1-64); else h=missing; fi
-        echo "$* $h" >> '\(systemctlLog(box))'
-        exit 0
-
-        """
-        try script.write(toFile: bin + "/systemctl", atomically: true, encoding: .utf8)
-        XCTAssertEqual(chmod(bin + "/systemctl", 0o755), 0)
-        return box
+        try Sandbox.withStandInSystemctl(name)
     }
 
-    func systemctlLog(_ box: Sandbox) -> String { box.root + "/systemctl.log" }
+    func systemctlLog(_ box: Sandbox) -> String { box.systemctlLog }
 
     /// The fake systemctl's calls so far, one "ARGS SHA256" line each.
-    func systemctlCalls(_ box: Sandbox) -> [String] {
-        guard let text = try? String(contentsOfFile: systemctlLog(box), encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").map(String.init)
-    }
+    func systemctlCalls(_ box: Sandbox) -> [String] { box.systemctlCalls }
 
     func environment(_ box: Sandbox, _ extra: [String: String] = [:]) -> [String: String] {
         var env = ["PATH": box.root + "/bin:/usr/bin:/bin", "ABATHUR_HEALTH_URL": ""]
