@@ -27,6 +27,11 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var indexes: [String]
         /// `type name: sql` for every schema object, sorted by type then name.
         public var sql: [String]
+        /// The root page of every table and index, and the values a row of each table stores:
+        /// what a salvage needs when page 1 is gone. Absent in manifests written before they
+        /// were recorded.
+        public var rootPages: [String: Int64]?
+        public var columnCounts: [String: Int]?
     }
 
     public struct Check: Codable, Sendable, Equatable {

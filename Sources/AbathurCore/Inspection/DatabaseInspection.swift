@@ -155,11 +155,12 @@ extension DatabaseInspection.Contents {
         }
 
         let schema = fact { () throws(SQLiteError) -> DatabaseInspection.Schema in
-            let objects = try db.rows("SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema ORDER BY type, name")
+            let objects = try db.rows("SELECT type, name, tbl_name, coalesce(sql, ''), rootpage FROM sqlite_schema ORDER BY type, name")
             var tables: [String] = []
             var indexes: [String] = []
             var virtualTables: Set<String> = []
             var sqlLines: [String] = []
+            var rootPages: [String: Int64] = [:]
             for row in objects {
                 let type = row[0] ?? "", name = row[1] ?? "", sql = row[3] ?? ""
                 sqlLines.append("\(type) \(name): \(sql)")
@@ -168,9 +169,15 @@ extension DatabaseInspection.Contents {
                     if sql.uppercased().hasPrefix("CREATE VIRTUAL TABLE") { virtualTables.insert(name) }
                 }
                 if type == "index" { indexes.append(name) }
+                if let root = row[4].flatMap({ Int64($0) }), root > 0 { rootPages[name] = root }
+            }
+            var columnCounts: [String: Int] = [:]
+            // The values a record stores: every column but virtual generated ones.
+            for row in try db.rows("SELECT t.name, (SELECT count(*) FROM pragma_table_xinfo(t.name) WHERE hidden NOT IN (1, 2)) FROM sqlite_schema t WHERE t.type = 'table' AND t.sql NOT LIKE 'CREATE VIRTUAL%'") {
+                if let name = row[0], let count = row[1].flatMap({ Int($0) }) { columnCounts[name] = count }
             }
             let manifest = Manifest.Schema(sha256: SHA256.hex(of: Array(sqlLines.joined(separator: "\n").utf8)),
-                                           tables: tables, indexes: indexes, sql: sqlLines)
+                                           tables: tables, indexes: indexes, sql: sqlLines, rootPages: rootPages, columnCounts: columnCounts)
             return DatabaseInspection.Schema(manifest: manifest, virtualTables: virtualTables)
         }
         let rowCounts: Fact<[String: Int64]> = schema.flatMap { schema in

@@ -126,5 +126,8 @@ public final class Connection {
         return statement.int64(at: 0)
     }
 
+    /// Rows the last INSERT, UPDATE or DELETE changed.
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+
     public static var libraryVersion: String { String(cString: sqlite3_libversion()) }
 }

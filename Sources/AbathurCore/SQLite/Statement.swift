@@ -30,4 +30,45 @@ public final class Statement {
     }
 
     public func int64(at column: Int) -> Int64 { sqlite3_column_int64(handle, Int32(column)) }
+
+    /// Binds parameter `index` (1-based). Text is bound as the bytes it holds: UTF-8, or
+    /// UTF-16 in the byte order of `encoding` (a database's own text encoding).
+    public func bind(_ value: SQLValue, at index: Int32, encoding: TextEncoding = .utf8) throws(SQLiteError) {
+        let rc: Int32
+        switch value {
+        case .null: rc = sqlite3_bind_null(handle, index)
+        case .integer(let v): rc = sqlite3_bind_int64(handle, index, v)
+        case .real(let v): rc = sqlite3_bind_double(handle, index, v)
+        case .text(let bytes):
+            rc = bytes.withUnsafeBytes { raw in
+                switch encoding {
+                case .utf8:
+                    return sqlite3_bind_text64(handle, index, raw.baseAddress?.assumingMemoryBound(to: CChar.self) ?? "", UInt64(bytes.count), SQLITE_TRANSIENT_POINTER, UInt8(SQLITE_UTF8))
+                case .utf16le:
+                    return sqlite3_bind_text64(handle, index, raw.baseAddress?.assumingMemoryBound(to: CChar.self) ?? "", UInt64(bytes.count), SQLITE_TRANSIENT_POINTER, UInt8(SQLITE_UTF16LE))
+                case .utf16be:
+                    return sqlite3_bind_text64(handle, index, raw.baseAddress?.assumingMemoryBound(to: CChar.self) ?? "", UInt64(bytes.count), SQLITE_TRANSIENT_POINTER, UInt8(SQLITE_UTF16BE))
+                }
+            }
+        case .blob(let bytes):
+            rc = bytes.withUnsafeBytes { raw in
+                sqlite3_bind_blob64(handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1), UInt64(bytes.count), SQLITE_TRANSIENT_POINTER)
+            }
+        }
+        guard rc == SQLITE_OK else { throw connection.error(rc, sql: sql) }
+    }
+
+    /// Makes the statement ready to run again with new bindings.
+    public func reset() {
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+    }
 }
+
+/// A database's text encoding (header offset 56): how its text values' bytes read.
+public enum TextEncoding: UInt32, Sendable {
+    case utf8 = 1, utf16le = 2, utf16be = 3
+}
+
+/// `SQLITE_TRANSIENT`: SQLite copies the bound bytes before the call returns.
+let SQLITE_TRANSIENT_POINTER = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
