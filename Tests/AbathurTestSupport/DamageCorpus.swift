@@ -123,8 +123,8 @@ struct CorpusBase {
     enum Kind {
         /// `abathur-demo create`, closed: the main file holds everything.
         case plain
-        /// Then a third of the audit rows deleted (in one range) and the file closed: free pages
-        /// on the freelist, with at least one trunk.
+        /// Then a third of the audit rows deleted (in one range, secure_delete off) and the file
+        /// closed: free pages on the freelist, with at least one trunk, holding the deleted rows.
         case withFreelist
         /// Then `abathur-demo write --commits N --crash`: a hot `-wal` of N commits beside the file.
         case hotWAL
@@ -471,9 +471,13 @@ enum CorpusPython {
     """#
 
     /// A third of the audit rows, in one rowid range, deleted: their pages go to the freelist.
+    /// With secure_delete off (Debian's libsqlite3 has it on by default, and zeroes what it
+    /// frees), the free pages keep the deleted rows, so a salvage that reads them shows up as
+    /// invented rows.
     static let deleteForFreelist = #"""
     import sqlite3, sys
     c = sqlite3.connect(sys.argv[1], isolation_level=None)
+    c.execute("PRAGMA secure_delete=OFF")
     n = c.execute("SELECT max(id) FROM audit").fetchone()[0]
     c.execute("DELETE FROM audit WHERE id BETWEEN ? AND ?", (n // 3, 2 * n // 3))
     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
