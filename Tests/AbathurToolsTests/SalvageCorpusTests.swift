@@ -154,7 +154,8 @@ final class SalvageCorpusTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let db = dir + "/abathur.db"
         try FileManager.default.copyItem(atPath: base.main, toPath: db)
-        if let wal = base.wal { try FileManager.default.copyItem(atPath: wal, toPath: db + "-wal") }
+        // Generation A's -wal is the damage of its variant, not part of the undamaged files.
+        if let wal = base.wal, base.kind == .hotWAL { try FileManager.default.copyItem(atPath: wal, toPath: db + "-wal") }
         if let shm = base.shm { try FileManager.default.copyItem(atPath: shm, toPath: db + "-shm") }
         let out = dir + "-out.db"
         let started = Date()
