@@ -95,7 +95,7 @@ final class SalvageCorpusTests: XCTestCase {
                               timeout: limit)
         let seconds = Date().timeIntervalSince(started)
         XCTAssertEqual(try box.fingerprint(box.root + "/damaged-live"), sources, "source files changed")
-        let json = try check(run, damage: damage, base: base, out: out, seconds: seconds, box: box)
+        let json = try check(run, damage: damage, base: base, out: out, seconds: seconds, box: box, form: "live")
         XCTAssertNotNil(json?["forensic_copy"] as? String, "no forensic copy named: \(run.stdout)")
         let forensic = base.backupDir + "/forensic"
         let copies = (try? FileManager.default.contentsOfDirectory(atPath: forensic))?.filter { $0.hasPrefix("salvage-") } ?? []
@@ -173,7 +173,7 @@ final class SalvageCorpusTests: XCTestCase {
     /// The checks on one damaged run; returns the parsed --json document.
     @discardableResult
     func check(_ run: Run, damage: Damage, base: CorpusBase, out: String, seconds: TimeInterval, box: Sandbox,
-               file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any]? {
+               form: String = "path", file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any]? {
         let variant = damage.variant
         let what = "\(variant) seed \(damage.seed) (\(damage.description))"
         XCTAssertTrue([0, 1, 4].contains(run.status), "\(what): exit \(run.status): \(run.stderr)", file: file, line: line)
@@ -231,7 +231,7 @@ final class SalvageCorpusTests: XCTestCase {
         }
         if let path = SalvageCorpusTests.report {
             let row: [String: Any] = [
-                "variant": variant.rawValue, "seed": damage.seed, "damage": damage.description, "exit": run.status,
+                "variant": variant.rawValue, "seed": damage.seed, "form": form, "damage": damage.description, "exit": run.status,
                 "seconds": seconds, "original": measure.original, "recovered": measure.recovered,
                 "in_table": measure.inTable, "intact": measure.bound, "invented": measure.invented,
                 "altered": measure.altered, "flagged": flaggedTotal, "lost_and_found": measure.lostAndFound,
