@@ -225,7 +225,8 @@ final class SalvageCorpusTests: XCTestCase {
                 XCTAssertEqual(missed, [], "\(what): \(name): altered rows not in altered_rowids", file: file, line: line)
             }
         }
-        if run.status == 0 {
+        if run.status == 0 {  // "nothing damaged was met, ... no row differs from the newest backup"
+            XCTAssertEqual(measure.recovered, measure.original, "\(what): exit 0 with rows missing: \(figures)", file: file, line: line)
             XCTAssertEqual(measure.altered, 0, "\(what): exit 0 with altered rows", file: file, line: line)
             XCTAssertEqual(measure.lostAndFound, 0, "\(what): exit 0 with rows in lost_and_found", file: file, line: line)
         }
