@@ -393,13 +393,14 @@ struct CorpusMeasure: Decodable {
         var recovered: Int  // rows of OUT's table whose rowid is in the original's
         var invented: Int
         var inventedRowids: [Int64]  // the first 20
+        var missingRowids: [Int64]  // original rows not in OUT's table, the first 20
         var altered: Int
         var alteredRowids: [Int64]
         var intact: Int  // rows whose cell bytes the damage did not touch
 
         enum CodingKeys: String, CodingKey {
             case original, recovered, invented, altered, intact
-            case inventedRowids = "invented_rowids", alteredRowids = "altered_rowids"
+            case inventedRowids = "invented_rowids", alteredRowids = "altered_rowids", missingRowids = "missing_rowids"
         }
     }
 
@@ -570,9 +571,10 @@ enum CorpusPython {
             rrows = {r[0]: r[1:] for r in out.execute('SELECT rowid, * FROM "%s"' % t.replace('"', '""'))}
         invented = sorted(k for k in rrows if k not in orows)
         altered = sorted(k for k in rrows if k in orows and rrows[k] != orows[k])
+        missing = sorted(k for k in orows if k not in rrows)
         result[t] = {"original": len(orows), "recovered": sum(1 for k in rrows if k in orows),
                      "invented": len(invented), "invented_rowids": invented[:20],
-                     "altered": len(altered), "altered_rowids": altered,
+                     "altered": len(altered), "altered_rowids": altered, "missing_rowids": missing[:20],
                      "intact": len(orows) - len(touched[t] & set(orows))}
     laf = 0
     if 'lost_and_found' in out_tables:
