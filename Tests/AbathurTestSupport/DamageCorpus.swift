@@ -132,7 +132,9 @@ struct CorpusBase {
         case hotWAL
         /// A hot `-wal` (generation A) copied aside; then the database moves on (more commits,
         /// the writer's newest rows deleted, a TRUNCATE checkpoint): the main file is
-        /// generation B, and A's `-wal` is what lies beside it.
+        /// generation B, and A's `-wal` is what lies beside it. Odd seeds stop there: A's pages
+        /// laid over B still make sound b-trees, holding rows B deleted. Even seeds also VACUUM
+        /// B, so A's pages land on pages that now hold something else.
         case otherGeneration
     }
 
@@ -148,6 +150,8 @@ struct CorpusBase {
     var backupDir: String
     /// dbstat of `main` (the WAL kinds: of `truth`, whose page numbers the WAL shares).
     var map: PageMap
+    /// How the base was made, where the seed chose (for the damage's description).
+    var note = ""
 }
 
 extension Sandbox {
@@ -165,7 +169,7 @@ extension Sandbox {
             throw CorpusError.setup(created.stderr)
         }
         let main = db
-        var wal: String? = nil, truth = db
+        var wal: String? = nil, truth = db, note = ""
         switch kind {
         case .plain:
             break
@@ -186,8 +190,10 @@ extension Sandbox {
                 XCTFail("abathur-demo write: \(more.stderr)", file: file, line: line)
                 throw CorpusError.setup(more.stderr)
             }
-            try python(CorpusPython.moveOn, [db], file: file, line: line)
+            let vacuum = seed % 2 == 0
+            try python(CorpusPython.moveOn, [db, vacuum ? "vacuum" : ""], file: file, line: line)
             wal = oldWAL
+            note = vacuum ? "B deleted rows and was vacuumed" : "B deleted rows"
         }
         // Only the hot-WAL kind keeps files beside the main one (its -wal and -shm).
         for suffix in ["-wal", "-shm"] where kind != .hotWAL {
@@ -200,7 +206,7 @@ extension Sandbox {
             throw CorpusError.setup(backup.stderr)
         }
         let map = try PageMap.of(kind == .hotWAL ? truth : main, file: file, line: line)
-        return CorpusBase(kind: kind, main: main, wal: wal, truth: truth, backupDir: backupDir, map: map)
+        return CorpusBase(kind: kind, main: main, wal: wal, truth: truth, backupDir: backupDir, map: map, note: note)
     }
 
     /// `abathur-demo write DB --commits N --crash`: N commits left in a hot `-wal`.
@@ -302,7 +308,7 @@ enum DamageCorpus {
             destroyed = [range(1)]
             what = "page 1 zeroed"
         case .otherGenerationWAL:
-            what = "generation A's -wal (\(wal?.count ?? 0) bytes) beside generation B's main file"
+            what = "generation A's -wal (\(wal?.count ?? 0) bytes) beside generation B's main file (\(base.note))"
         case .indexLeafZeroed:
             let p = rng.pick(map.indexPages("leaf"))
             fill(range(p)) { _ in 0 }
@@ -488,8 +494,8 @@ enum CorpusPython {
     """#
 
     /// Generation B: the writer's newest rows (odd sequence numbers, and their audit rows)
-    /// deleted, so rows generation A's -wal still holds exist nowhere in B; then a TRUNCATE
-    /// checkpoint and a clean close.
+    /// deleted, so rows generation A's -wal still holds exist nowhere in B; with argv[2] =
+    /// "vacuum" a VACUUM (every page renumbered); then a TRUNCATE checkpoint and a clean close.
     static let moveOn = #"""
     import sqlite3, sys
     c = sqlite3.connect(sys.argv[1], isolation_level=None)
@@ -497,16 +503,22 @@ enum CorpusPython {
     c.execute("DELETE FROM audit WHERE action = 'writer' AND CAST(substr(details, 5) AS INTEGER) % 2 = 1")
     c.execute("DELETE FROM tasks WHERE writer_seq % 2 = 1")
     c.execute("COMMIT")
+    if sys.argv[2] == "vacuum":
+        c.execute("VACUUM")
     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     c.close()
     """#
 
-    /// Opens (WAL recovery), reads, checkpoints and closes: the file alone holds what SQLite saw.
+    /// Opens (WAL recovery), reads, checkpoints and closes: the file alone holds what SQLite saw
+    /// (damaged files may be "malformed" to SQLite: then what it managed is what it saw).
     static let settle = #"""
     import sqlite3, sys
     c = sqlite3.connect(sys.argv[1], isolation_level=None)
-    c.execute("SELECT count(*) FROM sqlite_schema").fetchone()
-    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    try:
+        c.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.DatabaseError as e:
+        print("sqlite3: %s" % e, file=sys.stderr)
     c.close()
     """#
 
@@ -563,12 +575,19 @@ enum CorpusPython {
                     touched[name].add(rowid if rowid < 1 << 63 else rowid - (1 << 64))
 
     o.text_factory = bytes
+    def rows(db, t):
+        # Up to the first error: SQLite's own reading of damaged files can end in "malformed".
+        found = {}
+        try:
+            for r in db.execute('SELECT rowid, * FROM "%s"' % t.replace('"', '""')):
+                found[r[0]] = r[1:]
+        except sqlite3.DatabaseError:
+            pass
+        return found
     result = {}
     for t in tables:
         orows = {r[0]: r[1:] for r in o.execute('SELECT rowid, * FROM "%s"' % t.replace('"', '""'))}
-        rrows = {}
-        if t in out_tables:
-            rrows = {r[0]: r[1:] for r in out.execute('SELECT rowid, * FROM "%s"' % t.replace('"', '""'))}
+        rrows = rows(out, t) if t in out_tables else {}
         invented = sorted(k for k in rrows if k not in orows)
         altered = sorted(k for k in rrows if k in orows and rrows[k] != orows[k])
         missing = sorted(k for k in orows if k not in rrows)
@@ -578,7 +597,7 @@ enum CorpusPython {
                      "intact": len(orows) - len(touched[t] & set(orows))}
     laf = 0
     if 'lost_and_found' in out_tables:
-        laf = out.execute("SELECT count(*) FROM lost_and_found").fetchone()[0]
+        laf = len(rows(out, 'lost_and_found'))
     print(json.dumps({"tables": result, "lost_and_found": laf, "out_exists": out is not None}))
     """#
 }
