@@ -61,9 +61,11 @@ public enum Record {
     }
 
     /// The serial types of the record in `payload`, and where its values start; nil when the
-    /// header is malformed or its values would not fit in the payload exactly. A record read
-    /// whole (`complete`) must fill the payload to the byte; SQLite writes no slack.
-    public static func header(_ payload: [UInt8], complete: Bool = true) -> (types: [Int64], bodyStart: Int)? {
+    /// header is malformed or its values would not fill the payload exactly (SQLite writes no
+    /// slack). `payload` may be only the first part of a payload of `size` bytes (the part
+    /// on the page, before the overflow pages): the header must be in it.
+    public static func header(_ payload: [UInt8], size: Int? = nil) -> (types: [Int64], bodyStart: Int)? {
+        let total = size ?? payload.count
         guard let (headerSize, n) = Varint.read(payload, at: 0), headerSize >= Int64(n), headerSize <= Int64(payload.count) else { return nil }
         let end = Int(headerSize)
         var types: [Int64] = []
@@ -74,10 +76,9 @@ public enum Record {
             types.append(type)
             body += size
             offset += length
-            guard body <= payload.count else { return nil }
+            guard body <= total else { return nil }
         }
-        guard offset == end else { return nil }
-        if complete ? end + body != payload.count : end + body > payload.count { return nil }
+        guard offset == end, end + body == total else { return nil }
         return (types, end)
     }
 

@@ -230,8 +230,10 @@ public final class SalvageJob {
         try FileDescriptor.createExclusive(temp).close()
         let writer = try SalvageWriter(path: temp, schema: schema, pageSize: geometry.pageSize, encoding: geometry.textEncoding)
         try salvager.run(schema: schema, firstFreelistTrunk: freelistTrunk(source, geometry), includeFreelist: request.includeFreelist, sink: writer)
+        outcome.phasesMs["rows"] = Int64((Clock.now() - started) * 1000)
+        let indexing = Clock.now()
         try writer.finish(userVersion: geometry.userVersion, applicationId: geometry.applicationId)
-        outcome.phasesMs["read_and_write"] = Int64((Clock.now() - started) * 1000)
+        outcome.phasesMs["indexes"] = Int64((Clock.now() - indexing) * 1000)
         outcome.notes += writer.notes
         outcome.lostAndFound = salvager.lostRows
         outcome.lostAndFoundTable = writer.lostAndFoundName

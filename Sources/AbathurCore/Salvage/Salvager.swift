@@ -68,6 +68,9 @@ public final class Salvager {
     public private(set) var pagesCarved = 0
     var schema = SalvageSchema()
     var sink: SalvageSink?
+    /// The freelist's pages: read only with `--include-freelist`, and then given to the
+    /// table their rows fit, holes or not (the operator asked for deleted rows).
+    var freelistSet: Set<UInt32> = []
     static let schemaTable = -1
     static let maxDepth = 40
 
@@ -141,9 +144,8 @@ public final class Salvager {
         }
         for text in freelist.problems { problem(text) }
         freelistPages = freelist.pages.count
-        var free = freelist.pages
-        if includeFreelist { free = [] }
-        try scanOrphans(skipping: free)
+        freelistSet = freelist.pages
+        try scanOrphans(skipping: includeFreelist ? [] : freelistSet)
         try flushPending()
     }
 
@@ -369,7 +371,7 @@ public final class Salvager {
         let end = min(usableSize, bytes.count)
         while offset < end - 3 {
             if bytes[offset] != 0, let cell = LocalPayload.tableLeafCell(bytes, at: offset, usableSize: end), cell.payloadSize >= 2,
-               let header = Record.header(cell.local, complete: cell.firstOverflow == 0), !header.types.isEmpty,
+               let header = Record.header(cell.local, size: cell.payloadSize), !header.types.isEmpty,
                cell.firstOverflow == 0 || isFree(cell.firstOverflow),
                let (payload, overflow) = payloads.read(cell), overflow.allSatisfy(isFree),
                let values = Record.decode(payload), values.allSatisfy(plausibleText), accept(cell.rowid, values) {
@@ -473,12 +475,13 @@ public final class Salvager {
         // Only a table that lost pages where these rowids belong can take them: rows found
         // anywhere else would be invented.
         let inHole = best.filter { t in holes.contains { $0.table == t && $0.covers(low, high) } }
+        let pool = freelistSet.contains(page) ? best : inHole
         var chosen: Int?
-        if inHole.count == 1 { chosen = inHole[0] }
-        else if inHole.count > 1 {
-            let natural = inHole.map { t in cells.filter { SalvageSchema.fit($0.values, schema.tables[t]).natural }.count }
+        if pool.count == 1 { chosen = pool[0] }
+        else if pool.count > 1 {
+            let natural = pool.map { t in cells.filter { SalvageSchema.fit($0.values, schema.tables[t]).natural }.count }
             let top = natural.max() ?? 0
-            if top > 0, natural.filter({ $0 == top }).count == 1 { chosen = inHole[natural.firstIndex(of: top)!] }
+            if top > 0, natural.filter({ $0 == top }).count == 1 { chosen = pool[natural.firstIndex(of: top)!] }
         }
         claimed[Int(page)] = 1
         guard let t = chosen else {
