@@ -122,9 +122,9 @@ public final class SalvageWriter: SalvageSink {
         _ = try statement.step()
     }
 
-    /// Commits the rows, builds the other indexes, views and triggers, sets the ids, and
-    /// closes the file (the caller fsyncs and publishes it).
-    public func finish(userVersion: UInt32, applicationId: UInt32) throws {
+    /// Commits the rows, builds the other indexes, views and triggers, sets the ids and the
+    /// journal mode the source had (WAL: format versions 2/2 in the header).
+    public func finish(userVersion: UInt32, applicationId: UInt32, wal: Bool) throws {
         inserts = [:]
         exists = [:]
         lostStatement = nil
@@ -137,6 +137,7 @@ public final class SalvageWriter: SalvageSink {
         }
         try connection.execute("PRAGMA user_version=\(Int32(bitPattern: userVersion)); PRAGMA application_id=\(Int32(bitPattern: applicationId))")
         try connection.execute("COMMIT")
+        if wal { try connection.execute("PRAGMA journal_mode=WAL") }
     }
 
     /// Rows per table of the salvaged database.
