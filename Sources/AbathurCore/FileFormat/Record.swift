@@ -82,6 +82,38 @@ public enum Record {
         return (types, end)
     }
 
+    /// The serial types of the record at the start of `bytes` and the record's length as its
+    /// header gives it, whatever follows it; nil when the header is malformed or the record
+    /// runs past `bytes`.
+    public static func measure(_ bytes: [UInt8]) -> (types: [Int64], length: Int)? {
+        guard let (headerSize, n) = Varint.read(bytes, at: 0), headerSize >= Int64(n), headerSize <= Int64(bytes.count) else { return nil }
+        let end = Int(headerSize)
+        var types: [Int64] = []
+        var offset = n, body = 0
+        while offset < end {
+            guard let (type, length) = Varint.read(bytes, at: offset, end: end), let size = contentSize(ofSerialType: type) else { return nil }
+            types.append(type)
+            body += size
+            offset += length
+            guard end + body <= bytes.count else { return nil }
+        }
+        guard offset == end else { return nil }
+        return (types, end + body)
+    }
+
+    /// The values of a record whose header is `headerLength` bytes with these serial types,
+    /// read from `bytes` (which must hold them all).
+    public static func decode(_ bytes: [UInt8], types: [Int64], headerLength: Int) -> [SQLValue]? {
+        var values: [SQLValue] = []
+        var offset = headerLength
+        for type in types {
+            guard let size = contentSize(ofSerialType: type), offset + size <= bytes.count else { return nil }
+            values.append(value(type, bytes, offset, size))
+            offset += size
+        }
+        return values
+    }
+
     /// The values of the record in `payload`; nil when it is malformed.
     public static func decode(_ payload: [UInt8]) -> [SQLValue]? {
         guard let (types, start) = header(payload) else { return nil }
