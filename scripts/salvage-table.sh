@@ -31,7 +31,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "salvage corpus: rows=$ROWS seeds=$SEEDS bin=$BIN" >&2
 ABATHUR_TEST_BIN=$BIN ABATHUR_CORPUS_SEEDS=$SEEDS ABATHUR_CORPUS_ROWS=$ROWS ABATHUR_CORPUS_REPORT=$work/report.jsonl \
-  "$SWIFT" test -c release --scratch-path .build-test --skip-build --parallel --filter 'SalvageCorpusTests\.test[A-Z]' \
+  "$SWIFT" test -c release --scratch-path .build-test --skip-build --parallel --filter SalvageCorpusTests \
   >"$work/test.log" 2>&1
 status=$?
 [ -s "$work/report.jsonl" ] || { echo "no results; swift test said:" >&2; tail -30 "$work/test.log" >&2; exit 1; }
@@ -73,7 +73,7 @@ EOF
 echo
 if [ $status -ne 0 ]; then
   echo "failed assertions (swift test exit $status):"
-  grep -E 'error:' "$work/test.log" | sed -E 's/^.*SalvageCorpusTests\.swift:[0-9]+: error: //' | cut -c1-400
+  grep -E 'error:' "$work/test.log" | sed -E 's/^.*SalvageCorpusTests\.swift:[0-9]+: error: //' | cut -c1-1200
 else
   echo "every assertion held"
 fi
