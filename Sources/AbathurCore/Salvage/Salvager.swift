@@ -251,32 +251,41 @@ public final class Salvager {
         let table = shape(t)
         var rows: [(cell: Int, rowid: Int64, values: [SQLValue], overflow: [UInt32])] = []
         var failed = 0
+        var unreadable: [Int] = []
         for i in 0..<btree.cellCount {
             guard let offset = btree.cellOffset(i), let cell = LocalPayload.tableLeafCell(btree.bytes, at: offset, usableSize: usableSize),
                   let (payload, overflow) = payloads.read(cell), overflow.allSatisfy(isFree),
                   let values = Record.decode(payload), SalvageSchema.fit(values, table).allowed else {
-                if let offset = btree.cellOffset(i), let (rowid, values) = mendedCell(btree.bytes, at: offset, table) {
-                    problem("\(table.name): page \(btree.number) cell \(i): a damaged length mended (rowid \(rowid)); check its values")
-                    rows.append((i, rowid, values, []))
-                } else {
-                    failed += 1
-                }
+                unreadable.append(i)
                 continue
             }
             rows.append((i, cell.rowid, values, overflow))
         }
+        // Fewer than half its cells are this table's rows: another table's page, put here
+        // by damage (pages swapped), or a page too damaged to trust here. The orphan scan
+        // reads it, and the hole this leaves takes its rows if they are this table's.
+        if rows.count * 2 < btree.cellCount {
+            problem("\(table.name): leaf page \(btree.number): \(btree.cellCount - rows.count) of \(btree.cellCount) cells are not rows of this table")
+            hole(t, low, high)
+            return
+        }
+        // On a page that is this table's, a cell that does not add up may be bit rot in a
+        // length: mend it when it then fits.
+        for i in unreadable {
+            if let offset = btree.cellOffset(i), let (rowid, values) = mendedCell(btree.bytes, at: offset, table) {
+                problem("\(table.name): page \(btree.number) cell \(i): a damaged length mended (rowid \(rowid)); check its values")
+                rows.append((i, rowid, values, []))
+            } else {
+                failed += 1
+            }
+        }
+        rows.sort { $0.cell < $1.cell }
         // Rows that fit this table only loosely and another one exactly belong to the other:
         // a page put here by damage (pages swapped).
         if t != Salvager.schemaTable, !rows.isEmpty, !rows.allSatisfy({ SalvageSchema.fit($0.values, table).natural }),
            let other = schema.tables.firstIndex(where: { o in o.name != table.name && !o.withoutRowid && rows.allSatisfy { SalvageSchema.fit($0.values, o).natural } }) {
             problem("\(table.name): leaf page \(btree.number) holds rows of \(schema.tables[other].name)")
             hole(t, low, high)
-            return
-        }
-        if rows.isEmpty && btree.cellCount > 0 {
-            problem("\(table.name): leaf page \(btree.number) holds no row of this table")
-            hole(t, low, high)
-            // Perhaps another table's page, put here by damage: the orphan scan judges it.
             return
         }
         claimed[Int(btree.number)] = 1
