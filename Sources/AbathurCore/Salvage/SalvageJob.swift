@@ -228,13 +228,21 @@ public final class SalvageJob {
         let temp = SafeFiles.tempPath(in: Paths.directory(of: request.output), tag: "salvage.db")
         temps.append(temp)
         try FileDescriptor.createExclusive(temp).close()
-        let writer = try SalvageWriter(path: temp, schema: schema, pageSize: geometry.pageSize, encoding: geometry.textEncoding)
-        try salvager.run(schema: schema, firstFreelistTrunk: freelistTrunk(source, geometry), includeFreelist: request.includeFreelist, sink: writer)
-        try writer.finish(userVersion: geometry.userVersion, applicationId: geometry.applicationId)
-        outcome.phasesMs["read_and_write"] = Int64((Clock.now() - started) * 1000)
-        outcome.notes += writer.notes
+        do {
+            // The writer's connection closes at the end of this block, before the checks.
+            let writer = try SalvageWriter(path: temp, schema: schema, pageSize: geometry.pageSize, encoding: geometry.textEncoding)
+            try salvager.run(schema: schema, firstFreelistTrunk: freelistTrunk(source, geometry), includeFreelist: request.includeFreelist, sink: writer)
+            outcome.phasesMs["rows"] = Int64((Clock.now() - started) * 1000)
+            let indexing = Clock.now()
+            try writer.finish(userVersion: geometry.userVersion, applicationId: geometry.applicationId, wal: geometry.wal)
+            outcome.phasesMs["indexes"] = Int64((Clock.now() - indexing) * 1000)
+            outcome.notes += writer.notes
+            outcome.lostAndFoundTable = writer.lostAndFoundName
+        }
+        for companion in [DatabaseFiles(temp).wal, DatabaseFiles(temp).shm] where try FileStatus.of(companion) != nil {
+            throw AbathurError(.io, companion, "left behind when the salvaged database was closed")
+        }
         outcome.lostAndFound = salvager.lostRows
-        outcome.lostAndFoundTable = writer.lostAndFoundName
         outcome.problems = salvager.problemCount
         outcome.problemSamples = salvager.problems
         outcome.orphanPagesAttributed = salvager.orphanPagesAttributed

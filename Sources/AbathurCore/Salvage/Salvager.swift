@@ -68,6 +68,9 @@ public final class Salvager {
     public private(set) var pagesCarved = 0
     var schema = SalvageSchema()
     var sink: SalvageSink?
+    /// The freelist's pages: read only with `--include-freelist`, and then given to the
+    /// table their rows fit, holes or not (the operator asked for deleted rows).
+    var freelistSet: Set<UInt32> = []
     static let schemaTable = -1
     static let maxDepth = 40
 
@@ -141,9 +144,8 @@ public final class Salvager {
         }
         for text in freelist.problems { problem(text) }
         freelistPages = freelist.pages.count
-        var free = freelist.pages
-        if includeFreelist { free = [] }
-        try scanOrphans(skipping: free)
+        freelistSet = freelist.pages
+        try scanOrphans(skipping: includeFreelist ? [] : freelistSet)
         try flushPending()
     }
 
@@ -252,7 +254,12 @@ public final class Salvager {
             guard let offset = btree.cellOffset(i), let cell = LocalPayload.tableLeafCell(btree.bytes, at: offset, usableSize: usableSize),
                   let (payload, overflow) = payloads.read(cell), overflow.allSatisfy(isFree),
                   let values = Record.decode(payload), SalvageSchema.fit(values, table).allowed else {
-                failed += 1
+                if let offset = btree.cellOffset(i), let (rowid, values) = mendedCell(btree.bytes, at: offset, table) {
+                    problem("\(table.name): page \(btree.number) cell \(i): a damaged length mended (rowid \(rowid)); check its values")
+                    rows.append((i, rowid, values, []))
+                } else {
+                    failed += 1
+                }
                 continue
             }
             rows.append((i, cell.rowid, values, overflow))
@@ -297,6 +304,52 @@ public final class Salvager {
             carve(t, page: btree.number, bytes: btree.bytes, low: low, high: high, skipping: Set(rows.map(\.rowid)))
         }
         if pending.count > 4096 { try? flushPending() }
+    }
+
+    /// A cell on a page that is otherwise sound, whose record does not add up: one flipped
+    /// bit in its payload size or in one serial type (scattered bit rot). The record's own
+    /// header says how long it is; or one bit of one serial type, flipped back, makes it fill
+    /// the payload exactly with values of the table's natural types. Only records that stay
+    /// on the page are mended. Nil when neither works.
+    func mendedCell(_ bytes: [UInt8], at offset: Int, _ table: SalvageSchema.Table) -> (Int64, [SQLValue])? {
+        let end = min(usableSize, bytes.count)
+        guard let (size, n1) = Varint.read(bytes, at: offset, end: end), let (rowid, n2) = Varint.read(bytes, at: offset + n1, end: end),
+              offset + n1 + n2 < end else { return nil }
+        let start = offset + n1 + n2
+        let local = Array(bytes[start..<end])
+        let maxLocal = usableSize - 35
+        // The payload size is damaged: the header's own length, if it fits.
+        if let (types, length) = Record.measure(local), length <= maxLocal, !types.isEmpty,
+           let headerLength = Varint.read(local, at: 0).map({ Int($0.value) }),
+           let values = Record.decode(Array(local[0..<length]), types: types, headerLength: headerLength),
+           SalvageSchema.fit(values, table).natural, Int64(length) != size {
+            return (rowid, values)
+        }
+        // One serial type is damaged: flip each bit of each back, and keep the one way that
+        // fills the payload with natural values.
+        guard size > 0, size <= Int64(maxLocal), Int(size) <= local.count,
+              let (headerLength, hn) = Varint.read(local, at: 0).map({ (Int($0.value), $0.length) }), headerLength <= Int(size) else { return nil }
+        let payload = Array(local[0..<Int(size)])
+        var types: [Int64] = []
+        var cursor = hn
+        while cursor < headerLength {
+            guard let (type, length) = Varint.read(payload, at: cursor, end: headerLength) else { return nil }
+            types.append(type)
+            cursor += length
+        }
+        for i in types.indices {
+            for bit in 0..<7 {
+                var candidate = types
+                candidate[i] ^= 1 << bit
+                guard (candidate[i] < 128) == (types[i] < 128),
+                      let sizes = Optional(candidate.compactMap(Record.contentSize(ofSerialType:))), sizes.count == candidate.count,
+                      headerLength + sizes.reduce(0, +) == payload.count,
+                      let values = Record.decode(payload, types: candidate, headerLength: headerLength),
+                      SalvageSchema.fit(values, table).natural else { continue }
+                return (rowid, values)
+            }
+        }
+        return nil
     }
 
     /// The positions of a longest strictly increasing run of `keys` (not necessarily
@@ -369,7 +422,7 @@ public final class Salvager {
         let end = min(usableSize, bytes.count)
         while offset < end - 3 {
             if bytes[offset] != 0, let cell = LocalPayload.tableLeafCell(bytes, at: offset, usableSize: end), cell.payloadSize >= 2,
-               let header = Record.header(cell.local, complete: cell.firstOverflow == 0), !header.types.isEmpty,
+               let header = Record.header(cell.local, size: cell.payloadSize), !header.types.isEmpty,
                cell.firstOverflow == 0 || isFree(cell.firstOverflow),
                let (payload, overflow) = payloads.read(cell), overflow.allSatisfy(isFree),
                let values = Record.decode(payload), values.allSatisfy(plausibleText), accept(cell.rowid, values) {
@@ -473,12 +526,13 @@ public final class Salvager {
         // Only a table that lost pages where these rowids belong can take them: rows found
         // anywhere else would be invented.
         let inHole = best.filter { t in holes.contains { $0.table == t && $0.covers(low, high) } }
+        let pool = freelistSet.contains(page) ? best : inHole
         var chosen: Int?
-        if inHole.count == 1 { chosen = inHole[0] }
-        else if inHole.count > 1 {
-            let natural = inHole.map { t in cells.filter { SalvageSchema.fit($0.values, schema.tables[t]).natural }.count }
+        if pool.count == 1 { chosen = pool[0] }
+        else if pool.count > 1 {
+            let natural = pool.map { t in cells.filter { SalvageSchema.fit($0.values, schema.tables[t]).natural }.count }
             let top = natural.max() ?? 0
-            if top > 0, natural.filter({ $0 == top }).count == 1 { chosen = inHole[natural.firstIndex(of: top)!] }
+            if top > 0, natural.filter({ $0 == top }).count == 1 { chosen = pool[natural.firstIndex(of: top)!] }
         }
         claimed[Int(page)] = 1
         guard let t = chosen else {
