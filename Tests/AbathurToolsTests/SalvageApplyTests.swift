@@ -96,6 +96,47 @@ final class SalvageApplyTests: XCTestCase {
         XCTAssertEqual(try F.leftovers([box.liveDir, world.outDir, world.tmp, box.backups, box.backups + "/safety"]), [])
     }
 
+    /// The corrupt database with a hot `-wal` (20 commits of the demo writer, made after the
+    /// damage, which exited without closing): the safety copy holds db, `-wal` and `-shm`
+    /// byte for byte, and the installed database has the WAL's commits (the writer's
+    /// invariants hold at sequence 20), every table but audit as SQLite reads it through the
+    /// WAL, and in audit every row that was not on the zeroed page, none invented.
+    func testApplyWithAHotWALKeepsItInTheSafetyCopyAndInstallsItsCommits() throws {
+        var world = try makeWorld()
+        let box = world.box
+        let writer = try box.demo(["write", box.db, "--commits", "20", "--crash"])
+        XCTAssertEqual(writer.status, 0, writer.stderr)
+        let live = try liveFiles(box)
+        XCTAssertEqual(Set(live.keys), ["abathur.db", "abathur.db-wal", "abathur.db-shm"], "a hot WAL over the damaged file")
+        world.corrupt = try XCTUnwrap(live["abathur.db"])
+        // Everything SQLite can scan through the WAL: every table but the damaged one.
+        let readable = try F.contents(box, of: box.db, skipping: ["audit"])
+
+        let run = try apply(world)
+        XCTAssertEqual(run.status, 1, "applied, damage met: \(run.stderr)\n\(run.stdout)")
+        let result = try F.result(run)
+        XCTAssertEqual(result["result"] as? String, "applied", "\(result)")
+        XCTAssertEqual((result["wal"] as? [String: Any])?["used"] as? Bool, true, "\(result["wal"] ?? "")")
+        let safety = try XCTUnwrap(result["safety_copy"] as? String, "\(result.keys.sorted())")
+        XCTAssertEqual(try box.fingerprint(safety), live, "the safety copy: the corrupt db, its -wal and -shm, byte for byte")
+
+        let copy = try F.copy(box, of: box.db)
+        XCTAssertEqual(try F.sqlite(copy, "PRAGMA integrity_check"), "ok")
+        XCTAssertEqual(try box.demo(["check", copy, "--min-seq", "20"]).status, 0, "the writer's 20 commits, consistent")
+        let installed = try F.contents(copy)
+        for (name, rows) in readable.tables {
+            XCTAssertEqual(installed.tables[name], rows, "\(name): as SQLite read it through the WAL")
+        }
+        let audit = try XCTUnwrap(installed.tables["audit"]), had = try XCTUnwrap(world.original.tables["audit"])
+        let before = Set(had.keys).subtracting(world.zeroed.rowids)
+        XCTAssertEqual(before.filter { audit[$0] != had[$0] }, [], "audit: every row that was not on the zeroed page, as it was")
+        let added = Set(audit.keys).subtracting(had.keys)
+        XCTAssertEqual(added.count, 20, "audit: the writer's 20 rows and nothing else new: \(added.sorted())")
+        XCTAssertTrue(added.allSatisfy { audit[$0]?.contains("'writer'") == true }, "\(added.map { audit[$0] ?? "" })")
+        XCTAssertEqual(box.systemctlCalls.map { String($0.prefix(6)) }, ["stop -", "start "])
+        XCTAssertEqual(box.systemctlCalls.first, "stop -- \(F.units) \(world.corrupt)")
+    }
+
     // MARK: - Rolled back
 
     /// A health check that fails after the swap: the live database is the corrupt original
