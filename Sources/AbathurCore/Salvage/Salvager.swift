@@ -10,9 +10,9 @@ public enum SalvageRowSource: String, Sendable, Encodable {
 
 /// Takes the rows a salvage finds: the new database, or nothing during a survey.
 public protocol SalvageSink: AnyObject {
-    /// Stores a row of table `table` (an index into the schema's tables); false when a row
-    /// with that rowid is already there (the first one found wins: the tree's) or a
-    /// constraint refuses it (then `rejected` says why).
+    /// Stores a row of table `table` (an index into the schema's tables). A row whose rowid
+    /// is already there is a duplicate (the first one found wins: the tree's); a constraint
+    /// may refuse it. Throws only when the store itself fails (no space, I/O).
     func insert(table: Int, rowid: Int64, values: [SQLValue]) throws -> InsertResult
     /// Stores a row no table could be given, in `lost_and_found`.
     func lost(page: UInt32, cell: Int, rowid: Int64?, values: [SQLValue], reason: String) throws
@@ -116,7 +116,8 @@ public final class Salvager {
     /// The rows of `sqlite_schema`, walked from page 1.
     public func readSchemaRows() -> [[SQLValue]] {
         schemaRows = []
-        walkTable(Salvager.schemaTable, page: 1, low: nil, high: nil, depth: 0)
+        // The schema's rows are only collected: nothing here can throw.
+        try? walkTable(Salvager.schemaTable, page: 1, low: nil, high: nil, depth: 0)
         try? flushPending()
         return schemaRows
     }
@@ -130,12 +131,12 @@ public final class Salvager {
         self.sink = sink
         counts = Array(repeating: TableCounts(), count: schema.tables.count)
         for (t, table) in schema.tables.enumerated() where !table.withoutRowid {
-            walkTable(t, page: table.rootPage, low: nil, high: nil, depth: 0)
+            try walkTable(t, page: table.rootPage, low: nil, high: nil, depth: 0)
         }
         for index in schema.indexes { walkIndex(index.rootPage, depth: 0, name: index.name) }
-        for (t, table) in schema.tables.enumerated() where table.withoutRowid {
+        // A WITHOUT ROWID table is an index b-tree: its pages are claimed, its rows not read.
+        for table in schema.tables where table.withoutRowid {
             problem("\(table.name): a WITHOUT ROWID table is not salvaged")
-            _ = t
             walkIndex(table.rootPage, depth: 0, name: table.name)
         }
         try flushPending()
@@ -194,7 +195,7 @@ public final class Salvager {
     func isFree(_ page: UInt32) -> Bool { page >= 1 && page <= pageCount && claimed[Int(page)] == 0 }
 
     /// Walks table `t`'s b-tree from `page`, whose keys lie in (low, high].
-    func walkTable(_ t: Int, page: UInt32, low: Int64?, high: Int64?, depth: Int) {
+    func walkTable(_ t: Int, page: UInt32, low: Int64?, high: Int64?, depth: Int) throws {
         let name = shape(t).name
         guard depth < Salvager.maxDepth else {
             problem("\(name): b-tree deeper than \(Salvager.maxDepth) at page \(page) (a loop)")
@@ -215,7 +216,7 @@ public final class Salvager {
         guard let btree = BTreePage(number: page, bytes: bytes, usableSize: usableSize), btree.kind.isTable else {
             problem("\(name): page \(page) is not a table b-tree page")
             hole(t, low, high)
-            return carveReached(t, page: page, bytes: bytes, low: low, high: high)
+            return try carveReached(t, page: page, bytes: bytes, low: low, high: high)
         }
         if btree.kind == .tableInterior {
             claimed[Int(page)] = 1
@@ -239,43 +240,52 @@ public final class Salvager {
             }
             if lost { hole(t, previous, high) }
             ranges.append((btree.rightChild, previous, high))
-            for (child, lo, hi) in ranges { walkTable(t, page: child, low: lo, high: hi, depth: depth + 1) }
+            for (child, lo, hi) in ranges { try walkTable(t, page: child, low: lo, high: hi, depth: depth + 1) }
             return
         }
-        readLeaf(t, btree, low: low, high: high)
+        try readLeaf(t, btree, low: low, high: high)
     }
 
     /// The rows of a table leaf reached from its parent.
-    func readLeaf(_ t: Int, _ btree: BTreePage, low: Int64?, high: Int64?) {
+    func readLeaf(_ t: Int, _ btree: BTreePage, low: Int64?, high: Int64?) throws {
         let table = shape(t)
         var rows: [(cell: Int, rowid: Int64, values: [SQLValue], overflow: [UInt32])] = []
         var failed = 0
+        var unreadable: [Int] = []
         for i in 0..<btree.cellCount {
             guard let offset = btree.cellOffset(i), let cell = LocalPayload.tableLeafCell(btree.bytes, at: offset, usableSize: usableSize),
                   let (payload, overflow) = payloads.read(cell), overflow.allSatisfy(isFree),
                   let values = Record.decode(payload), SalvageSchema.fit(values, table).allowed else {
-                if let offset = btree.cellOffset(i), let (rowid, values) = mendedCell(btree.bytes, at: offset, table) {
-                    problem("\(table.name): page \(btree.number) cell \(i): a damaged length mended (rowid \(rowid)); check its values")
-                    rows.append((i, rowid, values, []))
-                } else {
-                    failed += 1
-                }
+                unreadable.append(i)
                 continue
             }
             rows.append((i, cell.rowid, values, overflow))
         }
+        // Fewer than half its cells are this table's rows: another table's page, put here
+        // by damage (pages swapped), or a page too damaged to trust here. The orphan scan
+        // reads it, and the hole this leaves takes its rows if they are this table's.
+        if rows.count * 2 < btree.cellCount {
+            problem("\(table.name): leaf page \(btree.number): \(btree.cellCount - rows.count) of \(btree.cellCount) cells are not rows of this table")
+            hole(t, low, high)
+            return
+        }
+        // On a page that is this table's, a cell that does not add up may be bit rot in a
+        // length: mend it when it then fits.
+        for i in unreadable {
+            if let offset = btree.cellOffset(i), let (rowid, values) = mendedCell(btree.bytes, at: offset, table) {
+                problem("\(table.name): page \(btree.number) cell \(i): a damaged length mended (rowid \(rowid)); check its values")
+                rows.append((i, rowid, values, []))
+            } else {
+                failed += 1
+            }
+        }
+        rows.sort { $0.cell < $1.cell }
         // Rows that fit this table only loosely and another one exactly belong to the other:
         // a page put here by damage (pages swapped).
         if t != Salvager.schemaTable, !rows.isEmpty, !rows.allSatisfy({ SalvageSchema.fit($0.values, table).natural }),
            let other = schema.tables.firstIndex(where: { o in o.name != table.name && !o.withoutRowid && rows.allSatisfy { SalvageSchema.fit($0.values, o).natural } }) {
             problem("\(table.name): leaf page \(btree.number) holds rows of \(schema.tables[other].name)")
             hole(t, low, high)
-            return
-        }
-        if rows.isEmpty && btree.cellCount > 0 {
-            problem("\(table.name): leaf page \(btree.number) holds no row of this table")
-            hole(t, low, high)
-            // Perhaps another table's page, put here by damage: the orphan scan judges it.
             return
         }
         claimed[Int(btree.number)] = 1
@@ -293,7 +303,7 @@ public final class Salvager {
                 problem("\(table.name): page \(btree.number) cell \(row.cell): rowid \(row.rowid) is out of order (damaged key)")
                 if t != Salvager.schemaTable {
                     counts[t].toLostAndFound += 1
-                    try? lose(page: btree.number, cell: row.cell, rowid: row.rowid, values: row.values, reason: "\(table.name): rowid out of order")
+                    try lose(page: btree.number, cell: row.cell, rowid: row.rowid, values: row.values, reason: "\(table.name): rowid out of order")
                 }
                 continue
             }
@@ -303,7 +313,7 @@ public final class Salvager {
             problem("\(table.name): leaf page \(btree.number): \(failed) of \(btree.cellCount) cells unreadable")
             carve(t, page: btree.number, bytes: btree.bytes, low: low, high: high, skipping: Set(rows.map(\.rowid)))
         }
-        if pending.count > 4096 { try? flushPending() }
+        if pending.count > 4096 { try flushPending() }
     }
 
     /// A cell on a page that is otherwise sound, whose record does not add up: one flipped
@@ -378,7 +388,7 @@ public final class Salvager {
 
     /// A page reached from its parent that is not a table page: its header or cell pointers
     /// may be destroyed while its cells are intact. Carves it as a page of table `t`.
-    func carveReached(_ t: Int, page: UInt32, bytes: [UInt8], low: Int64?, high: Int64?) {
+    func carveReached(_ t: Int, page: UInt32, bytes: [UInt8], low: Int64?, high: Int64?) throws {
         // An index page or another b-tree's interior page is not carved here: the orphan
         // scan reads it for what it is.
         if let other = BTreePage(number: page, bytes: bytes, usableSize: usableSize), other.cellCount > 0 { return }
@@ -409,6 +419,7 @@ public final class Salvager {
 
     struct CarvedCell {
         var offset: Int
+        var length = 0
         var rowid: Int64
         var values: [SQLValue]
         var overflow: [UInt32]
@@ -426,13 +437,19 @@ public final class Salvager {
                cell.firstOverflow == 0 || isFree(cell.firstOverflow),
                let (payload, overflow) = payloads.read(cell), overflow.allSatisfy(isFree),
                let values = Record.decode(payload), values.allSatisfy(plausibleText), accept(cell.rowid, values) {
-                found.append(CarvedCell(offset: offset, rowid: cell.rowid, values: values, overflow: overflow))
+                found.append(CarvedCell(offset: offset, length: cell.cellLength, rowid: cell.rowid, values: values, overflow: overflow))
                 offset += cell.cellLength
                 continue
             }
             offset += 1
         }
-        return found
+        // A leaf's cells lie side by side from the end of the page: a real one touches
+        // another or the page's end. One that stands alone is most likely bytes that happen
+        // to parse (random data, the inside of a value), and is not trusted.
+        let starts = Set(found.map(\.offset)), ends = Set(found.map { $0.offset + $0.length })
+        return found.filter { cell in
+            cell.offset + cell.length >= end || starts.contains(cell.offset + cell.length) || ends.contains(cell.offset)
+        }
     }
 
     /// A carved value's text must read as text: well-formed UTF-8 without NUL bytes (in a
