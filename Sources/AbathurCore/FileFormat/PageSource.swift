@@ -77,6 +77,9 @@ public final class WALPageSource: PageSource {
     public let walPath: String
     /// Page number to the byte offset of its newest committed frame's page data.
     public let frames: [UInt32: Int64]
+    /// Page number to the offset of its first frame in the committed prefix: the page as
+    /// the WAL's first commit to touch it left it.
+    public let firstFrames: [UInt32: Int64]
     /// The size in pages the last commit records.
     public let committedPageCount: UInt32
     let file: FileDescriptor
@@ -86,13 +89,17 @@ public final class WALPageSource: PageSource {
     public init?(base: PageSource, walPath: String) {
         guard let reader = try? WALReader(walPath), let header = reader.header, reader.headerProblem == nil,
               header.pageSize == base.pageSize else { return nil }
-        var pending: [UInt32: Int64] = [:]
-        var committed: [UInt32: Int64] = [:]
+        var pending: [UInt32: Int64] = [:], pendingFirst: [UInt32: Int64] = [:]
+        var committed: [UInt32: Int64] = [:], first: [UInt32: Int64] = [:]
         var size: UInt32 = 0
         while let frame = try? reader.next(), frame.standing == .valid {
-            pending[frame.pageNumber] = frame.offset + Int64(WALFrame.headerSize)
+            let offset = frame.offset + Int64(WALFrame.headerSize)
+            pending[frame.pageNumber] = offset
+            if pendingFirst[frame.pageNumber] == nil { pendingFirst[frame.pageNumber] = offset }
             if frame.isCommit {
                 committed.merge(pending) { _, new in new }
+                first.merge(pendingFirst) { old, _ in old }
+                pendingFirst = [:]
                 pending = [:]
                 size = frame.commitSize
             }
@@ -102,6 +109,7 @@ public final class WALPageSource: PageSource {
         self.base = base
         self.walPath = walPath
         self.frames = committed
+        self.firstFrames = first
         self.committedPageCount = size
         self.file = file
     }
@@ -110,6 +118,12 @@ public final class WALPageSource: PageSource {
 
     public var pageSize: Int { base.pageSize }
     public var pageCount: UInt32 { committedPageCount }
+
+    /// The page data of the frame at `offset`.
+    public func frame(at offset: Int64) -> [UInt8]? {
+        guard let page = try? file.read(count: pageSize, at: offset), page.count == pageSize else { return nil }
+        return page
+    }
 
     public func page(_ number: UInt32) -> [UInt8]? {
         guard number >= 1, number <= pageCount else { return nil }

@@ -24,10 +24,21 @@ public struct SalvageGeometry: Sendable, Encodable {
         let bytes = try FilePageSource.prefix(of: path, count: 1 << 20)
         do {
             let header = try DatabaseHeader(bytes: Array(bytes.prefix(DatabaseHeader.size)))
-            return SalvageGeometry(pageSize: header.pageSize, reservedBytes: Int(header.reservedBytes), encoding: max(1, header.textEncoding),
-                                   userVersion: header.userVersion, applicationId: header.applicationID,
-                                   firstFreelistTrunk: header.firstFreelistTrunk, autoVacuum: header.largestRootPage != 0,
-                                   wal: header.isWAL, headerProblem: nil, pageSizeFrom: "header")
+            var geometry = SalvageGeometry(pageSize: header.pageSize, reservedBytes: Int(header.reservedBytes), encoding: max(1, header.textEncoding),
+                                           userVersion: header.userVersion, applicationId: header.applicationID,
+                                           firstFreelistTrunk: header.firstFreelistTrunk, autoVacuum: header.largestRootPage != 0,
+                                           wal: header.isWAL, headerProblem: nil, pageSizeFrom: "header")
+            // A page size field damaged into another valid size: the pages say otherwise.
+            let ratios = layoutRatios(bytes)
+            if let probed = probePageSize(bytes), probed != header.pageSize,
+               (ratios[header.pageSize] ?? 0) < 0.75 * (ratios[probed] ?? 0) {
+                let size = probed
+                geometry.headerProblem = "the page size field says \(header.pageSize), but the b-tree pages lie every \(size) bytes"
+                geometry.pageSize = size
+                geometry.reservedBytes = 0
+                geometry.pageSizeFrom = manifest?.database.pageSize == probed ? "the layout of the b-tree pages and the newest backup's manifest" : "the layout of the b-tree pages"
+            }
+            return geometry
         } catch {
             let problem = bytes.isEmpty ? "empty file" : error.description
             // Field by field: a damaged magic leaves the page size and the rest readable.
@@ -59,7 +70,15 @@ public struct SalvageGeometry: Sendable, Encodable {
     /// as good (every other page), half of it half as good: the smallest size that scores
     /// near the best wins. Nil when no size finds two such pages.
     static func probePageSize(_ head: [UInt8]) -> Int? {
-        var ratios: [(size: Int, ratio: Double)] = []
+        let ratios = layoutRatios(head)
+        guard let best = ratios.values.max() else { return nil }
+        return ratios.keys.sorted().first { ratios[$0]! >= 0.75 * best }
+    }
+
+    /// For each page size that finds at least two b-tree pages in `head`, the share of its
+    /// page starts that look like one.
+    static func layoutRatios(_ head: [UInt8]) -> [Int: Double] {
+        var ratios: [Int: Double] = [:]
         var size = 512
         while size <= 65536 {
             var hits = 0, probes = 0
@@ -73,10 +92,9 @@ public struct SalvageGeometry: Sendable, Encodable {
                 }
                 page += 1
             }
-            if hits >= 2 { ratios.append((size, Double(hits) / Double(probes))) }
+            if hits >= 2 { ratios[size] = Double(hits) / Double(probes) }
             size *= 2
         }
-        guard let best = ratios.map(\.ratio).max() else { return nil }
-        return ratios.first { $0.ratio >= 0.75 * best }?.size
+        return ratios
     }
 }

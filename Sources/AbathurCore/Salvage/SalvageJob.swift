@@ -125,7 +125,7 @@ public final class SalvageJob {
         /// Nothing needs a look: no damage met, nothing unattributed, nothing altered, every
         /// check passed, the WAL used when there was one.
         public var clean: Bool {
-            problems == 0 && lostAndFound == 0 && altered == 0 && checks.allSatisfy(\.ok) && (!wal.present || wal.used || wal.committedFrames == 0)
+            problems == 0 && headerProblem == nil && lostAndFound == 0 && altered == 0 && checks.allSatisfy(\.ok) && (!wal.present || wal.used || wal.committedFrames == 0)
         }
     }
 
@@ -239,8 +239,11 @@ public final class SalvageJob {
             outcome.wal.present = true
             if let overlay = WALPageSource(base: base, walPath: wal) {
                 outcome.wal.committedFrames = overlay.frames.count
+                let early = SalvageJob.rowsTheMainFileHasEarly(base: base, wal: overlay, usableSize: geometry.usableSize)
                 let with = survey(overlay, geometry, manifest), without = survey(base, geometry, manifest)
-                if with.problems > without.problems {
+                if early >= 2 {
+                    outcome.wal.detail = "left out: the main file already holds \(early) row(s) that this WAL inserts only in its later commits: the main file is newer, and the WAL belongs to an earlier generation of it"
+                } else if with.problems > without.problems {
                     outcome.wal.detail = "left out: laid over the main file, its \(overlay.frames.count) committed page(s) break the b-trees (\(with.problems) problem(s), \(without.problems) without it); it belongs to another generation of the file or is damaged"
                 } else {
                     source = overlay
@@ -312,6 +315,28 @@ public final class SalvageJob {
         temps.removeAll { $0 == temp }
         outcome.written = true
         outcome.result = "recovered"
+    }
+
+    /// Rows the main file holds on a page that the WAL's first version of that page lacks
+    /// and its last version has: rows the WAL inserts after its first commit to the page,
+    /// already in the main file. A WAL that follows the main file cannot do that (its commits
+    /// come after the main file's state); a WAL from an earlier generation, beside a main file
+    /// that moved on, does. Table-leaf pages only.
+    static func rowsTheMainFileHasEarly(base: PageSource, wal: WALPageSource, usableSize: Int) -> Int {
+        func rowids(_ number: UInt32, _ bytes: [UInt8]?) -> Set<Int64>? {
+            guard let bytes, let page = BTreePage(number: number, bytes: bytes, usableSize: usableSize), page.kind == .tableLeaf else { return nil }
+            return Set((0..<page.cellCount).compactMap { i in
+                page.cellOffset(i).flatMap { LocalPayload.tableLeafCell(bytes, at: $0, usableSize: usableSize)?.rowid }
+            })
+        }
+        var early = 0
+        for (number, firstOffset) in wal.firstFrames {
+            guard let lastOffset = wal.frames[number], lastOffset != firstOffset,
+                  let main = rowids(number, base.page(number)), let first = rowids(number, wal.frame(at: firstOffset)),
+                  let last = rowids(number, wal.frame(at: lastOffset)) else { continue }
+            early += last.subtracting(first).intersection(main).count
+        }
+        return early
     }
 
     /// The walk without writing: how many problems the b-trees show from `source`.
