@@ -244,4 +244,23 @@ final class SalvageCoreTests: XCTestCase {
             XCTAssertTrue((sink.rows[1] ?? [:]).keys.allSatisfy { $0 >= 1 && $0 <= 1500 })
         }
     }
+
+    func testSchemaTextRunsOnlyAsTheOneCreateStatementItClaimsToBe() {
+        func row(_ type: String, _ name: String, _ sql: String) -> [SQLValue] {
+            [text(type), text(name), text(name), .integer(2), text(sql)]
+        }
+        let schema = SalvageSchema.from(rows: [
+            row("table", "smuggled", "CREATE TABLE smuggled(a); INSERT INTO smuggled(rowid, a) VALUES (1, 'invented')"),
+            row("table", "copied", "CREATE TABLE copied AS SELECT 1 AS x"),
+            row("table", "plain", "CREATE TABLE plain(a TEXT)"),
+            row("table", "liar", "DROP TABLE plain"),
+            row("view", "v", "CREATE VIEW v AS SELECT 1; DELETE FROM plain"),
+        ])
+        XCTAssertEqual(schema.tables.map(\.name), ["copied", "plain"], "two statements in one text, or no CREATE: refused")
+        XCTAssertFalse(schema.tables[0].sql.uppercased().contains("SELECT"), "a CREATE ... AS SELECT is kept as SQLite stores it: columns, no query")
+        XCTAssertEqual(schema.otherSQL, ["CREATE VIEW v AS SELECT 1; DELETE FROM plain"], "kept as text; the writer runs one statement only")
+        let scratch = try? Connection(path: ":memory:", mode: .memory)
+        XCTAssertThrowsError(try scratch?.executeOne("CREATE TABLE a(x); CREATE TABLE b(y)"))
+        XCTAssertNoThrow(try scratch?.executeOne("CREATE TABLE a(x);"))
+    }
 }

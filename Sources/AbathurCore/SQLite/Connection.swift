@@ -106,6 +106,20 @@ public final class Connection {
         guard rc == SQLITE_OK else { throw error(rc, sql: sql) }
     }
 
+    /// Runs exactly one statement, refusing text that holds more than one: SQL read out of a
+    /// damaged file (a schema) must not smuggle in a second statement.
+    public func executeOne(_ sql: String) throws(SQLiteError) {
+        var stmt: OpaquePointer?
+        var tail: UnsafePointer<CChar>?
+        let rc = sql.withCString { sqlite3_prepare_v2(handle, $0, -1, &stmt, &tail) }
+        guard rc == SQLITE_OK, let stmt else { throw error(rc, sql: sql) }
+        let statement = Statement(stmt, connection: self, sql: sql)
+        if let tail, !String(cString: tail).allSatisfy({ $0.isWhitespace || $0 == ";" }) {
+            throw SQLiteError(code: ResultCode(rawValue: SQLITE_MISUSE), message: "more than one statement", sql: sql, systemErrno: 0, path: path)
+        }
+        while try statement.step() {}
+    }
+
     public func prepare(_ sql: String) throws(SQLiteError) -> Statement {
         var stmt: OpaquePointer?
         let rc = sqlite3_prepare_v2(handle, sql, -1, &stmt, nil)

@@ -29,9 +29,10 @@ public struct SalvageGeometry: Sendable, Encodable {
                                            firstFreelistTrunk: header.firstFreelistTrunk, autoVacuum: header.largestRootPage != 0,
                                            wal: header.isWAL, headerProblem: nil, pageSizeFrom: "header")
             // A page size field damaged into another valid size: the pages say otherwise.
-            let ratios = layoutRatios(bytes)
-            if let probed = probePageSize(bytes), probed != header.pageSize,
-               (ratios[header.pageSize] ?? 0) < 0.75 * (ratios[probed] ?? 0) {
+            // The probe takes the smallest size whose page starts look like pages as often
+            // as the best: a field damaged into a multiple of the real size looks as good as
+            // the real one, and one damaged into a fraction of it looks worse.
+            if let probed = probePageSize(bytes), probed != header.pageSize {
                 let size = probed
                 geometry.headerProblem = "the page size field says \(header.pageSize), but the b-tree pages lie every \(size) bytes"
                 geometry.pageSize = size

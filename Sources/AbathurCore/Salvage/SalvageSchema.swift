@@ -55,6 +55,20 @@ public struct SalvageSchema: Sendable {
     public var otherSQL: [String] = []
     public var origin: Origin = .database
 
+    /// SQL from a schema is run only when it is one CREATE statement of the object's kind:
+    /// a damaged or crafted file's schema text must not run anything else.
+    public static func creates(_ sql: String, _ type: String) -> Bool {
+        let words = sql.uppercased().split(whereSeparator: { $0.isWhitespace || $0 == "(" }).prefix(4).map(String.init)
+        guard words.first == "CREATE" else { return false }
+        switch type {
+        case "table": return words.dropFirst().first == "TABLE"
+        case "index": return words.dropFirst().first == "INDEX" || words.dropFirst().prefix(2) == ["UNIQUE", "INDEX"]
+        case "view": return words.dropFirst().first == "VIEW"
+        case "trigger": return words.dropFirst().first == "TRIGGER"
+        default: return false
+        }
+    }
+
     /// How a record fits a table's columns. `allowed`: every value could be stored in its
     /// column; `natural`: also of the storage class the column's affinity gives.
     public struct Fit: Sendable {
@@ -107,13 +121,14 @@ public struct SalvageSchema: Sendable {
             let sql = text(row[4])
             switch type {
             case "table":
-                guard let sql, !name.hasPrefix("sqlite_") || name == "sqlite_sequence" || name.hasPrefix("sqlite_stat"),
+                guard let sql, creates(sql, "table"), !name.hasPrefix("sqlite_") || name == "sqlite_sequence" || name.hasPrefix("sqlite_stat"),
                       let described = describe(name: name, sql: sql, root: root, in: scratch) else { continue }
                 schema.tables.append(described)
             case "index":
+                if let sql, !creates(sql, "index") { continue }
                 pendingIndexes.append((name, table, sql, root))
             case "view", "trigger":
-                if let sql { schema.otherSQL.append(sql) }
+                if let sql, creates(sql, type) { schema.otherSQL.append(sql) }
             default:
                 continue
             }
@@ -133,7 +148,7 @@ public struct SalvageSchema: Sendable {
                                    Column(name: "seq", affinity: .blob, notNull: false, hasDefault: false)],
                          rowidAlias: nil, withoutRowid: false)
         }
-        guard let scratch, (try? scratch.execute(sql)) != nil else { return nil }
+        guard let scratch, (try? scratch.executeOne(sql)) != nil else { return nil }
         defer { try? scratch.execute("DROP TABLE IF EXISTS \(SQL.quoted(name))") }
         guard let info = try? scratch.rows("SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk, hidden FROM pragma_table_xinfo(\(SQL.literal(name)))") else { return nil }
         let withoutRowid = ((try? scratch.integer("SELECT wr FROM pragma_table_list(\(SQL.literal(name))) WHERE schema = 'main'")) ?? 0) != 0
@@ -145,8 +160,10 @@ public struct SalvageSchema: Sendable {
             if !withoutRowid, pkCount == 1, row[4] == "1", type.uppercased() == "INTEGER" { alias = columns.count }
             columns.append(Column(name: row[0] ?? "", affinity: Affinity(declaredType: type), notNull: row[2] == "1", hasDefault: row[3] == "1"))
         }
-        guard !columns.isEmpty else { return nil }
-        return Table(name: name, sql: sql, rootPage: root, columns: columns, rowidAlias: alias, withoutRowid: withoutRowid)
+        // The statement as SQLite stored it: a `CREATE TABLE ... AS SELECT` comes back as
+        // plain column definitions, so the salvaged database never runs a query from it.
+        guard !columns.isEmpty, let stored = try? scratch.rows("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = \(SQL.literal(name))").first?.first ?? nil else { return nil }
+        return Table(name: name, sql: stored, rootPage: root, columns: columns, rowidAlias: alias, withoutRowid: withoutRowid)
     }
 }
 
@@ -163,7 +180,8 @@ extension SalvageSchema {
         }
         for (type, sql) in lines.sorted(by: { ($0.0 == "table" ? 0 : 1) < ($1.0 == "table" ? 0 : 1) }) where !sql.isEmpty {
             if type == "table", sql.hasPrefix("CREATE TABLE sqlite_") { continue }
-            try? scratch.execute(sql)
+            guard creates(sql, type) else { continue }
+            try? scratch.executeOne(sql)
         }
         guard let objects = try? scratch.rows("SELECT type, name, tbl_name, sql FROM sqlite_schema") else { return nil }
         var rows: [[SQLValue]] = []

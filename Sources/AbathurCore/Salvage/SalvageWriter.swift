@@ -32,14 +32,14 @@ public final class SalvageWriter: SalvageSink {
         try connection.execute("PRAGMA page_size=\(pageSize); PRAGMA encoding='\(name)'; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384; PRAGMA threads=2")
         try connection.execute("BEGIN")
         for (t, table) in schema.tables.enumerated() where table.name != "sqlite_sequence" && !table.name.hasPrefix("sqlite_stat") {
-            do { try connection.execute(table.sql) } catch {
+            do { try connection.executeOne(table.sql) } catch {
                 notes.append("table \(table.name): \(error.message)")
                 uncreated.insert(t)
             }
         }
         for index in schema.indexes {
             guard let sql = index.sql, sql.uppercased().hasPrefix("CREATE UNIQUE") else { continue }
-            do { try connection.execute(sql) } catch { notes.append("index \(index.name): \(error.message)") }
+            do { try connection.executeOne(sql) } catch { notes.append("index \(index.name): \(error.message)") }
         }
     }
 
@@ -130,10 +130,10 @@ public final class SalvageWriter: SalvageSink {
         lostStatement = nil
         for index in schema.indexes {
             guard let sql = index.sql, !sql.uppercased().hasPrefix("CREATE UNIQUE") else { continue }
-            do { try connection.execute(sql) } catch { notes.append("index \(index.name): \(error.message)") }
+            do { try connection.executeOne(sql) } catch { notes.append("index \(index.name): \(error.message)") }
         }
         for sql in schema.otherSQL {
-            do { try connection.execute(sql) } catch { notes.append("\(sql.prefix(60))…: \(error.message)") }
+            do { try connection.executeOne(sql) } catch { notes.append("\(sql.prefix(60))…: \(error.message)") }
         }
         try connection.execute("PRAGMA user_version=\(Int32(bitPattern: userVersion)); PRAGMA application_id=\(Int32(bitPattern: applicationId))")
         try connection.execute("COMMIT")

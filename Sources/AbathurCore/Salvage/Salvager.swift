@@ -299,6 +299,15 @@ public final class Salvager {
             for page in row.overflow { claimed[Int(page)] = 2 }
             let outOfRange = !misplaced && !((low.map { row.rowid > $0 } ?? true) && (high.map { row.rowid <= $0 } ?? true))
             let outOfOrder = !ordered.contains(k)
+            if outOfOrder, !outOfRange {
+                let before = (0..<k).last { ordered.contains($0) }.map { rows[$0].rowid } ?? low
+                let after = (k + 1..<rows.count).first { ordered.contains($0) }.map { rows[$0].rowid } ?? high.map { $0 + 1 }
+                if let mended = Salvager.mendedRowid(row.rowid, after: before, before: after, taken: Set(rows.map(\.rowid))) {
+                    problem("\(table.name): page \(btree.number) cell \(row.cell): rowid \(row.rowid) out of order, mended to \(mended) (one bit)")
+                    pending.append((t, btree.number, row.cell, mended, row.values, .tree))
+                    continue
+                }
+            }
             if outOfRange || outOfOrder {
                 problem("\(table.name): page \(btree.number) cell \(row.cell): rowid \(row.rowid) is out of order (damaged key)")
                 if t != Salvager.schemaTable {
@@ -335,31 +344,28 @@ public final class Salvager {
            SalvageSchema.fit(values, table).natural, Int64(length) != size {
             return (rowid, values)
         }
-        // One serial type is damaged: flip each bit of each back, and keep the one way that
-        // fills the payload with natural values.
-        guard size > 0, size <= Int64(maxLocal), Int(size) <= local.count,
-              let (headerLength, hn) = Varint.read(local, at: 0).map({ (Int($0.value), $0.length) }), headerLength <= Int(size) else { return nil }
-        let payload = Array(local[0..<Int(size)])
-        var types: [Int64] = []
-        var cursor = hn
-        while cursor < headerLength {
-            guard let (type, length) = Varint.read(payload, at: cursor, end: headerLength) else { return nil }
-            types.append(type)
-            cursor += length
-        }
-        for i in types.indices {
-            for bit in 0..<7 {
-                var candidate = types
-                candidate[i] ^= 1 << bit
-                guard (candidate[i] < 128) == (types[i] < 128),
-                      let sizes = Optional(candidate.compactMap(Record.contentSize(ofSerialType:))), sizes.count == candidate.count,
-                      headerLength + sizes.reduce(0, +) == payload.count,
-                      let values = Record.decode(payload, types: candidate, headerLength: headerLength),
-                      SalvageSchema.fit(values, table).natural else { continue }
-                return (rowid, values)
+        // One bit of the record's header is damaged (a serial type, a varint's continuation
+        // bit, the header's length): flip each bit of it back, and keep the first way that
+        // fills the payload with values of the table's natural types.
+        guard size > 0, size <= Int64(maxLocal), Int(size) <= local.count else { return nil }
+        var payload = Array(local[0..<Int(size)])
+        for position in 0..<min(payload.count, 2 + 9 * table.columns.count) {
+            for bit in 0..<8 {
+                payload[position] ^= 1 << bit
+                defer { payload[position] ^= 1 << bit }
+                if let values = Record.decode(payload), SalvageSchema.fit(values, table).natural { return (rowid, values) }
             }
         }
         return nil
+    }
+
+    /// The rowid a damaged key had: the one value between its neighbours' keys, one bit away
+    /// from it, that no other cell of the page has. Nil when there is not exactly one.
+    static func mendedRowid(_ bad: Int64, after low: Int64?, before high: Int64?, taken: Set<Int64>) -> Int64? {
+        let candidates = (0..<63).map { bad ^ (1 << Int64($0)) }.filter { r in
+            (low.map { r > $0 } ?? true) && (high.map { r < $0 } ?? true) && !taken.contains(r)
+        }
+        return candidates.count == 1 ? candidates[0] : nil
     }
 
     /// The positions of a longest strictly increasing run of `keys` (not necessarily
