@@ -37,6 +37,15 @@ struct IntegrityTool: ParsableCommand {
     @Flag(help: "Print one monitoring-plugin status line; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.")
     var nagios = false
 
+    @Option(help: ArgumentHelp("Salvage PATH (default: the live database) into a new database OUT by reading the file format itself.", valueName: "out"))
+    var recover: String?
+
+    @Flag(name: .customLong("include-freelist"), help: "With --recover: also read the pages on the freelist (deleted rows may come back).")
+    var includeFreelist = false
+
+    @Flag(help: "With --recover: install the salvaged database in place of the live one, through the safe path (units stopped, safety copy of the corrupt original, post-check, rollback).")
+    var apply = false
+
     func validate() throws {
         let targets = [path != nil, backup != nil, allBackups || sample != nil].filter { $0 }.count
         if targets > 1 { throw ValidationError("give one of PATH, --backup NAME, --all-backups or --sample PERCENT") }
@@ -44,6 +53,14 @@ struct IntegrityTool: ParsableCommand {
             throw ValidationError("--sample takes a percentage above 0 and at most 100, such as 15 or 15%")
         }
         if nagios && common.json { throw ValidationError("--nagios and --json both want stdout; choose one") }
+        if recover == nil, includeFreelist || apply { throw ValidationError("--include-freelist and --apply go with --recover OUT") }
+        if recover != nil {
+            if backup != nil || allBackups || sample != nil || nagios || quick {
+                throw ValidationError("--recover salvages one database: it does not go with --backup, --all-backups, --sample, --nagios or --quick")
+            }
+            if apply && path != nil { throw ValidationError("--apply replaces the live database (--db): give no PATH") }
+            if path == "-" || path?.hasSuffix(".gz") == true { throw ValidationError("--recover reads a database file, not a backup or stdin: restore a backup with abathur-restore") }
+        }
     }
 
     struct Output: Encodable {
@@ -55,6 +72,7 @@ struct IntegrityTool: ParsableCommand {
         var flags = SettingFlags()
         flags.set(.quickCheck, quick)
         flags.set(.maxErrors, maxErrors)
+        if let recover { try salvage(into: recover, flags: flags) }
         let context = ToolContext(tool: "abathur-integrity", command: "check", options: common)
         if nagios { context.console.quiet = true }
         try context.run(flags: flags, { context -> (ExitCode, Output?) in

@@ -17,6 +17,9 @@ public final class Connection {
         case immutable
         /// Read-write, still without create.
         case readWrite
+        /// A private in-memory database (the path is ignored): scratch space for SQLite to
+        /// parse SQL in.
+        case memory
     }
 
     let handle: OpaquePointer
@@ -25,15 +28,16 @@ public final class Connection {
     public init(path: String, mode: Mode, busyTimeoutMs: Int = 5000) throws(SQLiteError) {
         var db: OpaquePointer?
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI
-        flags |= mode == .readWrite ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY
+        flags |= mode == .readWrite ? SQLITE_OPEN_READWRITE : mode == .memory ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_MEMORY : SQLITE_OPEN_READONLY
         let query: String
         switch mode {
+        case .memory: query = ""
         case .readOnly, .readWrite: query = ""
         case .readOnlySharedMemory: query = "?readonly_shm=1"
         case .immutable: query = "?immutable=1"
         }
         // A URI keeps a path with '?' or '#' literal: escape it rather than hand it to the parser.
-        let rc = sqlite3_open_v2(Connection.uri(for: path) + query, &db, flags, nil)
+        let rc = sqlite3_open_v2(mode == .memory ? "file::memory:" : Connection.uri(for: path) + query, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             let errnoValue = db.map { sqlite3_system_errno($0) } ?? 0

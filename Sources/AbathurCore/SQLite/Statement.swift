@@ -40,23 +40,24 @@ public final class Statement {
         case .integer(let v): rc = sqlite3_bind_int64(handle, index, v)
         case .real(let v): rc = sqlite3_bind_double(handle, index, v)
         case .text(let bytes):
+            let form: Int32 = encoding == .utf8 ? SQLITE_UTF8 : encoding == .utf16le ? SQLITE_UTF16LE : SQLITE_UTF16BE
             rc = bytes.withUnsafeBytes { raw in
-                switch encoding {
-                case .utf8:
-                    return sqlite3_bind_text64(handle, index, raw.baseAddress?.assumingMemoryBound(to: CChar.self) ?? "", UInt64(bytes.count), SQLITE_TRANSIENT_POINTER, UInt8(SQLITE_UTF8))
-                case .utf16le:
-                    return sqlite3_bind_text64(handle, index, raw.baseAddress?.assumingMemoryBound(to: CChar.self) ?? "", UInt64(bytes.count), SQLITE_TRANSIENT_POINTER, UInt8(SQLITE_UTF16LE))
-                case .utf16be:
-                    return sqlite3_bind_text64(handle, index, raw.baseAddress?.assumingMemoryBound(to: CChar.self) ?? "", UInt64(bytes.count), SQLITE_TRANSIENT_POINTER, UInt8(SQLITE_UTF16BE))
+                // An empty text still needs a pointer: NULL would bind NULL.
+                Statement.empty.withUnsafeBufferPointer { empty in
+                    sqlite3_bind_text64(handle, index, raw.baseAddress?.assumingMemoryBound(to: CChar.self) ?? empty.baseAddress!,
+                                        UInt64(bytes.count), SQLITE_TRANSIENT_POINTER, UInt8(form))
                 }
             }
         case .blob(let bytes):
-            rc = bytes.withUnsafeBytes { raw in
-                sqlite3_bind_blob64(handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1), UInt64(bytes.count), SQLITE_TRANSIENT_POINTER)
+            // A NULL pointer would bind NULL: an empty blob is zeroblob(0).
+            rc = bytes.isEmpty ? sqlite3_bind_zeroblob(handle, index, 0) : bytes.withUnsafeBytes { raw in
+                sqlite3_bind_blob64(handle, index, raw.baseAddress, UInt64(bytes.count), SQLITE_TRANSIENT_POINTER)
             }
         }
         guard rc == SQLITE_OK else { throw connection.error(rc, sql: sql) }
     }
+
+    static let empty: [CChar] = [0]
 
     /// Makes the statement ready to run again with new bindings.
     public func reset() {

@@ -97,7 +97,7 @@ public struct SalvageSchema: Sendable {
     /// database. Objects whose SQL SQLite refuses are left out.
     public static func from(rows: [[SQLValue]]) -> SalvageSchema {
         var schema = SalvageSchema()
-        let scratch = try? Connection(path: ":memory:", mode: .readWrite)
+        let scratch = try? Connection(path: ":memory:", mode: .memory)
         func text(_ v: SQLValue?) -> String? { if case .text(let b)? = v { return String(decoding: b, as: UTF8.self) }; return nil }
         func int(_ v: SQLValue?) -> Int64? { if case .integer(let i)? = v { return i }; return nil }
         var pendingIndexes: [(String, String, String?, UInt32)] = []
@@ -155,10 +155,10 @@ extension SalvageSchema {
     /// names each index's table), with the root pages the manifest gives. Nil when the
     /// manifest predates root pages.
     public static func from(manifest: Manifest.Schema) -> SalvageSchema? {
-        guard let roots = manifest.rootPages, let scratch = try? Connection(path: ":memory:", mode: .readWrite) else { return nil }
+        guard let roots = manifest.rootPages, let scratch = try? Connection(path: ":memory:", mode: .memory) else { return nil }
         // "type name: sql", tables first so that indexes, views and triggers find them.
         let lines = manifest.sql.compactMap { line -> (String, String)? in
-            guard let space = line.firstIndex(of: " "), let colon = line.range(of: ": ") else { return nil }
+            guard let space = line.firstIndex(of: " "), let colon = line.firstRange(of: ": ") else { return nil }
             return (String(line[..<space]), String(line[colon.upperBound...]))
         }
         for (type, sql) in lines.sorted(by: { ($0.0 == "table" ? 0 : 1) < ($1.0 == "table" ? 0 : 1) }) where !sql.isEmpty {

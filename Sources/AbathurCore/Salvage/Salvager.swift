@@ -71,7 +71,11 @@ public final class Salvager {
     static let schemaTable = -1
     static let maxDepth = 40
 
-    public init(source: PageSource, usableSize: Int, autoVacuum: Bool = false) {
+    /// Text is UTF-8 (header offset 56).
+    let utf8: Bool
+
+    public init(source: PageSource, usableSize: Int, autoVacuum: Bool = false, utf8: Bool = true) {
+        self.utf8 = utf8
         self.source = source
         self.usableSize = usableSize
         pageCount = source.pageCount
@@ -215,18 +219,24 @@ public final class Salvager {
             claimed[Int(page)] = 1
             var previous = low
             var ranges: [(UInt32, Int64?, Int64?)] = []
+            // A lost cell's child is an orphan now: the range it covered, up to the next
+            // good key, is a hole where the orphan scan may put its rows.
+            var lost = false
             for i in 0..<btree.cellCount {
                 guard let (child, key) = btree.tableInteriorCell(i) else {
                     problem("\(name): interior page \(page) cell \(i) is unreadable")
+                    lost = true
                     continue
                 }
-                if let previous, key <= previous { problem("\(name): interior page \(page) keys out of order at cell \(i)"); continue }
-                if let high, key > high { problem("\(name): interior page \(page) key \(key) beyond its parent's bound \(high)"); continue }
+                if let previous, key <= previous { problem("\(name): interior page \(page) keys out of order at cell \(i)"); lost = true; continue }
+                if let high, key > high { problem("\(name): interior page \(page) key \(key) beyond its parent's bound \(high)"); lost = true; continue }
+                if lost { hole(t, previous, key) }
+                lost = false
                 ranges.append((child, previous, key))
                 previous = key
             }
+            if lost { hole(t, previous, high) }
             ranges.append((btree.rightChild, previous, high))
-            // A cell lost in between leaves its child's range to the neighbours' holes.
             for (child, lo, hi) in ranges { walkTable(t, page: child, low: lo, high: hi, depth: depth + 1) }
             return
         }
@@ -246,6 +256,14 @@ public final class Salvager {
                 continue
             }
             rows.append((i, cell.rowid, values, overflow))
+        }
+        // Rows that fit this table only loosely and another one exactly belong to the other:
+        // a page put here by damage (pages swapped).
+        if t != Salvager.schemaTable, !rows.isEmpty, !rows.allSatisfy({ SalvageSchema.fit($0.values, table).natural }),
+           let other = schema.tables.firstIndex(where: { o in o.name != table.name && !o.withoutRowid && rows.allSatisfy { SalvageSchema.fit($0.values, o).natural } }) {
+            problem("\(table.name): leaf page \(btree.number) holds rows of \(schema.tables[other].name)")
+            hole(t, low, high)
+            return
         }
         if rows.isEmpty && btree.cellCount > 0 {
             problem("\(table.name): leaf page \(btree.number) holds no row of this table")
@@ -354,7 +372,7 @@ public final class Salvager {
                let header = Record.header(cell.local, complete: cell.firstOverflow == 0), !header.types.isEmpty,
                cell.firstOverflow == 0 || isFree(cell.firstOverflow),
                let (payload, overflow) = payloads.read(cell), overflow.allSatisfy(isFree),
-               let values = Record.decode(payload), accept(cell.rowid, values) {
+               let values = Record.decode(payload), values.allSatisfy(plausibleText), accept(cell.rowid, values) {
                 found.append(CarvedCell(offset: offset, rowid: cell.rowid, values: values, overflow: overflow))
                 offset += cell.cellLength
                 continue
@@ -362,6 +380,22 @@ public final class Salvager {
             offset += 1
         }
         return found
+    }
+
+    /// A carved value's text must read as text: well-formed UTF-8 without NUL bytes (in a
+    /// UTF-8 database). Bytes cut out of the middle of other data rarely are.
+    func plausibleText(_ value: SQLValue) -> Bool {
+        guard case .text(let bytes) = value, utf8 else { return true }
+        guard !bytes.contains(0) else { return false }
+        var decoder = UTF8()
+        var iterator = bytes.makeIterator()
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue: continue
+            case .emptyInput: return true
+            case .error: return false
+            }
+        }
     }
 
     /// Claims the pages of an index b-tree (and their overflow pages), so that the orphan
@@ -436,22 +470,20 @@ public final class Salvager {
             let fitting = cells.filter { SalvageSchema.fit($0.values, table).allowed }.count
             if fitting > bestFitting { best = [t]; bestFitting = fitting } else if fitting == bestFitting, fitting > 0 { best.append(t) }
         }
+        // Only a table that lost pages where these rowids belong can take them: rows found
+        // anywhere else would be invented.
+        let inHole = best.filter { t in holes.contains { $0.table == t && $0.covers(low, high) } }
         var chosen: Int?
-        if best.count == 1 { chosen = best[0] }
-        else if best.count > 1 {
-            let inHole = best.filter { t in holes.contains { $0.table == t && $0.covers(low, high) } }
-            if inHole.count == 1 { chosen = inHole[0] }
-            else {
-                let pool = inHole.isEmpty ? best : inHole
-                let natural = pool.map { t in cells.filter { SalvageSchema.fit($0.values, schema.tables[t]).natural }.count }
-                let top = natural.max() ?? 0
-                if top > 0, natural.filter({ $0 == top }).count == 1 { chosen = pool[natural.firstIndex(of: top)!] }
-            }
+        if inHole.count == 1 { chosen = inHole[0] }
+        else if inHole.count > 1 {
+            let natural = inHole.map { t in cells.filter { SalvageSchema.fit($0.values, schema.tables[t]).natural }.count }
+            let top = natural.max() ?? 0
+            if top > 0, natural.filter({ $0 == top }).count == 1 { chosen = inHole[natural.firstIndex(of: top)!] }
         }
         claimed[Int(page)] = 1
         guard let t = chosen else {
             orphanPagesLost += 1
-            problem("page \(page): \(cells.count) rows fit more than one table, or none: kept in lost_and_found")
+            problem("page \(page): \(cells.count) rows that no b-tree reached fit no single table missing them: kept in lost_and_found")
             for cell in cells { try lose(page: page, cell: cell.offset, rowid: cell.rowid, values: cell.values, reason: "no single table fits") }
             return
         }
