@@ -15,7 +15,7 @@ import Glibc
 /// the fixed default seed and iteration count; `make fuzz` runs many more with a random seed.
 ///
 ///   ABATHUR_FUZZ_SEED=N         the run's seed (decimal or 0x hex); default 0x5EED_AB47_0013
-///   ABATHUR_FUZZ_ITERATIONS=N   cases to run; default 1500 (under 10 s in a release build)
+///   ABATHUR_FUZZ_ITERATIONS=N   cases to run; default 1200 (under 10 s in a release build)
 ///   ABATHUR_FUZZ_CASE=N         run only the case with this seed (printed by a failure)
 ///   ABATHUR_FUZZ_CASE_TIMEOUT=S a case that runs longer than this is a loop; default 60
 ///
@@ -24,7 +24,7 @@ import Glibc
 /// which then aborts the run.
 final class PageReaderFuzzTests: XCTestCase {
     static let defaultSeed: UInt64 = 0x5EED_AB47_0013
-    static let defaultIterations = 1500
+    static let defaultIterations = 1200
 
     // MARK: - The fuzz
 
@@ -40,6 +40,12 @@ final class PageReaderFuzzTests: XCTestCase {
         let cases = only.map { [$0] } ?? (0..<iterations).map { _ in master.next() }
         print(only.map { "PageReaderFuzzTests: the one case ABATHUR_FUZZ_CASE=\(Self.hex($0))" }
               ?? "PageReaderFuzzTests: seed \(Self.hex(seed)), \(cases.count) case(s); replay with ABATHUR_FUZZ_SEED=\(Self.hex(seed)) ABATHUR_FUZZ_ITERATIONS=\(cases.count)")
+
+        // Each damaged file is written here for SalvageGeometry, which reads a path.
+        let dir = NSTemporaryDirectory() + "fuzz-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let casePath = dir + "/case.db"
 
         let guardian = CaseGuard(timeout: timeout)
         guardian.start()
@@ -57,8 +63,15 @@ final class PageReaderFuzzTests: XCTestCase {
             let label = "case \(index + 1)/\(cases.count) seed \(Self.hex(caseSeed))\(only == nil ? " (run seed \(Self.hex(seed)))" : "") on the \(base.pageSize)-byte-page database: "
                 + applied.joined(separator: "; ")
             guardian.begin("PageReaderFuzzTests: \(label)\n" + replay)
-            checkReader(bytes, base: base, rng: &rng, label: label, tally: &tally)
-            try checkSalvager(bytes, base: base, rng: &rng, label: label, tally: &tally)
+            // The page size, reserved bytes, freelist and auto-vacuum a salvage of this file
+            // would use: from its header, or by the layout of its pages when the header is
+            // damaged (no manifest here).
+            try Data(bytes).write(to: URL(fileURLWithPath: casePath))
+            let geometry = try SalvageGeometry.read(casePath, manifest: nil)
+            XCTAssertTrue([512, 1024, 2048, 4096, 8192, 16384, 32768, 65536].contains(geometry.pageSize), "page size \(geometry.pageSize): \(label)")
+            XCTAssertTrue(geometry.usableSize > 0 && geometry.usableSize <= geometry.pageSize, "usable size \(geometry.usableSize): \(label)")
+            checkReader(bytes, geometry: geometry, rng: &rng, label: label, tally: &tally)
+            try checkSalvager(bytes, geometry: geometry, base: base, rng: &rng, label: label, tally: &tally)
         }
         guardian.stop()
         print("PageReaderFuzzTests: \(cases.count) case(s) in \(String(format: "%.1f", Date().timeIntervalSince(started)))s: "
@@ -112,8 +125,8 @@ final class PageReaderFuzzTests: XCTestCase {
     /// Every page through `BTreePage`, every cell through `LocalPayload`, `PayloadReader` and
     /// `Record`; varints at random places; the freelist from the header's first trunk and
     /// from a random page.
-    func checkReader(_ bytes: [UInt8], base: Base, rng: inout SplitMix64, label: String, tally: inout Tally) {
-        let (pageSize, usable) = Self.geometry(bytes, base: base)
+    func checkReader(_ bytes: [UInt8], geometry: SalvageGeometry, rng: inout SplitMix64, label: String, tally: inout Tally) {
+        let (pageSize, usable) = (geometry.pageSize, geometry.usableSize)
         let source = MemoryPageSource(bytes: bytes, pageSize: pageSize)
         let pageCount = source.pageCount
         XCTAssertEqual(Int(pageCount), (bytes.count + pageSize - 1) / pageSize, label)
@@ -180,8 +193,7 @@ final class PageReaderFuzzTests: XCTestCase {
         }
         // The freelist, from the header's first trunk, from a random page, with and without
         // pages it must stop at.
-        let firstTrunk = bytes.count >= 36 ? bytes.bigEndianUInt32(at: 32) : 0
-        for start in [firstTrunk, UInt32(rng.below(UInt64(pageCount) + 2))] {
+        for start in [geometry.firstFreelistTrunk, UInt32(rng.below(UInt64(pageCount) + 2))] {
             let live = Set((0..<rng.below(8)).map { _ in UInt32(1 + rng.below(UInt64(pageCount))) })
             let list = Freelist.read(from: source, firstTrunk: start, usableSize: usable) { live.contains($0) }
             XCTAssertEqual(Set(list.trunks).count, list.trunks.count, "a trunk read twice: \(label)")
@@ -231,20 +243,19 @@ final class PageReaderFuzzTests: XCTestCase {
     /// The whole salvage over the damaged bytes: the schema read from page 1 (or the intact
     /// one, as a manifest gives it when page 1 is gone), every table walked, the freelist,
     /// the orphan scan and the carving; rows to a sink that keeps them, or to none (a survey).
-    func checkSalvager(_ bytes: [UInt8], base: Base, rng: inout SplitMix64, label: String, tally: inout Tally) throws {
-        let (pageSize, usable) = Self.geometry(bytes, base: base)
+    func checkSalvager(_ bytes: [UInt8], geometry: SalvageGeometry, base: Base, rng: inout SplitMix64, label: String, tally: inout Tally) throws {
+        let (pageSize, usable) = (geometry.pageSize, geometry.usableSize)
         let source = MemoryPageSource(bytes: bytes, pageSize: pageSize)
         // Now and then as if the header said auto-vacuum: pointer-map pages are set aside.
-        let autoVacuum = rng.below(6) == 0
+        let autoVacuum = geometry.autoVacuum || rng.below(6) == 0
         let salvager = Salvager(source: source, usableSize: usable, autoVacuum: autoVacuum)
         let schemaRows = salvager.readSchemaRows()
         for row in schemaRows { XCTAssertTrue((1...5).contains(row.count), "a schema row of \(row.count) values: \(label)") }
         let fromFile = rng.below(2) == 0
         let schema = SalvageSchema.from(rows: fromFile ? schemaRows : base.schemaRows)
         let sink = rng.below(3) == 0 ? nil : RecordingSink(schema: schema)
-        let firstTrunk = bytes.count >= 36 ? bytes.bigEndianUInt32(at: 32) : 0
         let includeFreelist = rng.below(2) == 0
-        XCTAssertNoThrow(try salvager.run(schema: schema, firstFreelistTrunk: firstTrunk, includeFreelist: includeFreelist, sink: sink), label)
+        XCTAssertNoThrow(try salvager.run(schema: schema, firstFreelistTrunk: geometry.firstFreelistTrunk, includeFreelist: includeFreelist, sink: sink), label)
 
         let context = "\(label) [schema from \(fromFile ? "the file" : "the intact base"), \(sink == nil ? "survey" : "sink"), freelist \(includeFreelist ? "included" : "skipped")\(autoVacuum ? ", auto-vacuum" : "")]"
         XCTAssertEqual(salvager.counts.count, schema.tables.count, context)
@@ -529,16 +540,6 @@ final class PageReaderFuzzTests: XCTestCase {
         }
         return Base(pageSize: pageSize, bytes: bytes, schemaRows: schemaRows, rowCounts: counts,
                     freelistCount: Int(header.freelistCount), firstFreelistTrunk: header.firstFreelistTrunk, overflowCells: overflowCells)
-    }
-
-    /// The page size and usable size a salvage of `bytes` would use: the header's when it
-    /// parses (reserved bytes and all, however few usable bytes that leaves), else the
-    /// undamaged database's, as a manifest would give it.
-    static func geometry(_ bytes: [UInt8], base: Base) -> (pageSize: Int, usable: Int) {
-        guard bytes.count >= DatabaseHeader.size, let header = try? DatabaseHeader(bytes: Array(bytes.prefix(DatabaseHeader.size))) else {
-            return (base.pageSize, base.pageSize)
-        }
-        return (header.pageSize, header.pageSize - Int(header.reservedBytes))
     }
 
     // MARK: - Support
