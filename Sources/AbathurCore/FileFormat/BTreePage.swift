@@ -184,6 +184,10 @@ public struct Freelist: Sendable {
                 list.problems.append("freelist trunk \(trunk) claims \(count) leaves")
                 break
             }
+            guard list.leaves.count + count <= Int(source.pageCount) else {
+                list.problems.append("freelist trunk \(trunk) takes the freelist past the file's size")
+                break
+            }
             for i in 0..<count {
                 let leaf = page.bigEndianUInt32(at: 8 + 4 * i)
                 if leaf >= 2, leaf <= source.pageCount, !stopAt(leaf) { list.leaves.append(leaf) }

@@ -61,9 +61,11 @@ public enum Record {
     }
 
     /// The serial types of the record in `payload`, and where its values start; nil when the
-    /// header is malformed or its values would not fit in the payload exactly. A record read
-    /// whole (`complete`) must fill the payload to the byte; SQLite writes no slack.
-    public static func header(_ payload: [UInt8], complete: Bool = true) -> (types: [Int64], bodyStart: Int)? {
+    /// header is malformed or its values would not fill the payload exactly (SQLite writes no
+    /// slack). `payload` may be only the first part of a payload of `size` bytes (the part
+    /// on the page, before the overflow pages): the header must be in it.
+    public static func header(_ payload: [UInt8], size: Int? = nil) -> (types: [Int64], bodyStart: Int)? {
+        let total = size ?? payload.count
         guard let (headerSize, n) = Varint.read(payload, at: 0), headerSize >= Int64(n), headerSize <= Int64(payload.count) else { return nil }
         let end = Int(headerSize)
         var types: [Int64] = []
@@ -74,11 +76,42 @@ public enum Record {
             types.append(type)
             body += size
             offset += length
-            guard body <= payload.count else { return nil }
+            guard body <= total else { return nil }
+        }
+        guard offset == end, end + body == total else { return nil }
+        return (types, end)
+    }
+
+    /// The serial types of the record at the start of `bytes` and the record's length as its
+    /// header gives it, whatever follows it; nil when the header is malformed or the record
+    /// runs past `bytes`.
+    public static func measure(_ bytes: [UInt8]) -> (types: [Int64], length: Int)? {
+        guard let (headerSize, n) = Varint.read(bytes, at: 0), headerSize >= Int64(n), headerSize <= Int64(bytes.count) else { return nil }
+        let end = Int(headerSize)
+        var types: [Int64] = []
+        var offset = n, body = 0
+        while offset < end {
+            guard let (type, length) = Varint.read(bytes, at: offset, end: end), let size = contentSize(ofSerialType: type) else { return nil }
+            types.append(type)
+            body += size
+            offset += length
+            guard end + body <= bytes.count else { return nil }
         }
         guard offset == end else { return nil }
-        if complete ? end + body != payload.count : end + body > payload.count { return nil }
-        return (types, end)
+        return (types, end + body)
+    }
+
+    /// The values of a record whose header is `headerLength` bytes with these serial types,
+    /// read from `bytes` (which must hold them all).
+    public static func decode(_ bytes: [UInt8], types: [Int64], headerLength: Int) -> [SQLValue]? {
+        var values: [SQLValue] = []
+        var offset = headerLength
+        for type in types {
+            guard let size = contentSize(ofSerialType: type), offset + size <= bytes.count else { return nil }
+            values.append(value(type, bytes, offset, size))
+            offset += size
+        }
+        return values
     }
 
     /// The values of the record in `payload`; nil when it is malformed.

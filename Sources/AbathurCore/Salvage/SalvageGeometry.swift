@@ -10,6 +10,9 @@ public struct SalvageGeometry: Sendable, Encodable {
     public var applicationId: UInt32
     public var firstFreelistTrunk: UInt32
     public var autoVacuum: Bool
+    /// The file was in WAL mode (format versions 2/2); when the header is gone, assumed, as
+    /// the service's database is (SPEC.md).
+    public var wal: Bool
     /// What was wrong with the header, if anything, and where each value came from.
     public var headerProblem: String?
     public var pageSizeFrom: String
@@ -24,7 +27,7 @@ public struct SalvageGeometry: Sendable, Encodable {
             return SalvageGeometry(pageSize: header.pageSize, reservedBytes: Int(header.reservedBytes), encoding: max(1, header.textEncoding),
                                    userVersion: header.userVersion, applicationId: header.applicationID,
                                    firstFreelistTrunk: header.firstFreelistTrunk, autoVacuum: header.largestRootPage != 0,
-                                   headerProblem: nil, pageSizeFrom: "header")
+                                   wal: header.isWAL, headerProblem: nil, pageSizeFrom: "header")
         } catch {
             let problem = bytes.isEmpty ? "empty file" : error.description
             // Field by field: a damaged magic leaves the page size and the rest readable.
@@ -47,7 +50,7 @@ public struct SalvageGeometry: Sendable, Encodable {
                 userVersion: sane ? u32(60) : UInt32(truncatingIfNeeded: manifest?.database.userVersion ?? 0),
                 applicationId: sane ? u32(68) : UInt32(truncatingIfNeeded: manifest?.database.applicationId ?? 0),
                 firstFreelistTrunk: sane ? u32(32) : 0, autoVacuum: sane && u32(52) != 0,
-                headerProblem: problem, pageSizeFrom: from)
+                wal: sane ? bytes[18] == 2 : true, headerProblem: problem, pageSizeFrom: from)
         }
     }
 

@@ -108,6 +108,8 @@ public final class SalvageJob {
     public let timeline: Timeline
     public private(set) var outcome: Outcome
     private var temps: [String] = []
+    /// The scratch directory holding the copy of a file that is not the live database.
+    private var scratchDirectory: String?
 
     public init(request: Request, events: EventSink = .ignore) {
         self.request = request
@@ -156,15 +158,22 @@ public final class SalvageJob {
             let scratch = SafeFiles.tempPath(in: request.restore.tempDir, tag: "salvage")
             try SafeFiles.ensureDirectory(request.restore.tempDir)
             guard mkdir(scratch, 0o700) == 0 else { throw AbathurError(Errno.current.kind, scratch, "cannot create directory: \(Errno.current)") }
-            temps.append(scratch)
-            let copy = try SalvageJob.steadyCopy(of: source, into: scratch, tag: "salvage")
-            for file in copy.files { temps.insert(Paths.join(copy.directory, file.name), at: 0) }
-            temps.insert(copy.directory, at: temps.count - 1)
-            return (copy, "scratch copy in \(request.restore.tempDir)")
+            scratchDirectory = scratch
+            return (try SalvageJob.steadyCopy(of: source, into: scratch, tag: "salvage"), "scratch copy in \(request.restore.tempDir)")
         }
+        defer { if let scratchDirectory { SalvageJob.removeTree(scratchDirectory) } }
         try salvage(copy)
-        for path in temps.reversed() { if rmdir(path) != 0 { SafeFiles.removeQuietly(path) } }
-        temps = []
+    }
+
+    /// Removes a scratch directory of ours: the copy's directory in it, their files, itself.
+    static func removeTree(_ directory: String) {
+        for name in (try? SafeFiles.listDirectory(directory)) ?? [] {
+            let path = Paths.join(directory, name)
+            for file in (try? SafeFiles.listDirectory(path)) ?? [] { SafeFiles.removeQuietly(Paths.join(path, file)) }
+            if rmdir(path) != 0 { SafeFiles.removeQuietly(path) }
+        }
+        rmdir(directory)
+        TerminationCleanup.unregister(directory)
     }
 
     /// Copies the database and its companions, again if a checkpoint or a WAL reset happened
@@ -228,13 +237,21 @@ public final class SalvageJob {
         let temp = SafeFiles.tempPath(in: Paths.directory(of: request.output), tag: "salvage.db")
         temps.append(temp)
         try FileDescriptor.createExclusive(temp).close()
-        let writer = try SalvageWriter(path: temp, schema: schema, pageSize: geometry.pageSize, encoding: geometry.textEncoding)
-        try salvager.run(schema: schema, firstFreelistTrunk: freelistTrunk(source, geometry), includeFreelist: request.includeFreelist, sink: writer)
-        try writer.finish(userVersion: geometry.userVersion, applicationId: geometry.applicationId)
-        outcome.phasesMs["read_and_write"] = Int64((Clock.now() - started) * 1000)
-        outcome.notes += writer.notes
+        do {
+            // The writer's connection closes at the end of this block, before the checks.
+            let writer = try SalvageWriter(path: temp, schema: schema, pageSize: geometry.pageSize, encoding: geometry.textEncoding)
+            try salvager.run(schema: schema, firstFreelistTrunk: freelistTrunk(source, geometry), includeFreelist: request.includeFreelist, sink: writer)
+            outcome.phasesMs["rows"] = Int64((Clock.now() - started) * 1000)
+            let indexing = Clock.now()
+            try writer.finish(userVersion: geometry.userVersion, applicationId: geometry.applicationId, wal: geometry.wal)
+            outcome.phasesMs["indexes"] = Int64((Clock.now() - indexing) * 1000)
+            outcome.notes += writer.notes
+            outcome.lostAndFoundTable = writer.lostAndFoundName
+        }
+        for companion in [DatabaseFiles(temp).wal, DatabaseFiles(temp).shm] where try FileStatus.of(companion) != nil {
+            throw AbathurError(.io, companion, "left behind when the salvaged database was closed")
+        }
         outcome.lostAndFound = salvager.lostRows
-        outcome.lostAndFoundTable = writer.lostAndFoundName
         outcome.problems = salvager.problemCount
         outcome.problemSamples = salvager.problems
         outcome.orphanPagesAttributed = salvager.orphanPagesAttributed
@@ -319,8 +336,10 @@ public final class SalvageJob {
                 outcome.backupNote = "\(entry.fileName) does not match its manifest: not compared"
                 return
             }
-            let db = try Connection(path: salvaged, mode: .readOnly, busyTimeoutMs: request.restore.busyTimeoutMs)
-            try db.execute("ATTACH DATABASE \(SQL.literal(Connection.uri(for: copy) + "?mode=ro")) AS bk")
+            // Both files are ours and nothing writes them: immutable, so that no -wal or -shm
+            // appears beside either.
+            let db = try Connection(path: salvaged, mode: .immutable, busyTimeoutMs: request.restore.busyTimeoutMs)
+            try db.execute("ATTACH DATABASE \(SQL.literal(Connection.uri(for: copy) + "?immutable=1")) AS bk")
             for i in outcome.tables.indices {
                 let name = outcome.tables[i].name
                 guard let table = schema.tables.first(where: { $0.name == name }),

@@ -29,7 +29,7 @@ public final class SalvageWriter: SalvageSink {
         self.encoding = encoding
         connection = try Connection(path: path, mode: .readWrite)
         let name = ["UTF-8", "UTF-16le", "UTF-16be"][Int(encoding.rawValue) - 1]
-        try connection.execute("PRAGMA page_size=\(pageSize); PRAGMA encoding='\(name)'; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY")
+        try connection.execute("PRAGMA page_size=\(pageSize); PRAGMA encoding='\(name)'; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384; PRAGMA threads=2")
         try connection.execute("BEGIN")
         for (t, table) in schema.tables.enumerated() where table.name != "sqlite_sequence" && !table.name.hasPrefix("sqlite_stat") {
             do { try connection.execute(table.sql) } catch {
@@ -122,9 +122,9 @@ public final class SalvageWriter: SalvageSink {
         _ = try statement.step()
     }
 
-    /// Commits the rows, builds the other indexes, views and triggers, sets the ids, and
-    /// closes the file (the caller fsyncs and publishes it).
-    public func finish(userVersion: UInt32, applicationId: UInt32) throws {
+    /// Commits the rows, builds the other indexes, views and triggers, sets the ids and the
+    /// journal mode the source had (WAL: format versions 2/2 in the header).
+    public func finish(userVersion: UInt32, applicationId: UInt32, wal: Bool) throws {
         inserts = [:]
         exists = [:]
         lostStatement = nil
@@ -137,6 +137,7 @@ public final class SalvageWriter: SalvageSink {
         }
         try connection.execute("PRAGMA user_version=\(Int32(bitPattern: userVersion)); PRAGMA application_id=\(Int32(bitPattern: applicationId))")
         try connection.execute("COMMIT")
+        if wal { try connection.execute("PRAGMA journal_mode=WAL") }
     }
 
     /// Rows per table of the salvaged database.

@@ -10,9 +10,9 @@ public enum SalvageRowSource: String, Sendable, Encodable {
 
 /// Takes the rows a salvage finds: the new database, or nothing during a survey.
 public protocol SalvageSink: AnyObject {
-    /// Stores a row of table `table` (an index into the schema's tables); false when a row
-    /// with that rowid is already there (the first one found wins: the tree's) or a
-    /// constraint refuses it (then `rejected` says why).
+    /// Stores a row of table `table` (an index into the schema's tables). A row whose rowid
+    /// is already there is a duplicate (the first one found wins: the tree's); a constraint
+    /// may refuse it. Throws only when the store itself fails (no space, I/O).
     func insert(table: Int, rowid: Int64, values: [SQLValue]) throws -> InsertResult
     /// Stores a row no table could be given, in `lost_and_found`.
     func lost(page: UInt32, cell: Int, rowid: Int64?, values: [SQLValue], reason: String) throws
@@ -68,6 +68,9 @@ public final class Salvager {
     public private(set) var pagesCarved = 0
     var schema = SalvageSchema()
     var sink: SalvageSink?
+    /// The freelist's pages: read only with `--include-freelist`, and then given to the
+    /// table their rows fit, holes or not (the operator asked for deleted rows).
+    var freelistSet: Set<UInt32> = []
     static let schemaTable = -1
     static let maxDepth = 40
 
@@ -113,7 +116,8 @@ public final class Salvager {
     /// The rows of `sqlite_schema`, walked from page 1.
     public func readSchemaRows() -> [[SQLValue]] {
         schemaRows = []
-        walkTable(Salvager.schemaTable, page: 1, low: nil, high: nil, depth: 0)
+        // The schema's rows are only collected: nothing here can throw.
+        try? walkTable(Salvager.schemaTable, page: 1, low: nil, high: nil, depth: 0)
         try? flushPending()
         return schemaRows
     }
@@ -127,12 +131,12 @@ public final class Salvager {
         self.sink = sink
         counts = Array(repeating: TableCounts(), count: schema.tables.count)
         for (t, table) in schema.tables.enumerated() where !table.withoutRowid {
-            walkTable(t, page: table.rootPage, low: nil, high: nil, depth: 0)
+            try walkTable(t, page: table.rootPage, low: nil, high: nil, depth: 0)
         }
         for index in schema.indexes { walkIndex(index.rootPage, depth: 0, name: index.name) }
-        for (t, table) in schema.tables.enumerated() where table.withoutRowid {
+        // A WITHOUT ROWID table is an index b-tree: its pages are claimed, its rows not read.
+        for table in schema.tables where table.withoutRowid {
             problem("\(table.name): a WITHOUT ROWID table is not salvaged")
-            _ = t
             walkIndex(table.rootPage, depth: 0, name: table.name)
         }
         try flushPending()
@@ -141,9 +145,8 @@ public final class Salvager {
         }
         for text in freelist.problems { problem(text) }
         freelistPages = freelist.pages.count
-        var free = freelist.pages
-        if includeFreelist { free = [] }
-        try scanOrphans(skipping: free)
+        freelistSet = freelist.pages
+        try scanOrphans(skipping: includeFreelist ? [] : freelistSet)
         try flushPending()
     }
 
@@ -192,7 +195,7 @@ public final class Salvager {
     func isFree(_ page: UInt32) -> Bool { page >= 1 && page <= pageCount && claimed[Int(page)] == 0 }
 
     /// Walks table `t`'s b-tree from `page`, whose keys lie in (low, high].
-    func walkTable(_ t: Int, page: UInt32, low: Int64?, high: Int64?, depth: Int) {
+    func walkTable(_ t: Int, page: UInt32, low: Int64?, high: Int64?, depth: Int) throws {
         let name = shape(t).name
         guard depth < Salvager.maxDepth else {
             problem("\(name): b-tree deeper than \(Salvager.maxDepth) at page \(page) (a loop)")
@@ -213,7 +216,7 @@ public final class Salvager {
         guard let btree = BTreePage(number: page, bytes: bytes, usableSize: usableSize), btree.kind.isTable else {
             problem("\(name): page \(page) is not a table b-tree page")
             hole(t, low, high)
-            return carveReached(t, page: page, bytes: bytes, low: low, high: high)
+            return try carveReached(t, page: page, bytes: bytes, low: low, high: high)
         }
         if btree.kind == .tableInterior {
             claimed[Int(page)] = 1
@@ -237,38 +240,52 @@ public final class Salvager {
             }
             if lost { hole(t, previous, high) }
             ranges.append((btree.rightChild, previous, high))
-            for (child, lo, hi) in ranges { walkTable(t, page: child, low: lo, high: hi, depth: depth + 1) }
+            for (child, lo, hi) in ranges { try walkTable(t, page: child, low: lo, high: hi, depth: depth + 1) }
             return
         }
-        readLeaf(t, btree, low: low, high: high)
+        try readLeaf(t, btree, low: low, high: high)
     }
 
     /// The rows of a table leaf reached from its parent.
-    func readLeaf(_ t: Int, _ btree: BTreePage, low: Int64?, high: Int64?) {
+    func readLeaf(_ t: Int, _ btree: BTreePage, low: Int64?, high: Int64?) throws {
         let table = shape(t)
         var rows: [(cell: Int, rowid: Int64, values: [SQLValue], overflow: [UInt32])] = []
         var failed = 0
+        var unreadable: [Int] = []
         for i in 0..<btree.cellCount {
             guard let offset = btree.cellOffset(i), let cell = LocalPayload.tableLeafCell(btree.bytes, at: offset, usableSize: usableSize),
                   let (payload, overflow) = payloads.read(cell), overflow.allSatisfy(isFree),
                   let values = Record.decode(payload), SalvageSchema.fit(values, table).allowed else {
-                failed += 1
+                unreadable.append(i)
                 continue
             }
             rows.append((i, cell.rowid, values, overflow))
         }
+        // Fewer than half its cells are this table's rows: another table's page, put here
+        // by damage (pages swapped), or a page too damaged to trust here. The orphan scan
+        // reads it, and the hole this leaves takes its rows if they are this table's.
+        if rows.count * 2 < btree.cellCount {
+            problem("\(table.name): leaf page \(btree.number): \(btree.cellCount - rows.count) of \(btree.cellCount) cells are not rows of this table")
+            hole(t, low, high)
+            return
+        }
+        // On a page that is this table's, a cell that does not add up may be bit rot in a
+        // length: mend it when it then fits.
+        for i in unreadable {
+            if let offset = btree.cellOffset(i), let (rowid, values) = mendedCell(btree.bytes, at: offset, table) {
+                problem("\(table.name): page \(btree.number) cell \(i): a damaged length mended (rowid \(rowid)); check its values")
+                rows.append((i, rowid, values, []))
+            } else {
+                failed += 1
+            }
+        }
+        rows.sort { $0.cell < $1.cell }
         // Rows that fit this table only loosely and another one exactly belong to the other:
         // a page put here by damage (pages swapped).
         if t != Salvager.schemaTable, !rows.isEmpty, !rows.allSatisfy({ SalvageSchema.fit($0.values, table).natural }),
            let other = schema.tables.firstIndex(where: { o in o.name != table.name && !o.withoutRowid && rows.allSatisfy { SalvageSchema.fit($0.values, o).natural } }) {
             problem("\(table.name): leaf page \(btree.number) holds rows of \(schema.tables[other].name)")
             hole(t, low, high)
-            return
-        }
-        if rows.isEmpty && btree.cellCount > 0 {
-            problem("\(table.name): leaf page \(btree.number) holds no row of this table")
-            hole(t, low, high)
-            // Perhaps another table's page, put here by damage: the orphan scan judges it.
             return
         }
         claimed[Int(btree.number)] = 1
@@ -286,7 +303,7 @@ public final class Salvager {
                 problem("\(table.name): page \(btree.number) cell \(row.cell): rowid \(row.rowid) is out of order (damaged key)")
                 if t != Salvager.schemaTable {
                     counts[t].toLostAndFound += 1
-                    try? lose(page: btree.number, cell: row.cell, rowid: row.rowid, values: row.values, reason: "\(table.name): rowid out of order")
+                    try lose(page: btree.number, cell: row.cell, rowid: row.rowid, values: row.values, reason: "\(table.name): rowid out of order")
                 }
                 continue
             }
@@ -296,7 +313,53 @@ public final class Salvager {
             problem("\(table.name): leaf page \(btree.number): \(failed) of \(btree.cellCount) cells unreadable")
             carve(t, page: btree.number, bytes: btree.bytes, low: low, high: high, skipping: Set(rows.map(\.rowid)))
         }
-        if pending.count > 4096 { try? flushPending() }
+        if pending.count > 4096 { try flushPending() }
+    }
+
+    /// A cell on a page that is otherwise sound, whose record does not add up: one flipped
+    /// bit in its payload size or in one serial type (scattered bit rot). The record's own
+    /// header says how long it is; or one bit of one serial type, flipped back, makes it fill
+    /// the payload exactly with values of the table's natural types. Only records that stay
+    /// on the page are mended. Nil when neither works.
+    func mendedCell(_ bytes: [UInt8], at offset: Int, _ table: SalvageSchema.Table) -> (Int64, [SQLValue])? {
+        let end = min(usableSize, bytes.count)
+        guard let (size, n1) = Varint.read(bytes, at: offset, end: end), let (rowid, n2) = Varint.read(bytes, at: offset + n1, end: end),
+              offset + n1 + n2 < end else { return nil }
+        let start = offset + n1 + n2
+        let local = Array(bytes[start..<end])
+        let maxLocal = usableSize - 35
+        // The payload size is damaged: the header's own length, if it fits.
+        if let (types, length) = Record.measure(local), length <= maxLocal, !types.isEmpty,
+           let headerLength = Varint.read(local, at: 0).map({ Int($0.value) }),
+           let values = Record.decode(Array(local[0..<length]), types: types, headerLength: headerLength),
+           SalvageSchema.fit(values, table).natural, Int64(length) != size {
+            return (rowid, values)
+        }
+        // One serial type is damaged: flip each bit of each back, and keep the one way that
+        // fills the payload with natural values.
+        guard size > 0, size <= Int64(maxLocal), Int(size) <= local.count,
+              let (headerLength, hn) = Varint.read(local, at: 0).map({ (Int($0.value), $0.length) }), headerLength <= Int(size) else { return nil }
+        let payload = Array(local[0..<Int(size)])
+        var types: [Int64] = []
+        var cursor = hn
+        while cursor < headerLength {
+            guard let (type, length) = Varint.read(payload, at: cursor, end: headerLength) else { return nil }
+            types.append(type)
+            cursor += length
+        }
+        for i in types.indices {
+            for bit in 0..<7 {
+                var candidate = types
+                candidate[i] ^= 1 << bit
+                guard (candidate[i] < 128) == (types[i] < 128),
+                      let sizes = Optional(candidate.compactMap(Record.contentSize(ofSerialType:))), sizes.count == candidate.count,
+                      headerLength + sizes.reduce(0, +) == payload.count,
+                      let values = Record.decode(payload, types: candidate, headerLength: headerLength),
+                      SalvageSchema.fit(values, table).natural else { continue }
+                return (rowid, values)
+            }
+        }
+        return nil
     }
 
     /// The positions of a longest strictly increasing run of `keys` (not necessarily
@@ -325,7 +388,7 @@ public final class Salvager {
 
     /// A page reached from its parent that is not a table page: its header or cell pointers
     /// may be destroyed while its cells are intact. Carves it as a page of table `t`.
-    func carveReached(_ t: Int, page: UInt32, bytes: [UInt8], low: Int64?, high: Int64?) {
+    func carveReached(_ t: Int, page: UInt32, bytes: [UInt8], low: Int64?, high: Int64?) throws {
         // An index page or another b-tree's interior page is not carved here: the orphan
         // scan reads it for what it is.
         if let other = BTreePage(number: page, bytes: bytes, usableSize: usableSize), other.cellCount > 0 { return }
@@ -369,7 +432,7 @@ public final class Salvager {
         let end = min(usableSize, bytes.count)
         while offset < end - 3 {
             if bytes[offset] != 0, let cell = LocalPayload.tableLeafCell(bytes, at: offset, usableSize: end), cell.payloadSize >= 2,
-               let header = Record.header(cell.local, complete: cell.firstOverflow == 0), !header.types.isEmpty,
+               let header = Record.header(cell.local, size: cell.payloadSize), !header.types.isEmpty,
                cell.firstOverflow == 0 || isFree(cell.firstOverflow),
                let (payload, overflow) = payloads.read(cell), overflow.allSatisfy(isFree),
                let values = Record.decode(payload), values.allSatisfy(plausibleText), accept(cell.rowid, values) {
@@ -473,12 +536,13 @@ public final class Salvager {
         // Only a table that lost pages where these rowids belong can take them: rows found
         // anywhere else would be invented.
         let inHole = best.filter { t in holes.contains { $0.table == t && $0.covers(low, high) } }
+        let pool = freelistSet.contains(page) ? best : inHole
         var chosen: Int?
-        if inHole.count == 1 { chosen = inHole[0] }
-        else if inHole.count > 1 {
-            let natural = inHole.map { t in cells.filter { SalvageSchema.fit($0.values, schema.tables[t]).natural }.count }
+        if pool.count == 1 { chosen = pool[0] }
+        else if pool.count > 1 {
+            let natural = pool.map { t in cells.filter { SalvageSchema.fit($0.values, schema.tables[t]).natural }.count }
             let top = natural.max() ?? 0
-            if top > 0, natural.filter({ $0 == top }).count == 1 { chosen = inHole[natural.firstIndex(of: top)!] }
+            if top > 0, natural.filter({ $0 == top }).count == 1 { chosen = pool[natural.firstIndex(of: top)!] }
         }
         claimed[Int(page)] = 1
         guard let t = chosen else {
