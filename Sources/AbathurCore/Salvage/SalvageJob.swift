@@ -51,6 +51,30 @@ public final class SalvageJob {
         public var missing: Int64?
         /// Recovered rows the backup does not have (written since, or not trustworthy).
         public var notInBackup: Int64?
+
+        enum CodingKeys: String, CodingKey {
+            case name, recovered, fromTree, fromOrphanPages, carved, duplicates, toLostAndFound, inBackup, inLostAndFoundOnly
+            case altered, alteredRowids, missing, notInBackup
+        }
+
+        /// Every field, `null` where there was no backup to compare with (salvage-cli's
+        /// contract: the fields are always there).
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(recovered, forKey: .recovered)
+            try c.encode(fromTree, forKey: .fromTree)
+            try c.encode(fromOrphanPages, forKey: .fromOrphanPages)
+            try c.encode(carved, forKey: .carved)
+            try c.encode(duplicates, forKey: .duplicates)
+            try c.encode(toLostAndFound, forKey: .toLostAndFound)
+            try c.encode(inBackup, forKey: .inBackup)
+            try c.encode(inLostAndFoundOnly, forKey: .inLostAndFoundOnly)
+            try c.encode(altered, forKey: .altered)
+            try c.encode(alteredRowids, forKey: .alteredRowids)
+            try c.encode(missing, forKey: .missing)
+            try c.encode(notInBackup, forKey: .notInBackup)
+        }
     }
 
     public struct WALUse: Sendable, Encodable {
@@ -80,7 +104,8 @@ public final class SalvageJob {
         public var orphanPagesLost = 0
         public var pagesCarved = 0
         public var freelistPages = 0
-        public var backup: String?
+        /// The newest backup compared with; `null` in the JSON when there was none.
+        @NullInJSON public var backup: String?
         public var backupNote: String?
         public var checks: [Manifest.Check] = []
         public var notes: [String] = []
@@ -232,6 +257,7 @@ public final class SalvageJob {
         let schema = schemaFor(salvager.readSchemaRows(), manifest: manifest)
         outcome.schemaFrom = schema.origin
         guard !schema.tables.isEmpty else {
+            outcome.result = "nothing recovered"
             throw AbathurError(.corrupt, request.source, "no table could be read: page 1 (the schema) is unreadable and no backup's manifest records root pages; nothing recovered")
         }
         let temp = SafeFiles.tempPath(in: Paths.directory(of: request.output), tag: "salvage.db")
@@ -265,6 +291,7 @@ public final class SalvageJob {
                                               inBackup: manifest?.rowCounts[table.name]))
         }
         guard outcome.recovered + outcome.lostAndFound > 0 else {
+            outcome.result = "nothing recovered"
             throw AbathurError(.corrupt, request.source, "no row could be recovered; nothing written")
         }
         let file = try FileDescriptor.openForUpdate(temp)
@@ -432,4 +459,15 @@ public final class SalvageJob {
 
 extension SalvageJob.Outcome {
     mutating func warnings(_ lines: [String]) { notes += lines }
+}
+
+/// An optional field that a JSON document carries as `null` rather than leaving out.
+@propertyWrapper
+public struct NullInJSON<Value: Encodable & Sendable>: Encodable, Sendable {
+    public var wrappedValue: Value?
+    public init(wrappedValue: Value?) { self.wrappedValue = wrappedValue }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if let wrappedValue { try container.encode(wrappedValue) } else { try container.encodeNil() }
+    }
 }

@@ -419,6 +419,7 @@ public final class Salvager {
 
     struct CarvedCell {
         var offset: Int
+        var length = 0
         var rowid: Int64
         var values: [SQLValue]
         var overflow: [UInt32]
@@ -436,13 +437,19 @@ public final class Salvager {
                cell.firstOverflow == 0 || isFree(cell.firstOverflow),
                let (payload, overflow) = payloads.read(cell), overflow.allSatisfy(isFree),
                let values = Record.decode(payload), values.allSatisfy(plausibleText), accept(cell.rowid, values) {
-                found.append(CarvedCell(offset: offset, rowid: cell.rowid, values: values, overflow: overflow))
+                found.append(CarvedCell(offset: offset, length: cell.cellLength, rowid: cell.rowid, values: values, overflow: overflow))
                 offset += cell.cellLength
                 continue
             }
             offset += 1
         }
-        return found
+        // A leaf's cells lie side by side from the end of the page: a real one touches
+        // another or the page's end. One that stands alone is most likely bytes that happen
+        // to parse (random data, the inside of a value), and is not trusted.
+        let starts = Set(found.map(\.offset)), ends = Set(found.map { $0.offset + $0.length })
+        return found.filter { cell in
+            cell.offset + cell.length >= end || starts.contains(cell.offset + cell.length) || ends.contains(cell.offset)
+        }
     }
 
     /// A carved value's text must read as text: well-formed UTF-8 without NUL bytes (in a
