@@ -9,7 +9,7 @@ BUILD_DEPS := libsqlite3-dev zlib1g-dev libssl-dev pkg-config
 TEST_DEPS  := sqlite3 gzip man-db groff-base bash-completion util-linux mount e2fsprogs procps time python3
 RELEASE_FLAGS := -c release --static-swift-stdlib -Xlinker -z -Xlinker now
 
-.PHONY: all build test-build check demo bench deps clean
+.PHONY: all build test-build check fuzz demo bench deps clean
 
 all: build
 
@@ -43,9 +43,24 @@ test-build: deps
 TIMED_TESTS := RestoreSafetyTests.testSIGKILLAtRandomMoments|CrashSafetyTests.testRealSIGKILLAtRandomMoments
 RUN_TESTS   := ABATHUR_TEST_BIN=$(CURDIR)/$(TEST_DIR)/release $(SWIFT) test -c release --scratch-path $(TEST_DIR) --skip-build
 
+# The page-reader fuzz test (Tests/AbathurCoreTests/PageReaderFuzzTests.swift) runs in `check`
+# with its fixed seed and iteration count, whatever the environment says: `check` is
+# deterministic.
+FUZZ_VARS := ABATHUR_FUZZ_SEED ABATHUR_FUZZ_ITERATIONS ABATHUR_FUZZ_CASE ABATHUR_FUZZ_CASE_TIMEOUT
+
 check: test-build
-	$(RUN_TESTS) --parallel --skip '$(TIMED_TESTS)'
+	env $(addprefix -u ,$(FUZZ_VARS)) $(RUN_TESTS) --parallel --skip '$(TIMED_TESTS)'
 	$(RUN_TESTS) --filter '$(TIMED_TESTS)'
+
+# The same fuzz test, longer, with a random seed (or ABATHUR_FUZZ_SEED, to replay a run;
+# ABATHUR_FUZZ_CASE replays one case). The test prints the seed it used; a failure names the
+# case's seed.
+FUZZ_ITERATIONS ?= 20000
+fuzz: test-build
+	@seed=$${ABATHUR_FUZZ_SEED:-0x$$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')}; \
+	echo "fuzz: seed $$seed, $${ABATHUR_FUZZ_ITERATIONS:-$(FUZZ_ITERATIONS)} iterations (replay: make fuzz ABATHUR_FUZZ_SEED=$$seed)"; \
+	ABATHUR_FUZZ_SEED=$$seed ABATHUR_FUZZ_ITERATIONS=$${ABATHUR_FUZZ_ITERATIONS:-$(FUZZ_ITERATIONS)} \
+	  $(RUN_TESTS) --filter 'PageReaderFuzzTests.testReaderAndSalvagerSurviveRandomDamage'
 
 demo: build
 	bash scripts/demo.sh $(BIN)
@@ -53,6 +68,7 @@ demo: build
 bench: build
 	bash scripts/bench.sh $(BIN)
 	bash scripts/bench-integrity.sh $(BIN)
+	bash scripts/bench-salvage.sh $(BIN)
 	bash scripts/bench-restore.sh $(BIN)
 	bash scripts/bench-walfix.sh $(BIN)
 	bash scripts/bench-diskcheck.sh $(BIN)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: an abathur-shaped database in WAL mode, a writer hammering it, and the whole
-# backup story: take, verify, restore with nothing but gunzip, status; then abathur-restore:
+# backup story: take, verify, check, salvage a deliberately damaged copy (abathur-integrity
+# --recover), restore with nothing but gunzip, status; then abathur-restore:
 # a drill, a plan, a refusal while the database is in use, and a real restore; then
 # abathur-restore --migrate: the runbook's milestone-3 rollback, a dry run while the service
 # writes, then for real through the safe path; then abathur-walfix: a crash leaves a hot
@@ -47,6 +48,48 @@ show "$bin/abathur-backup" verify --all
 step "4b. Check the live database while the writer runs (read-only, its -wal/-shm untouched)"
 show "$bin/abathur-integrity"
 show "$bin/abathur-integrity" --all-backups --nagios
+
+step "4c. Salvage: a copy of the newest backup with one table interior page zeroed; abathur-integrity --recover reads the pages itself and finds the leaves below it"
+# Only a copy is damaged: the live database and the backups are never touched.
+mkdir "$work/salvage"
+newest=$(ls -t "$ABATHUR_BACKUP_DIR"/*.db.gz | head -1)
+show sh -c "gunzip -c '$newest' > '$work/salvage/damaged.db'"
+cp "$work/salvage/damaged.db" "$work/salvage/original.db"
+cat > "$work/zero-interior-page.py" <<'EOF'
+import sqlite3, sys
+path = sys.argv[1]
+db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+page_size = db.execute("PRAGMA page_size").fetchone()[0]
+# dbstat: the interior pages of each table's b-tree (path '/' is the root). A non-root one
+# of the table with the most, else a root; its leaves stay intact, only their parent goes.
+tables = [r[0] for r in db.execute("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+interior = [(name, pageno, p) for name, pageno, p in db.execute("SELECT name, pageno, path FROM dbstat WHERE pagetype = 'internal'") if name in tables]
+below_root = [t for t in interior if t[2] != "/"]
+choice = below_root or interior
+if not choice:
+    sys.exit("no table has an interior page")
+most = max({t[0] for t in choice}, key=lambda n: sum(1 for t in choice if t[0] == n))
+name, page, where = next(t for t in choice if t[0] == most)
+leaves = db.execute("SELECT count(*) FROM dbstat WHERE name = ? AND path LIKE ? AND pagetype = 'leaf'", (name, where + "%")).fetchone()[0]
+db.close()
+with open(path, "r+b") as f:
+    f.seek((page - 1) * page_size)
+    f.write(bytes(page_size))
+print(f"zeroed page {page} ({page_size} bytes): an interior page of table {name} (b-tree path {where}), parent of {leaves} leaf page(s)")
+EOF
+show python3 "$work/zero-interior-page.py" "$work/salvage/damaged.db"
+echo "SQLite on the damaged copy:"
+show sqlite3 "$work/salvage/damaged.db" "PRAGMA integrity_check" | head -3 || true
+rc=0
+show "$bin/abathur-integrity" --recover "$work/salvage/salvaged.db" "$work/salvage/damaged.db" || rc=$?
+echo "(exit $rc: 1 = written and sound, but damage was met)"
+case $rc in 0 | 1) ;; *) echo "demo: abathur-integrity --recover exited $rc" >&2; exit 1 ;; esac
+echo "Per table, rows in the undamaged copy and in the salvaged database:"
+for table in $(sqlite3 "$work/salvage/original.db" "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"); do
+  printf '  %-26s %8s -> %8s\n' "$table" "$(sqlite3 "$work/salvage/original.db" "SELECT count(*) FROM \"$table\"")" \
+    "$(sqlite3 "$work/salvage/salvaged.db" "SELECT count(*) FROM \"$table\"" 2>/dev/null || echo '?')"
+done
+show sqlite3 "$work/salvage/salvaged.db" "PRAGMA integrity_check"
 
 step "5. Restore with plain gunzip, as an operator without our tools would"
 show sh -c "gunzip -c '$backup' > '$work/restored.db'"
