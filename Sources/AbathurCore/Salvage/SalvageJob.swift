@@ -165,6 +165,7 @@ public final class SalvageJob {
 
         var locks: [FileLock] = []
         defer { locks.removeAll() }
+        defer { if let scratchDirectory { SalvageJob.removeTree(scratchDirectory) } }
         let copy: SafetyCopy = try timeline.step("copy") {
             if request.live {
                 let backupDir = request.restore.backupDir
@@ -186,7 +187,6 @@ public final class SalvageJob {
             scratchDirectory = scratch
             return (try SalvageJob.steadyCopy(of: source, into: scratch, tag: "salvage"), "scratch copy in \(request.restore.tempDir)")
         }
-        defer { if let scratchDirectory { SalvageJob.removeTree(scratchDirectory) } }
         try salvage(copy)
     }
 
