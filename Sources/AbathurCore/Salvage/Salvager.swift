@@ -295,13 +295,17 @@ public final class Salvager {
         let misplaced = !rows.isEmpty && inRange * 2 < rows.count
         if misplaced { problem("\(table.name): leaf page \(btree.number) holds rowids outside its parent's range") }
         let ordered = Salvager.increasingRun(rows.map(\.rowid))
+        func withinParent(_ rowid: Int64) -> Bool { misplaced || ((low.map { rowid > $0 } ?? true) && (high.map { rowid <= $0 } ?? true)) }
+        // A key is trusted when it is in order with the page's other keys and in the range
+        // its parent gives the page.
+        let trusted = Set(rows.indices.filter { ordered.contains($0) && withinParent(rows[$0].rowid) })
         for (k, row) in rows.enumerated() {
             for page in row.overflow { claimed[Int(page)] = 2 }
-            let outOfRange = !misplaced && !((low.map { row.rowid > $0 } ?? true) && (high.map { row.rowid <= $0 } ?? true))
+            let outOfRange = !withinParent(row.rowid)
             let outOfOrder = !ordered.contains(k)
-            if outOfOrder, !outOfRange {
-                let before = (0..<k).last { ordered.contains($0) }.map { rows[$0].rowid } ?? low
-                let after = (k + 1..<rows.count).first { ordered.contains($0) }.map { rows[$0].rowid } ?? high.map { $0 + 1 }
+            if outOfOrder || outOfRange {
+                let before = (0..<k).last { trusted.contains($0) }.map { rows[$0].rowid } ?? low
+                let after = (k + 1..<rows.count).first { trusted.contains($0) }.map { rows[$0].rowid } ?? high.map { $0 + 1 }
                 if let mended = Salvager.mendedRowid(row.rowid, after: before, before: after, taken: Set(rows.map(\.rowid))) {
                     problem("\(table.name): page \(btree.number) cell \(row.cell): rowid \(row.rowid) out of order, mended to \(mended) (one bit)")
                     pending.append((t, btree.number, row.cell, mended, row.values, .tree))
