@@ -76,3 +76,24 @@ public final class FileLock {
         descriptor = nil
     }
 }
+
+extension FileLock {
+    /// The backup directory's lock, then the database's: what a run holds that changes the
+    /// database or writes into the backup directory (SPEC.md, one lock per backup directory
+    /// and database). A read-only backup directory (a DR share) is refused with `readOnly`
+    /// as the reason, or, when `readOnly` is nil, left unlocked: only the database is locked.
+    /// Returns the locks (released when dropped) and whether the backup directory was
+    /// read-only.
+    public static func backupDirectoryAndDatabase(_ backupDir: String, _ database: String, wait: Double?,
+                                                  refusingReadOnly readOnly: String?) throws -> (locks: [FileLock], readOnly: Bool) {
+        var locks: [FileLock] = []
+        let isReadOnly = readOnlyReason(backupDir) != nil
+        if isReadOnly, let readOnly { throw AbathurError(.refused, backupDir, "read-only: \(readOnly); nothing was changed") }
+        if !isReadOnly {
+            try SafeFiles.ensureDirectory(backupDir)
+            locks.append(try acquire(Paths.join(backupDir, Catalog.lockName), wait: wait))
+        }
+        locks.append(try acquire(path(forDatabase: database), wait: wait))
+        return (locks, isReadOnly)
+    }
+}

@@ -92,12 +92,8 @@ public final class MigrationJob {
         var locks: [FileLock] = []
         defer { locks.removeAll() }
         try timeline.step("lock") {
-            guard FileLock.readOnlyReason(request.backupDir) == nil else {
-                throw AbathurError(.refused, request.backupDir, "read-only: a migration needs its pre-migrate backup there; nothing was changed")
-            }
-            try SafeFiles.ensureDirectory(request.backupDir)
-            locks.append(try FileLock.acquire(Paths.join(request.backupDir, Catalog.lockName), wait: request.lockWait))
-            locks.append(try FileLock.acquire(FileLock.path(forDatabase: database), wait: request.lockWait))
+            locks = try FileLock.backupDirectoryAndDatabase(request.backupDir, database, wait: request.lockWait,
+                                                            refusingReadOnly: "a migration needs its pre-migrate backup there").locks
             return ((), "backup directory and database locked")
         }
         let policy = SafeInstall.Policy(database: database, units: Units(request.services), health: request.health,

@@ -169,13 +169,9 @@ public final class SalvageJob {
         let copy: SafetyCopy = try timeline.step("copy") {
             if request.live {
                 let backupDir = request.restore.backupDir
-                let readOnly = FileLock.readOnlyReason(backupDir)
-                if readOnly == nil {
-                    try SafeFiles.ensureDirectory(backupDir)
-                    locks.append(try FileLock.acquire(Paths.join(backupDir, Catalog.lockName), wait: request.restore.lockWait))
-                }
-                locks.append(try FileLock.acquire(FileLock.path(forDatabase: source), wait: request.restore.lockWait))
-                let root = readOnly == nil ? Paths.join(backupDir, WALRepair.forensicDirName)
+                let held = try FileLock.backupDirectoryAndDatabase(backupDir, source, wait: request.restore.lockWait, refusingReadOnly: nil)
+                locks = held.locks
+                let root = !held.readOnly ? Paths.join(backupDir, WALRepair.forensicDirName)
                     : Paths.join(Paths.directory(of: source), WALRepair.forensicBesideDatabaseDirName)
                 let copy = try SalvageJob.steadyCopy(of: source, into: root, tag: "salvage")
                 outcome.forensicCopy = copy.directory
@@ -434,12 +430,8 @@ public final class SalvageJob {
         var locks: [FileLock] = []
         defer { locks.removeAll() }
         try timeline.step("lock") {
-            guard FileLock.readOnlyReason(restore.backupDir) == nil else {
-                throw AbathurError(.refused, restore.backupDir, "read-only: the salvage keeps the corrupt original's safety copy there; nothing was changed")
-            }
-            try SafeFiles.ensureDirectory(restore.backupDir)
-            locks.append(try FileLock.acquire(Paths.join(restore.backupDir, Catalog.lockName), wait: restore.lockWait))
-            locks.append(try FileLock.acquire(FileLock.path(forDatabase: database), wait: restore.lockWait))
+            locks = try FileLock.backupDirectoryAndDatabase(restore.backupDir, database, wait: restore.lockWait,
+                                                            refusingReadOnly: "the salvage keeps the corrupt original's safety copy there").locks
             return ((), "backup directory and database locked")
         }
         let check = restore.check

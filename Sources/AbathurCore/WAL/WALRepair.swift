@@ -91,14 +91,10 @@ public final class WALRepair {
         var locks: [FileLock] = []
         defer { locks.removeAll() }
         let forensicRoot = try timeline.step("lock") {
-            let readOnly = FileLock.readOnlyReason(request.backupDir)
-            if readOnly == nil {
-                try SafeFiles.ensureDirectory(request.backupDir)
-                locks.append(try FileLock.acquire(Paths.join(request.backupDir, Catalog.lockName), wait: request.lockWait))
-            }
-            locks.append(try FileLock.acquire(FileLock.path(forDatabase: database), wait: request.lockWait))
+            let held = try FileLock.backupDirectoryAndDatabase(request.backupDir, database, wait: request.lockWait, refusingReadOnly: nil)
+            locks = held.locks
             let swept = SafeFiles.sweepTemps(in: Paths.directory(of: database), directories: false)
-            let root = readOnly == nil ? Paths.join(request.backupDir, WALRepair.forensicDirName)
+            let root = !held.readOnly ? Paths.join(request.backupDir, WALRepair.forensicDirName)
                 : Paths.join(Paths.directory(of: database), WALRepair.forensicBesideDatabaseDirName)
             return (root, "backup directory and database locked" + (swept.isEmpty ? "" : "; swept \(swept.count) stale temp file(s)"))
         }
