@@ -29,7 +29,7 @@ public final class SalvageWriter: SalvageSink {
         self.encoding = encoding
         connection = try Connection(path: path, mode: .readWrite)
         let name = ["UTF-8", "UTF-16le", "UTF-16be"][Int(encoding.rawValue) - 1]
-        try connection.execute("PRAGMA page_size=\(pageSize); PRAGMA encoding='\(name)'; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384; PRAGMA threads=2")
+        try connection.execute("PRAGMA page_size=\(pageSize); PRAGMA encoding='\(name)'; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA foreign_keys=OFF; PRAGMA threads=2")
         try connection.execute("BEGIN")
         for (t, table) in schema.tables.enumerated() where table.name != "sqlite_sequence" && !table.name.hasPrefix("sqlite_stat") {
             do { try connection.executeOne(table.sql) } catch {
