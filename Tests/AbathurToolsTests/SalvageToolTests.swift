@@ -388,6 +388,25 @@ final class SalvageToolTests: XCTestCase {
         }
     }
 
+    /// OUT's filesystem fills while the rows are written (a 1 MiB tmpfs, a database of several
+    /// MiB): exit 6 (no space), one diagnostic naming the file, no OUT and no temp file left
+    /// there, the source byte-identical.
+    func testAFullDiskUnderOUTIsNoSpaceAndLeavesNothing() throws {
+        let world = try makeWorld()
+        let box = world.box
+        try box.makeDemoDatabase(rows: 3000)
+        let small = box.root + "/small"
+        let mount = try SmallFilesystem.tmpfs(at: small, size: "1m")
+        defer { mount.unmount() }
+        let live = try liveFiles(box)
+        let run = try recover(world, box.db, out: small + "/salvaged.db")
+        XCTAssertEqual(run.status, 6, run.stderr)
+        XCTAssertTrue(run.stderr.contains(small), "the diagnostic names the file: \(run.stderr)")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: small), [], "no OUT, no temp file")
+        XCTAssertEqual(try liveFiles(box), live)
+        try assertNoTempFiles(world, "full disk")
+    }
+
     /// A source that does not exist: exit 8, no OUT. A directory as source: exit 7, no OUT.
     func testAMissingSourceAndADirectorySource() throws {
         let world = try makeWorld()

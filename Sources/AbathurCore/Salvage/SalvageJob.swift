@@ -146,11 +146,17 @@ public final class SalvageJob {
         for path in temps { SafeFiles.removeQuietly(path) }
     }
 
+    /// Runs it; the outcome is kept whether it succeeds or throws. An SQLite error (a full
+    /// disk under OUT: SQLITE_FULL) is reported by its kind, like every tool's.
     public func run() throws {
         defer {
             outcome.steps = timeline.steps
             outcome.totalMs = timeline.totalMs
         }
+        do { try runReported() } catch { throw error.reported }
+    }
+
+    private func runReported() throws {
         let source = request.source, output = request.output
         if try FileStatus.of(output) != nil { throw AbathurError(.alreadyExists, output, "already exists; the salvage writes a new file and never replaces one") }
         guard let directory = try FileStatus.of(Paths.directory(of: output)), directory.isDirectory else {

@@ -1,3 +1,5 @@
+import CSQLite
+
 /// The salvaged database: a fresh SQLite file built from the recovered schema, filled row by
 /// row through SQLite (so every page of it is SQLite's own), then given its indexes, views,
 /// triggers, `user_version` and `application_id`.
@@ -65,7 +67,10 @@ public final class SalvageWriter: SalvageSink {
             try statement.bind(.integer(rowid), at: 1)
             try statement.bind(values[0], at: 2, encoding: encoding)
             try statement.bind(values[1], at: 3, encoding: encoding)
-            do { _ = try statement.step() } catch { return .rejected(error.message) }
+            do { _ = try statement.step() } catch {
+                guard SalvageWriter.refusesTheRow(error) else { throw error }
+                return .rejected(error.message)
+            }
             return .inserted
         }
         let statement = try insertStatement(t, count: values.count)
@@ -79,10 +84,17 @@ public final class SalvageWriter: SalvageSink {
         do {
             _ = try statement.step()
         } catch {
+            guard SalvageWriter.refusesTheRow(error) else { throw error }
             return .rejected(error.message)
         }
         if connection.changes > 0 { return .inserted }
         return try has(t, rowid) ? .duplicate : .rejected("a constraint (UNIQUE, NOT NULL or CHECK) refuses it")
+    }
+
+    /// A constraint or a type refuses this row: it goes to lost_and_found. Anything else (a
+    /// full disk, an I/O error) ends the salvage.
+    static func refusesTheRow(_ error: SQLiteError) -> Bool {
+        [ResultCode(rawValue: SQLITE_CONSTRAINT), ResultCode(rawValue: SQLITE_MISMATCH), ResultCode(rawValue: SQLITE_TOOBIG)].contains(error.code.primary)
     }
 
     func has(_ t: Int, _ rowid: Int64) throws -> Bool {
