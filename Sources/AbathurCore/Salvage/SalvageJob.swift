@@ -40,41 +40,19 @@ public final class SalvageJob {
         public var carved: Int
         public var duplicates: Int
         public var toLostAndFound: Int
+        // The comparison's fields are `null` in the JSON without a backup, never missing
+        // (salvage-cli's contract: the fields are always there).
         /// Rows in the newest backup's manifest.
-        public var inBackup: Int64?
+        @NullInJSON public var inBackup: Int64?
         /// Backup rows that are only in lost_and_found (same rowid and values).
-        public var inLostAndFoundOnly: Int64?
+        @NullInJSON public var inLostAndFoundOnly: Int64?
         /// Rows whose values differ from the newest backup's row with the same rowid.
-        public var altered: Int64?
-        public var alteredRowids: [Int64]?
+        @NullInJSON public var altered: Int64?
+        @NullInJSON public var alteredRowids: [Int64]?
         /// Backup rows not recovered at all.
-        public var missing: Int64?
+        @NullInJSON public var missing: Int64?
         /// Recovered rows the backup does not have (written since, or not trustworthy).
-        public var notInBackup: Int64?
-
-        enum CodingKeys: String, CodingKey {
-            case name, recovered, fromTree, fromOrphanPages, carved, duplicates, toLostAndFound, inBackup, inLostAndFoundOnly
-            case altered, alteredRowids, missing, notInBackup
-        }
-
-        /// Every field, `null` where there was no backup to compare with (salvage-cli's
-        /// contract: the fields are always there).
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(name, forKey: .name)
-            try c.encode(recovered, forKey: .recovered)
-            try c.encode(fromTree, forKey: .fromTree)
-            try c.encode(fromOrphanPages, forKey: .fromOrphanPages)
-            try c.encode(carved, forKey: .carved)
-            try c.encode(duplicates, forKey: .duplicates)
-            try c.encode(toLostAndFound, forKey: .toLostAndFound)
-            try c.encode(inBackup, forKey: .inBackup)
-            try c.encode(inLostAndFoundOnly, forKey: .inLostAndFoundOnly)
-            try c.encode(altered, forKey: .altered)
-            try c.encode(alteredRowids, forKey: .alteredRowids)
-            try c.encode(missing, forKey: .missing)
-            try c.encode(notInBackup, forKey: .notInBackup)
-        }
+        @NullInJSON public var notInBackup: Int64?
     }
 
     public struct WALUse: Sendable, Encodable {
