@@ -5,8 +5,8 @@ BUILD_DIR  := .build
 TEST_DIR   := .build-test
 BIN        := build/bin
 # Packages the build needs, then the ones the tests and demo use.
-BUILD_DEPS := libsqlite3-dev zlib1g-dev libssl-dev pkg-config
-TEST_DEPS  := sqlite3 gzip man-db groff-base bash-completion util-linux mount e2fsprogs procps time python3
+BUILD_DEPS := libsqlite3-dev zlib1g-dev libdeflate-dev libssl-dev pkg-config
+TEST_DEPS  := sqlite3 gzip pigz man-db groff-base bash-completion util-linux mount e2fsprogs procps time python3
 RELEASE_FLAGS := -c release --static-swift-stdlib -Xlinker -z -Xlinker now
 
 .PHONY: all build test-build check fuzz demo bench deps clean

@@ -13,6 +13,9 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Whole-buffer DEFLATE at twice zlib's speed, for the gzip members compressed and
+        // inflated in parallel (Compression/ParallelGzip.swift).
+        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
         // SHA-256 from Debian's libcrypto: hardware SHA instructions, 8x the portable code.
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Fault injection (ENOSPC, EIO, "crash after the N-th write") and a settable clock
@@ -20,7 +23,7 @@ let package = Package(
         // tests; the build that ships cannot be told to fail.
         // glibc functions the Glibc module hides (posix_spawn's closefrom).
         .systemLibrary(name: "CLibc"),
-        .target(name: "AbathurCore", dependencies: ["CSQLite", "CZlib", "CCrypto", "CLibc"]),
+        .target(name: "AbathurCore", dependencies: ["CSQLite", "CZlib", "CDeflate", "CCrypto", "CLibc"]),
         .target(
             name: "AbathurCommands",
             dependencies: ["AbathurCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]

@@ -5,8 +5,9 @@ import Glibc
 /// One backup, start to finish (SPEC.md, `abathur-backup`):
 ///
 /// lock → finish an interrupted publish, sweep stale temp files, SHA256SUMS (`Catalog.recover`) → free-space preflight → snapshot with the online backup API
-/// into a temp file → make it self-contained (`journal_mode=DELETE`) → checks → gzip while
-/// hashing → read the `.gz` back and compare → publish the `.gz` → manifest last →
+/// into a temp file → make it self-contained (`journal_mode=DELETE`) → checks, and beside them
+/// gzip on every core while hashing, then read the `.gz` back (inflated on every core) and
+/// compare → publish the `.gz` → manifest last →
 /// `SHA256SUMS` → retention.
 ///
 /// Until the `.gz` gets its final name nothing but temp files exists, and every error path
@@ -72,40 +73,62 @@ public final class BackupJob {
             throw AbathurError(.walLoss, walLoss.wal, "\(walLoss.detail); the snapshot lacks them, so it is not streamed; nothing was written; run abathur-walfix")
         }
 
-        let report: DatabaseCheck = try timeline.step("checks") {
-            let report: DatabaseCheck
+        // The checks run on a thread of their own while the snapshot is compressed: both only
+        // read it. A failed check stops the compression; either way the checks' verdict comes
+        // first, as if they had run alone.
+        let gzTemp = SafeFiles.tempPath(in: directory, tag: "backup.db.gz")
+        let cancellation = Cancellation()
+        let checksStart = Timeline.Start()
+        let checking = try BackgroundWork { [request] () -> DatabaseCheck in
             do {
-                report = try DatabaseCheck.run(path: snapshot, options: request.check)
-            } catch var error as AbathurError where error.kind == .corrupt || error.kind == .notADatabase {
-                // The copy is the source as SQLite read it: its corruption is the source's.
-                error.path = source
+                let report = try DatabaseCheck.run(path: snapshot, options: request.check)
+                if report.foreign != nil || report.failure != nil { cancellation.cancel(BackupJob.checksFailed) }
+                return report
+            } catch {
+                cancellation.cancel(BackupJob.checksFailed)
                 throw error
             }
-            return (report, report.checks.map { "\($0.name) \($0.ok ? "ok" : "FAILED")" }.joined(separator: ", "))
+        }
+        let compressed = Result {
+            let written = try timeline.step("compress") {
+                let written = try compress(snapshot, into: gzTemp, cancellation: cancellation)
+                return (written, "\(written.rawBytes) bytes into \(written.gzBytes) (level \(request.compressionLevel), \(ParallelGzip.workerCount) thread(s), beside the checks)")
+            }
+            // Read back what is on disk, not what we meant to write: every member inflated
+            // against its CRC-32, both sides' SHA-256 compared (still beside the checks).
+            try cancellation.check()
+            try timeline.step("reverify") {
+                let readBack = try GzipFile.digest(of: gzTemp)
+                guard readBack == written else {
+                    throw AbathurError(.damagedBackup, gzTemp, "read-back mismatch: wrote sha256 \(written.gzSHA256), read \(readBack.gzSHA256)")
+                }
+                return ((), "inflated and matched sha256")
+            }
+            return written
+        }
+        let report: DatabaseCheck
+        do {
+            report = try checking.join()
+            timeline.record("checks", since: checksStart, until: checking.finished, ok: true, detail: report.checks.map { "\($0.name) \($0.ok ? "ok" : "FAILED")" }.joined(separator: ", "))
+        } catch var error as AbathurError where error.kind == .corrupt || error.kind == .notADatabase {
+            timeline.record("checks", since: checksStart, until: checking.finished, ok: false, detail: "\(error)")
+            // The copy is the source as SQLite read it: its corruption is the source's.
+            error.path = source
+            throw error
+        } catch {
+            timeline.record("checks", since: checksStart, until: checking.finished, ok: false, detail: "\(error)")
+            throw error
         }
         if let foreign = report.foreign { throw AbathurError(.foreign, source, foreign) }
         if let failed = report.failure {
             throw AbathurError(.corrupt, source, "\(failed.name) failed: \(failed.detail)")
         }
-
-        let gzTemp = SafeFiles.tempPath(in: directory, tag: "backup.db.gz")
-        let written = try timeline.step("compress") {
-            let written = try compress(snapshot, into: gzTemp, total: report.pageCount * Int64(report.pageSize))
-            return (written, "\(written.rawBytes) bytes into \(written.gzBytes) (level \(request.compressionLevel))")
-        }
+        let written = try compressed.get()
         let expectedRaw = report.pageCount * Int64(report.pageSize)
         guard written.rawBytes == expectedRaw else {
             throw AbathurError(.internal, snapshot, "snapshot is \(written.rawBytes) bytes, expected \(expectedRaw)")
         }
 
-        // Read back what is on disk, not what we meant to write.
-        try timeline.step("reverify") {
-            let readBack = try GzipFile.digest(of: gzTemp)
-            guard readBack == written else {
-                throw AbathurError(.damagedBackup, gzTemp, "read-back mismatch: wrote sha256 \(written.gzSHA256), read \(readBack.gzSHA256)")
-            }
-            return ((), "inflated and matched sha256")
-        }
         try SafeFiles.remove(snapshot)
         temps.removeAll { $0 == snapshot }
 
@@ -292,11 +315,16 @@ public final class BackupJob {
         }
     }
 
-    func compress(_ snapshot: String, into gzTemp: String, total: Int64) throws -> GzipDigest {
+    /// What stops the compression when the checks running beside it fail; never reported
+    /// itself, since the checks' own failure is.
+    static let checksFailed = AbathurError(.internal, nil, "stopped: the checks failed")
+
+    func compress(_ snapshot: String, into gzTemp: String, cancellation: Cancellation) throws -> GzipDigest {
         let output = try FileDescriptor.createExclusive(gzTemp)
         temps.append(gzTemp)
         let input = try FileDescriptor.openForReading(snapshot)
-        let digest = try GzipFile.compress(from: input, to: output, level: request.compressionLevel) { done in
+        let total = try input.status().size
+        let digest = try GzipFile.compress(from: input, to: output, level: request.compressionLevel, cancellation: cancellation) { done in
             self.events.progress("compress", done: done, total: total)
         }
         try output.sync()

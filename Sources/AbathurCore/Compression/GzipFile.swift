@@ -10,20 +10,41 @@ public struct GzipDigest: Sendable, Equatable {
     public var rawBytes: Int64
 }
 
-/// The one inflation loop: a gzip stream fed chunk by chunk, inflated, both sides hashed,
-/// every inflated chunk checked against `limit` before it is written to `output`. A
-/// decompressor error is a bad backup (exit 3). `GzipFile.decompress` feeds it a file;
-/// `Candidate` feeds it a stream whose first bytes it had to look at first.
+/// The one streaming inflation loop: a gzip stream fed chunk by chunk, inflated by zlib, both
+/// sides hashed, every inflated chunk checked against `limit` before it is written to
+/// `output`. A decompressor error is a bad backup (exit 3). `ParallelGzip.decompress` feeds
+/// it what follows the members it inflates itself (a whole file, for a gzip we did not
+/// write); `Candidate` feeds it a stream whose first bytes it had to look at first.
 final class Inflation {
+    /// Both hashes and sizes so far.
+    struct State {
+        var rawHash = SHA256(), gzHash = SHA256()
+        var rawBytes: Int64 = 0
+        var gzBytes: Int64 = 0
+
+        mutating func add(gz: UnsafeRawBufferPointer, raw: UnsafeRawBufferPointer) {
+            gzHash.update(gz)
+            gzBytes += Int64(gz.count)
+            addRaw(raw)
+        }
+
+        mutating func addRaw(_ raw: UnsafeRawBufferPointer) {
+            rawHash.update(raw)
+            rawBytes += Int64(raw.count)
+        }
+
+        mutating func digest() -> GzipDigest {
+            GzipDigest(gzSHA256: gzHash.finalizeHex(), gzBytes: gzBytes, rawSHA256: rawHash.finalizeHex(), rawBytes: rawBytes)
+        }
+    }
+
     private let decompressor: GzipDecompressor
     private let source: String
     private let output: FileDescriptor?
     private let limit: InflationLimit?
-    private var rawHash = SHA256(), gzHash = SHA256()
-    private(set) var rawBytes: Int64 = 0
-    private(set) var gzBytes: Int64 = 0
+    private(set) var state: State
 
-    init(source: String, to output: FileDescriptor?, limit: InflationLimit?) throws {
+    init(source: String, to output: FileDescriptor?, limit: InflationLimit?, continuing state: State = State()) throws {
         do {
             decompressor = try GzipDecompressor()
         } catch {
@@ -32,16 +53,18 @@ final class Inflation {
         self.source = source
         self.output = output
         self.limit = limit
+        self.state = state
     }
 
+    var gzBytes: Int64 { state.gzBytes }
+
     func feed(_ chunk: UnsafeRawBufferPointer) throws {
-        gzHash.update(chunk)
-        gzBytes += Int64(chunk.count)
+        state.gzHash.update(chunk)
+        state.gzBytes += Int64(chunk.count)
         do {
             try decompressor.decompress(chunk) { inflated in
-                try limit?.check(written: rawBytes, adding: inflated.count, source: source)
-                rawHash.update(inflated)
-                rawBytes += Int64(inflated.count)
+                try limit?.check(written: state.rawBytes, adding: inflated.count, source: source)
+                state.addRaw(inflated)
                 try output?.write(inflated)
             }
         } catch let error as GzipError {
@@ -56,41 +79,32 @@ final class Inflation {
         } catch let error as GzipError {
             throw AbathurError(.damagedBackup, source, error.description)
         }
-        return GzipDigest(gzSHA256: gzHash.finalizeHex(), gzBytes: gzBytes, rawSHA256: rawHash.finalizeHex(), rawBytes: rawBytes)
+        return state.digest()
     }
 }
 
-/// Whole-file gzip work in bounded memory: one read buffer, zlib's state, one output chunk.
+/// Whole-file gzip work in bounded memory.
 public enum GzipFile {
     /// The first two bytes of every gzip member (RFC 1952).
     public static let magic: [UInt8] = [0x1f, 0x8b]
 
-    /// Compresses everything readable from `input` into `output`, hashing both sides.
-    public static func compress(from input: FileDescriptor, to output: FileDescriptor, level: Int,
+    /// Compresses the file `input` into `output` as gzip members compressed on every core
+    /// (`ParallelGzip`), hashing both sides. `cancellation` stops it between members.
+    public static func compress(from input: FileDescriptor, to output: FileDescriptor, level: Int, cancellation: Cancellation? = nil,
                                 progress: ((Int64) -> Void)? = nil) throws -> GzipDigest {
-        let compressor = try GzipCompressor(level: level)
-        var rawHash = SHA256(), gzHash = SHA256()
-        var rawBytes: Int64 = 0, gzBytes: Int64 = 0
-        let sink: (UnsafeRawBufferPointer) throws -> Void = { chunk in
-            gzHash.update(chunk)
-            gzBytes += Int64(chunk.count)
-            try output.write(chunk)
-        }
-        try input.forEachChunk { chunk in
-            rawHash.update(chunk)
-            rawBytes += Int64(chunk.count)
-            try compressor.compress(chunk, sink: sink)
-            progress?(rawBytes)
-        }
-        try compressor.finish(sink: sink)
-        return GzipDigest(gzSHA256: gzHash.finalizeHex(), gzBytes: gzBytes, rawSHA256: rawHash.finalizeHex(), rawBytes: rawBytes)
+        try ParallelGzip.compress(from: input, to: output, level: level, cancellation: cancellation, progress: progress)
     }
 
     /// Reads a gzip stream from `input` to its end, hashing both sides; every inflated chunk
-    /// goes to `output` when one is given. A decompressor error throws (exit 3 by default);
-    /// so does, before it is written, the chunk that would take the output past `limit`.
+    /// goes to `output` when one is given. A regular file is inflated on every core as far as
+    /// it is made of our members (`ParallelGzip.decompress`); anything else streams through
+    /// zlib. A decompressor error throws (exit 3 by default); so does, before it is written,
+    /// the chunk that would take the output past `limit`.
     public static func decompress(from input: FileDescriptor, to output: FileDescriptor? = nil, limit: InflationLimit? = nil,
                                   progress: ((Int64) -> Void)? = nil) throws -> GzipDigest {
+        if try input.status().isRegular {
+            return try ParallelGzip.decompress(from: input, to: output, limit: limit, progress: progress)
+        }
         let inflation = try Inflation(source: input.path, to: output, limit: limit)
         try input.forEachChunk { chunk in
             try inflation.feed(chunk)

@@ -42,8 +42,21 @@ public final class Timeline: @unchecked Sendable {
         record(name, Clock.now(), Clock.monotonicSeconds(), ok: ok, detail: detail)
     }
 
-    private func record(_ name: String, _ startWall: Double, _ startMono: Double, ok: Bool, detail: String) {
-        let ms = Int64((Clock.monotonicSeconds() - startMono) * 1000)
+    /// When a step starts, for `record`: its wall-clock and monotonic time.
+    public struct Start: Sendable {
+        public var wall = Clock.now()
+        public var monotonic = Clock.monotonicSeconds()
+        public init() {}
+    }
+
+    /// Records a step that ran elsewhere (on another thread, beside the step in hand), from
+    /// its `start` until `end` (monotonic seconds).
+    public func record(_ name: String, since start: Start, until end: Double, ok: Bool, detail: String) {
+        record(name, start.wall, start.monotonic, end: end, ok: ok, detail: detail)
+    }
+
+    private func record(_ name: String, _ startWall: Double, _ startMono: Double, end: Double = Clock.monotonicSeconds(), ok: Bool, detail: String) {
+        let ms = Int64((end - startMono) * 1000)
         let step = Step(name: name, started: Clock.iso8601(Int64(startWall)), startedUnix: startWall, durationMs: ms, ok: ok, detail: detail)
         steps.append(step)
         events(.stepFinished(step))

@@ -235,6 +235,23 @@ extension FileDescriptor {
         return Array(bytes.prefix(total))
     }
 
+    /// Fills `buffer` from `offset` (pread); fewer bytes only at the end of the file. Safe to
+    /// call from several threads at once.
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        var total = 0
+        while total < buffer.count {
+            let n: Int
+            do {
+                n = try Syscall.retrying { pread(raw, buffer.baseAddress! + total, buffer.count - total, off_t(offset) + off_t(total)) }
+            } catch {
+                throw AbathurError(error.kind, path, "read failed: \(error)")
+            }
+            if n == 0 { break }
+            total += n
+        }
+        return total
+    }
+
     /// Writes every byte at `offset` (pwrite), or throws.
     public func write(_ bytes: [UInt8], at offset: Int64) throws {
         var done = 0

@@ -91,6 +91,24 @@ public struct DatabaseInspection: Sendable {
                                   shapeProblems: FileShape.problems(header, fileSize: fileSize, walPresent: walPresent), contents: nil)
     }
 
+    /// The tables `ParallelIntegrityCheck` checks one by one, the ones with the most indexes
+    /// (the most work) first, so that the last job to start is a small one.
+    static let tablesByIndexCount = """
+        SELECT t.name FROM sqlite_schema t WHERE t.type = 'table' AND coalesce(t.sql, '') NOT LIKE 'CREATE VIRTUAL%'
+        ORDER BY (SELECT count(*) FROM sqlite_schema i WHERE i.type = 'index' AND i.tbl_name = t.name) DESC, t.name
+        """
+
+    /// How to open a file again from other threads (`Contents.read`).
+    public struct ParallelCheck: Sendable {
+        public var path: String
+        public var mode: Connection.Mode
+        public var busyTimeoutMs: Int
+    }
+
+    /// The most of a file SQLite maps: all of it, up to Debian's SQLITE_MAX_MMAP_SIZE (2 GiB);
+    /// pages past that are read as usual.
+    static let mmapSize: Int64 = 0x7fff0000
+
     /// A database file nothing else writes (a backup's inflated copy, a candidate): the header,
     /// then, when its shape is whole, SQLite opened read-only without create (FACTS.md 4).
     public static func file(_ path: String, options: Options, busyTimeoutMs: Int) throws -> DatabaseInspection {
@@ -101,7 +119,12 @@ public struct DatabaseInspection: Sendable {
         let quiet = inspection.header.isWAL && !inspection.walPresent
         do {
             let connection = try Connection(path: path, mode: quiet ? .immutable : .readOnly, busyTimeoutMs: busyTimeoutMs)
-            inspection.contents = .success(Contents.read(connection, options: options))
+            // Pages read through a memory map: integrity_check runs in half the time (1 GiB:
+            // 2.1 s against 4-5 s), and the pages are page cache, not the process's memory.
+            // Only for files nothing else writes: a file truncated under a map is SIGBUS.
+            try connection.execute("PRAGMA mmap_size = \(DatabaseInspection.mmapSize)")
+            let parallel = ParallelCheck(path: path, mode: quiet ? .immutable : .readOnly, busyTimeoutMs: busyTimeoutMs)
+            inspection.contents = .success(Contents.read(connection, options: options, parallel: parallel))
         } catch {
             inspection.contents = .failure(error)
         }
@@ -111,7 +134,10 @@ public struct DatabaseInspection: Sendable {
 
 extension DatabaseInspection.Contents {
     /// Reads every fact through `db`, recording each failure in place of its value.
-    public static func read(_ db: Connection, options: DatabaseInspection.Options) -> DatabaseInspection.Contents {
+    /// `parallel`: the file may be opened again by other threads (nothing else writes it), and
+    /// integrity_check runs on every core (`ParallelIntegrityCheck`).
+    public static func read(_ db: Connection, options: DatabaseInspection.Options,
+                            parallel: DatabaseInspection.ParallelCheck? = nil) -> DatabaseInspection.Contents {
         var held: SQLiteError?
         func fact<T>(_ body: () throws(SQLiteError) -> T) -> Fact<T> {
             if let held { return .failure(held) }
@@ -133,7 +159,12 @@ extension DatabaseInspection.Contents {
         if options.structural {
             let pragma = options.quick ? "quick_check" : "integrity_check"
             var checked = DatabaseInspection.Structure(pragma: pragma, messages: [], failure: held)
-            if held == nil {
+            if held == nil, !options.quick, let parallel, Threads.available > 1,
+               let tables = try? db.rows(DatabaseInspection.tablesByIndexCount).compactMap({ $0[0] }),
+               let split = try? ParallelIntegrityCheck.run(path: parallel.path, mode: parallel.mode, busyTimeoutMs: parallel.busyTimeoutMs,
+                                                           maxErrors: options.maxErrors, tables: tables, threads: min(4, Threads.available)) {
+                checked = split
+            } else if held == nil {
                 do {
                     let statement = try db.prepare("PRAGMA \(pragma)(\(options.maxErrors))")
                     // One row can hold several lines, under a "*** in database main ***" heading.

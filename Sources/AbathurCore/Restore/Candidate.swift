@@ -134,11 +134,22 @@ public struct Candidate: Sendable {
         try output.close()
     }
 
-    /// Copies `input` to `output`: a gzip stream through the one inflation loop (`Inflation`),
+    /// Copies `input` to `output`: a gzip stream through the streaming inflation loop (`Inflation`),
     /// a raw database as it is, told apart by their first bytes (a pipe may deliver fewer than
     /// 16 at first: they are held until there are enough, or the input ends).
     static func copy(_ input: FileDescriptor, to output: FileDescriptor, verbatim: Bool, limit: InflationLimit?,
                      progress: ((Int64) -> Void)?) throws -> Candidate {
+        // A gzip file is inflated on every core (`GzipFile.decompress`); a stream or a raw
+        // database goes through the loop below.
+        if !verbatim, try input.status().isRegular {
+            var head = [UInt8](repeating: 0, count: 2)
+            let count = try head.withUnsafeMutableBytes { try input.read(into: $0, at: 0) }
+            if count == 2, head == GzipFile.magic {
+                let digest = try GzipFile.decompress(from: input, to: output, limit: limit, progress: progress)
+                return Candidate(path: output.path, sha256: digest.rawSHA256, bytes: digest.rawBytes,
+                                 gzSHA256: digest.gzSHA256, gzBytes: digest.gzBytes, note: nil)
+            }
+        }
         var rawHash = SHA256()
         var rawBytes: Int64 = 0
         var inflation: Inflation?
