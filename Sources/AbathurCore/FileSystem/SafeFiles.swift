@@ -46,6 +46,20 @@ public enum SafeFiles {
         }
     }
 
+    /// Gives the file at `source` (a symlink followed) a second name, `target`, which must not
+    /// exist. False when they are on different filesystems (or the filesystem has no hard
+    /// links): the caller copies instead.
+    public static func hardLink(_ source: String, toNew target: String) throws -> Bool {
+        do {
+            try Syscall.call(.rename) { linkat(AT_FDCWD, source, AT_FDCWD, target, AT_SYMLINK_FOLLOW) }
+            return true
+        } catch {
+            if error.rawValue == EXDEV || error.rawValue == EPERM || error.rawValue == EOPNOTSUPP || error.rawValue == EMLINK { return false }
+            if error.rawValue == EEXIST { throw AbathurError(.alreadyExists, target, "already exists; not replacing it") }
+            throw AbathurError(error.kind, target, "cannot link \(source) to it: \(error)")
+        }
+    }
+
     /// Makes a rename or an unlink in `directory` durable.
     public static func syncDirectory(_ directory: String) throws {
         let fd: Int32

@@ -194,7 +194,8 @@ public final class SafeInstall {
         try proveNothingHolds("prove nothing holds the database")
         stage = .safetyCopy
         report.safetyCopy = try timeline.step(policy.copyName) {
-            let copy = try SafetyCopy.make(of: database, into: policy.safetyRoot, tag: policy.tag)
+            // The database is replaced by a rename and nothing holds it (proved just now).
+            let copy = try SafetyCopy.make(of: database, into: policy.safetyRoot, tag: policy.tag, replacedByRename: true)
             let detail = copy.map { c in "\(c.files.map(\.name).joined(separator: ", ")) into \(c.directory)" } ?? "no database at \(database): nothing to copy"
             return (copy, detail)
         }

@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// The database, `-wal`, `-shm` and `-journal` exactly as they were (raw bytes, even when
-/// corrupt), copied into a timestamped directory beside the backups (or, when they are on a
+/// corrupt), copied (or, for a main file about to be renamed over, hard-linked) into a timestamped directory beside the backups (or, when they are on a
 /// read-only share, beside the database) before anything replaces
 /// them. Written under a temp name and renamed when complete and fsynced, so a directory with
 /// a final name always holds a whole copy.
@@ -29,18 +29,38 @@ public struct SafetyCopy: Sendable, Encodable {
 
     /// Copies what exists of `database` and its companions into `root/STAMP-TAG`; nil when
     /// none of them exists. Call under the backup directory's lock.
-    public static func make(of database: String, into root: String, tag: String) throws -> SafetyCopy? {
+    ///
+    /// `replacedByRename`: the caller proved that nothing holds the database and will replace
+    /// it by renaming another file over its name, never writing it. Then, when it has no
+    /// `-wal` and no `-journal` (nothing will checkpoint into it either), its main file's
+    /// safety copy is a hard link to it: the same bytes, which nothing writes any more, at
+    /// no cost in time or space (copying and fsyncing 1 GiB took 5 s of a 16 s restore).
+    /// Across filesystems it is copied, as always.
+    public static func make(of database: String, into root: String, tag: String, replacedByRename: Bool = false) throws -> SafetyCopy? {
         let live = DatabaseFiles(database)
         let present = try live.existing()
         guard !present.isEmpty else { return nil }
         try SafeFiles.ensureDirectory(root)
         SafeFiles.sweepTemps(in: root)
-        try SpaceBudget.of(root, headroom: .allFree).require(try size(of: database), for: "the safety copy of \(database)")
         let temp = SafeFiles.tempPath(in: root, tag: "safety")
         guard mkdir(temp, 0o700) == 0 else { throw AbathurError(Errno.current.kind, temp, "cannot create directory: \(Errno.current)") }
         var files: [File] = []
         do {
-            for file in present {
+            var linked = false
+            if replacedByRename, present.contains(.main), !present.contains(.wal), !present.contains(.journal) {
+                let name = Paths.basename(database)
+                if try SafeFiles.hardLink(database, toNew: Paths.join(temp, name)) {
+                    let copy = try FileDescriptor.openForReading(Paths.join(temp, name))
+                    // Whatever the service left unsynced is made durable before it counts.
+                    try copy.sync()
+                    let (sha256, bytes) = try GzipFile.sha256(of: Paths.join(temp, name))
+                    files.append(File(name: name, bytes: bytes, sha256: sha256))
+                    linked = true
+                }
+            }
+            let copied = present.filter { !(linked && $0 == .main) }
+            try SpaceBudget.of(root, headroom: .allFree).require(try live.size(of: copied), for: "the safety copy of \(database)")
+            for file in copied {
                 let name = Paths.basename(live.path(file))
                 // The live database may be a file the service reaches through a symlink; its
                 // companions never are.
