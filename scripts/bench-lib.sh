@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the benchmarks (source it): arguments and settings, the Debian packages they use,
 # the database (BENCH_DB or a fresh abathur-demo one), the work directory, and the rule that
 # nothing else may hold the database while it is timed.
@@ -168,7 +169,8 @@ timed() {  # timed OUT ERR CMD...   -> sets T_SEC T_CPU T_RSS T_ANON; returns th
     [ -s "$WORK/t" ] || die "bench-run.py could not run: $*"
     read -r T_SEC T_CPU T_RSS T_ANON samples status < "$WORK/t"
     [ "$status" = "$rc" ] || die "bench-run.py exited $rc, but recorded exit $status for: $*"
-    T_SAMPLES=$samples
+    [ "$samples" -gt 0 ] || [ "$(awk -v t="$T_SEC" 'BEGIN { print (t < 0.05) }')" = 1 ] \
+        || die "bench-run.py took no RssAnon sample in ${T_SEC}s: $*"
     return "$rc"
 }
 
@@ -244,6 +246,7 @@ bench_table() {
 
 # bench_codec_zstd   -> ZSTD=yes when abathur-backup offers --compress (as a word, in its
 # --help or take --help: --compression-level is not it), and zstd is installed; else ZSTD=no.
+# shellcheck disable=SC2034   # ZSTD is the caller's
 bench_codec_zstd() {
     ZSTD=no
     if { "$BIN/abathur-backup" --help; "$BIN/abathur-backup" take --help; } 2>/dev/null | grep -qE -- '--compress([^-[:alnum:]]|$)'; then
@@ -255,6 +258,7 @@ bench_codec_zstd() {
 # bench_take_backup DIR [FLAGS...]   one backup of DB into DIR, untimed (abathur-backup prints
 # the path it wrote on its last line of stdout): B_FILE (DIR/NAME), B_NAME, B_MANIFEST,
 # B_SHA (the manifest's database.sha256), B_BYTES (database.bytes), B_FILE_BYTES.
+# shellcheck disable=SC2034   # B_* are the caller's
 bench_take_backup() {
     local dir=$1 printed; shift
     say "taking a backup (untimed): abathur-backup --db $DB --backup-dir $dir --config EMPTY_CONF${*:+ $*}"
@@ -293,6 +297,7 @@ inflate() {  # inflate FILE   -> a backup's database on stdout, by its suffix (.
 
 # The source's schema and row counts, read with immutable=1 (a plain connection to a WAL
 # database would leave a -wal and -shm behind): SRC_URI, SRC_TABLES, SRC_INDEXES.
+# shellcheck disable=SC2034   # SRC_* are the caller's
 bench_source_schema() {
     local p=${DB//%/%25}; p=${p//\?/%3f}; p=${p//#/%23}
     SRC_URI="file:$p?mode=ro&immutable=1"

@@ -128,7 +128,8 @@ run_ours() {  # run_ours NAME RUN SUFFIX [extra flags]
 }
 
 run_baseline() {  # run_baseline RUN
-    local i=$1 dir="$WORK/baseline-$i" s1 c1 r1 a1 gzbytes
+    local i=$1 s1 c1 r1 a1 gzbytes
+    local dir="$WORK/baseline-$i"
     mkdir "$dir"
     # shellcheck disable=SC2016
     if ! timed "$WORK/baseline-backup.log" "$WORK/baseline-backup.log" bash -c 'sqlite3 "$1" ".backup \"$2\"" && gzip -6 "$2"' _ "$DB" "$dir/tmp.db"; then
