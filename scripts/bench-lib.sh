@@ -248,8 +248,11 @@ bench_table() {
 # --help or take --help: --compression-level is not it), and zstd is installed; else ZSTD=no.
 # shellcheck disable=SC2034   # ZSTD is the caller's
 bench_codec_zstd() {
+    local help
     ZSTD=no
-    if { "$BIN/abathur-backup" --help; "$BIN/abathur-backup" take --help; } 2>/dev/null | grep -qE -- '--compress([^-[:alnum:]]|$)'; then
+    # Read whole before grep -q: with pipefail, grep quitting early would fail the pipe.
+    help=$({ "$BIN/abathur-backup" --help; "$BIN/abathur-backup" take --help; } 2>/dev/null || true)
+    if grep -qE -- '--compress([^-[:alnum:]]|$)' <<< "$help"; then
         ZSTD=yes
         bench_require zstd
     fi
