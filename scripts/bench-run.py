@@ -24,6 +24,7 @@ CMD runs with stdout to OUT and stderr to ERR (OUT = ERR: one file, both streams
 The runner exits with EXIT, or 125 when it could not run CMD (then STATS is not written).
 """
 import os
+import signal
 import sys
 import time
 
@@ -109,6 +110,9 @@ def main(argv):
             os.dup2(out_fd, 1)
             os.dup2(err_fd, 2)
             os.set_inheritable(w, False)
+            # Python ignores SIGPIPE and SIGXFSZ; the command gets the defaults, as from a shell.
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+                signal.signal(sig, signal.SIG_DFL)
             os.execvp(cmd[0], cmd)
         except OSError as e:
             os.write(w, f"{cmd[0]}: {e}".encode())

@@ -49,7 +49,8 @@
 #
 # Output: the table on stdout (median wall and CPU seconds, the highest max RSS and RssAnon
 # of all runs, median output bytes, the ratios, wall seconds per run; what each column
-# measures: scripts/bench-run.py), one `bench:` line per row, then `bench: json=PATH`.
+# measures: scripts/bench-run.py), one `bench:` line per row, `bench: json=PATH`, then each
+# of our outputs' size against gzip -6's.
 # Progress goes to stderr. Exit 1 on any failure or any result that is not right.
 set -euo pipefail
 
@@ -201,3 +202,13 @@ META=$(json_meta benchmark backup script scripts/bench.sh \
     database "$DB" database_bytes "@json:$DB_BYTES" size_mb "@json:$SIZE_MB" runs "@json:$RUNS" cores "@json:$(nproc)" \
     load_start "$LOAD_START" load_end "$LOAD_END" snapshot_sha256 "$REF_SHA" zstd_row "$ZSTD")
 bench_report backup "$META" "${ROWS[@]}"
+python3 - "$OUT_DIR/backup-${SIZE_MB}m.json" <<'EOF'
+import json, sys
+rows = {r["name"]: r for r in json.load(open(sys.argv[1]))["rows"]}
+gzip6 = rows["baseline"]["median"]["bytes"]
+print(f"output size against gzip -6's tmp.db.gz ({gzip6} bytes; issue 14: gzip within 3%, zstd no larger):")
+for name in ("ours", "ours_zstd", "ours_quick"):
+    if name in rows:
+        b = rows[name]["median"]["bytes"]
+        print(f"  {rows[name]['label']}: {b} bytes, {b / gzip6:.3f}x ({100 * (b - gzip6) / gzip6:+.1f}%)")
+EOF
