@@ -171,7 +171,7 @@ bench_report integrity "$META" \
     "baseline=sqlite3 integrity_check + fk_check=" \
     "ours_quick=abathur-integrity --quick=baseline_quick" \
     "baseline_quick=sqlite3 quick_check + fk_check="
-python3 - "$OUT_DIR/integrity-${SIZE_MB}m.json" <<'EOF'
+python3 - "$REPORT_JSON" <<'EOF'
 import json, sys
 rows = {r["name"]: r for r in json.load(open(sys.argv[1]))["rows"]}
 print("overhead of our extra checks (header, WAL state, schema, indexes, user_version, application_id, row counts):")

@@ -14,7 +14,8 @@
 #   timed OUT ERR CMD...              runs CMD under scripts/bench-run.py: T_SEC T_CPU T_RSS T_ANON
 #                                     (OUT = ERR: one log)
 #   bench_record NAME [BYTES]         the last timed run's figures, as a run of row NAME
-#   bench_report NAME META ROW...     the table and the JSON file (scripts/bench-report.py)
+#   bench_report NAME META ROW...     the table and the JSON file (scripts/bench-report.py):
+#                                     REPORT_JSON
 #   median FORMAT VALUES...           the median, printf-formatted
 #
 # What `timed` measures (scripts/bench-run.py says exactly): T_SEC wall seconds; T_CPU user +
@@ -23,7 +24,8 @@
 # /proc/PID/status summed over the process tree, sampled every ~10 ms, in KiB.
 #
 # BENCH_OUT (default build/bench in the repository) receives each script's NAME-SIZEm.json and
-# NAME-SIZEm.txt (the table), overwritten by the next run of the same script at the same size.
+# NAME-SIZEm.txt (the table), SIZE the database's size in MiB, rounded; the next run of the
+# same script on a database of that size overwrites them.
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
@@ -182,12 +184,14 @@ bench_record() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$run" "$T_SEC" "$T_CPU" "$T_RSS" "$T_ANON" "$bytes" >> "$WORK/runs.tsv"
 }
 
-# bench_report NAME META ROW...   the table on stdout and OUT_DIR/NAME-SIZEm.{json,txt}; META is
-# a JSON object (title, notes, anything else to keep), each ROW is NAME=LABEL=BASELINE.
+# bench_report NAME META ROW...   the table on stdout and OUT_DIR/NAME-SIZEm.{json,txt} (SIZE:
+# the database's MiB, rounded); META is a JSON object (title, notes, anything else to keep),
+# each ROW is NAME=LABEL=BASELINE. REPORT_JSON: the JSON file's path.
 bench_report() {
     local name=$1 meta=$2 base; shift 2
     mkdir -p "$OUT_DIR"
-    base="$(cd "$OUT_DIR" && pwd)/$name-${SIZE_MB}m"
+    base="$(cd "$OUT_DIR" && pwd)/$name-$(( (DB_BYTES + 524288) / 1048576 ))m"
+    REPORT_JSON="$base.json"
     python3 "$BENCH_SCRIPTS/bench-report.py" "$WORK/runs.tsv" "$base.json" "$base.txt" "$meta" "$@" \
         || die "bench-report.py failed"
 }

@@ -42,6 +42,7 @@
 #   BENCH_DB            reuse this database if it exists; if it does not, create it there and
 #                       keep it. Unset: the database lives in the temp dir.
 #   BENCH_OUT           where the JSON and the table go (default build/bench): backup-SIZEm.json
+#                       (SIZE: the database's MiB, rounded)
 #   BENCH_BACKUP_QUICK  yes: add the ours_quick row
 # Nothing writes to the database during the benchmark: sqlite3 .backup never finishes
 # against a steady writer (FACTS.md 2), so the script refuses a database that is open.
@@ -202,7 +203,7 @@ META=$(json_meta benchmark backup script scripts/bench.sh \
     database "$DB" database_bytes "@json:$DB_BYTES" size_mb "@json:$SIZE_MB" runs "@json:$RUNS" cores "@json:$(nproc)" \
     load_start "$LOAD_START" load_end "$LOAD_END" snapshot_sha256 "$REF_SHA" zstd_row "$ZSTD")
 bench_report backup "$META" "${ROWS[@]}"
-python3 - "$OUT_DIR/backup-${SIZE_MB}m.json" <<'EOF'
+python3 - "$REPORT_JSON" <<'EOF'
 import json, sys
 rows = {r["name"]: r for r in json.load(open(sys.argv[1]))["rows"]}
 gzip6 = rows["baseline"]["median"]["bytes"]
