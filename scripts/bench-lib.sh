@@ -187,6 +187,7 @@ bench_record() {
 # bench_report NAME META ROW...   the table on stdout and OUT_DIR/NAME-SIZEm.{json,txt} (SIZE:
 # the database's MiB, rounded); META is a JSON object (title, notes, anything else to keep),
 # each ROW is NAME=LABEL=BASELINE. REPORT_JSON: the JSON file's path.
+# shellcheck disable=SC2034   # REPORT_JSON is the caller's
 bench_report() {
     local name=$1 meta=$2 base; shift 2
     mkdir -p "$OUT_DIR"
