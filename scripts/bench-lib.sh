@@ -118,8 +118,8 @@ bench_space() {
 
 # The work directory, removed at exit; a database created at BENCH_DB is removed too when
 # its creation failed.
-cleanup() {
-    local rc=$?
+cleanup() {  # cleanup [STATUS]   (default: $?)
+    local rc=${1:-$?}
     [ -z "${WORK:-}" ] || rm -rf "$WORK"
     if [ -n "${CREATE_AT:-}" ] && [ "$rc" -ne 0 ] && [ "${CREATED_OK:-no}" != yes ]; then
         rm -f "$CREATE_AT" "$CREATE_AT-wal" "$CREATE_AT-shm"

@@ -89,7 +89,7 @@ cp "$DB" "$LIVE"
 # The writer; stopped at exit whatever happens (cleanup removes WORK after).
 WPID=""
 stop_writer() { [ -z "$WPID" ] || { kill -TERM "$WPID" 2>/dev/null || true; wait "$WPID" 2>/dev/null || true; }; }
-trap 'rc=$?; stop_writer; (exit "$rc"); cleanup' EXIT   # cleanup exits with the script's status
+trap 'rc=$?; stop_writer; cleanup "$rc"' EXIT   # cleanup exits with the script's status
 mkfifo "$READY"
 python3 "$BENCH_SCRIPTS/bench-writer.py" write "$LIVE" "$LAT" "$READY" "$RATE" >"$WORK/writer.out" 2>"$WORK/writer.err" &
 WPID=$!
