@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Benchmark: abathur-integrity against plain sqlite3 pragmas, in the same run, on one
-# abathur-shaped database (abathur-demo create: 11 tables, 36 indexes, WAL mode), as issue 4
-# ("Performance") asks: the overhead of our extra checks.
+# abathur-shaped database (abathur-demo create: 11 tables, 36 indexes, WAL mode; the same
+# BENCH_SIZE_MB always makes the same file), as issue 4 ("Performance") and issue 14
+# ("Integrity": full <= 1.0x, --quick <= 1.0x) ask: the cost of our extra checks.
 #
 #   bash scripts/bench-integrity.sh BIN_DIR
 #
-# Rows, each run BENCH_RUNS times (interleaved); the table shows the median of each column:
+# Rows, in this order in every round, BENCH_RUNS rounds (default 3):
 #   ours            abathur-integrity --db DB --backup-dir EMPTYDIR
 #                   (header, WAL state, integrity_check, foreign_key_check, schema, indexes,
 #                   user_version, application_id, row counts; ABATHUR_CONFIG = empty file;
 #                   the backup directory is empty, so there is no row-count reference)
 #   baseline        sqlite3 'file:DB?mode=ro&immutable=1' 'PRAGMA integrity_check; PRAGMA foreign_key_check'
 #   ours_quick      the same as ours with --quick (quick_check instead of integrity_check)
-#   baseline_quick  sqlite3 'file:DB?mode=ro&immutable=1' 'PRAGMA quick_check'
-# ratio = seconds / the matching baseline's seconds (ours / baseline, ours_quick /
-# baseline_quick); overhead = the difference of the medians.
+#   baseline_quick  sqlite3 'file:DB?mode=ro&immutable=1' 'PRAGMA quick_check; PRAGMA foreign_key_check'
+# ratio = our median wall seconds / the matching baseline's (ours / baseline, ours_quick /
+# baseline_quick; cpu_r: CPU seconds); the columns: scripts/bench-run.py and
+# scripts/bench-report.py.
 #
 # Our tool reads a WAL-mode database without a -wal with immutable=1 (LiveReader); with a
 # -wal it reads through it instead, which is a different measurement. The baseline opens the
@@ -27,24 +29,29 @@
 # including integrity_check/quick_check and foreign_key_check; the baseline prints exactly
 # "ok" (foreign_key_check prints nothing when there are no violations).
 #
+# Database: BENCH_DB is reused when it exists (it is only read); `make bench` points it at
+# /var/tmp/abathur-bench-SIZEm.db, shared by every script of the suite.
+#
 # Environment:
 #   BENCH_SIZE_MB  size of the database to create (default 1024)
-#   BENCH_RUNS     runs per row (default 3)
+#   BENCH_RUNS     rounds (default 3)
 #   BENCH_TMP      parent of the temp dir (default /var/tmp); the temp dir is removed at exit
 #   BENCH_DB       reuse this database if it exists; if it does not, create it there and keep
 #                  it for the next run. Unset: the database lives in the temp dir.
+#   BENCH_OUT      where the JSON and the table go (default build/bench): integrity-SIZEm.json
 # Nothing may write to the database during the benchmark: the script refuses a database that
 # is open in any process.
 #
-# Output: an aligned table on stdout, then one line per row:
-#   bench: name=... seconds=... peak_rss_kib=... ratio=...
+# Output: the table on stdout, one `bench:` line per row, the overhead of our extra checks
+# over each baseline, then `bench: json=PATH`.
 # Progress goes to stderr. Exit 1 on any failure or any result that is not ok.
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR source=bench-lib.sh
 . "$(dirname "$0")/bench-lib.sh"
 
 bench_init scripts/bench-integrity.sh abathur-integrity "$@"
-bench_require time sqlite3
+bench_require sqlite3
 bench_database
 
 # Free space: the database itself when it is created in the temp dir, plus a margin; the
@@ -94,9 +101,6 @@ after_run() {  # after_run WHAT: the run created nothing and changed nothing
     [ "$(fingerprint)" = "$DB_PRINT" ] || die "$1 changed $DB (size/mtime/ctime/inode: $DB_PRINT -> $(fingerprint))"
 }
 
-declare -A SEC RSS   # name -> space-separated per-run values
-add() { SEC[$1]+="$2 "; RSS[$1]+="$3 "; }
-
 run_ours() {  # run_ours NAME RUN PRAGMA [extra flags]
     local name=$1 i=$2 pragma=$3; shift 3
     local out="$WORK/$name.out" err="$WORK/$name.err" rc=0 bad
@@ -116,8 +120,8 @@ run_ours() {  # run_ours NAME RUN PRAGMA [extra flags]
     grep -qE '^  ok +foreign_key_check: ok$' "$out" || { cat "$out" >&2; die "$name run $i: no 'foreign_key_check: ok' finding"; }
     [ ! -s "$err" ] || { cat "$err" >&2; die "$name run $i: unexpected output on stderr"; }
     [ -z "$(ls -A "$EMPTY_BACKUPS")" ] || die "$name run $i: wrote into the backup directory: $(ls -A "$EMPTY_BACKUPS" | tr '\n' ' ')"
-    add "$name" "$T_SEC" "$T_RSS"
-    say "$name run $i: ${T_SEC}s, ${T_RSS} KiB peak, $(grep -cE '^  ok ' "$out") findings ok"
+    bench_record "$name"
+    say "$name run $i: ${T_SEC}s wall, ${T_CPU}s CPU, ${T_ANON} KiB anon, $(grep -cE '^  ok ' "$out") findings ok"
 }
 
 run_baseline() {  # run_baseline NAME RUN SQL
@@ -132,12 +136,12 @@ run_baseline() {  # run_baseline NAME RUN SQL
     fi
     [ "$(cat "$out")" = ok ] || die "$name run $i: '$sql' said: $(head -n 5 "$out")"
     [ ! -s "$err" ] || { cat "$err" >&2; die "$name run $i: unexpected output on stderr"; }
-    add "$name" "$T_SEC" "$T_RSS"
-    say "$name run $i: ${T_SEC}s, ${T_RSS} KiB peak, ok"
+    bench_record "$name"
+    say "$name run $i: ${T_SEC}s wall, ${T_CPU}s CPU, ok"
 }
 
 FULL_SQL='PRAGMA integrity_check; PRAGMA foreign_key_check'
-QUICK_SQL='PRAGMA quick_check'
+QUICK_SQL='PRAGMA quick_check; PRAGMA foreign_key_check'
 
 say "database $DB: $DB_BYTES bytes, journal mode $JOURNAL (header), $SRC_TABLES tables, $SRC_INDEXES indexes; $RUNS run(s) per row; work dir $WORK"
 say "warming the page cache (untimed read of the database)"
@@ -154,49 +158,25 @@ done
 
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
-NAMES=(ours baseline ours_quick baseline_quick)
-declare -A BASE=([ours]=baseline [baseline]=baseline [ours_quick]=baseline_quick [baseline_quick]=baseline_quick)
-declare -A LABEL=(
-    [ours]="abathur-integrity (full)"
-    [baseline]="sqlite3 integrity_check + fk_check"
-    [ours_quick]="abathur-integrity --quick"
-    [baseline_quick]="sqlite3 quick_check"
-)
-declare -A MSEC MRSS
-for n in "${NAMES[@]}"; do
-    # shellcheck disable=SC2086
-    MSEC[$n]=$(median '%.2f' ${SEC[$n]})
-    # shellcheck disable=SC2086
-    MRSS[$n]=$(median '%d' ${RSS[$n]})
-done
-ratio() {  # ratio NAME
-    awk -v a="${MSEC[$1]}" -v b="${MSEC[${BASE[$1]}]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }'
-}
-overhead() {  # overhead NAME -> "+1.23s (+4.5%)"
-    awk -v a="${MSEC[$1]}" -v b="${MSEC[${BASE[$1]}]}" 'BEGIN {
-        d = a - b; s = d < 0 ? "" : "+"
-        if (b > 0) printf "%s%.2fs (%s%.1f%%)", s, d, s, 100 * d / b; else printf "%s%.2fs", s, d }'
-}
-
-echo "abathur-integrity benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load $LOAD_START -> $LOAD_END, $(( $(date +%s) - BENCH_START ))s"
-echo "database: $DB_BYTES bytes ($((DB_BYTES / 1048576)) MiB), journal mode $JOURNAL (header), no -wal, $SRC_TABLES tables, $SRC_INDEXES indexes; sqlite3 $(sqlite3 --version | cut -d' ' -f1); $("$BIN/abathur-integrity" --version 2>/dev/null || echo '?')"
-echo "baseline: sqlite3 '$SRC_URI' ..."
-echo "median of $RUNS run(s) per row (each column separately); ratio = seconds / the matching sqlite3 row's seconds"
-echo
-fmt='%-36s %9s %13s %7s %18s   %s\n'
-# shellcheck disable=SC2059
-printf "$fmt" "row" "seconds" "peak_rss_kib" "ratio" "overhead" "seconds per run"
-for n in "${NAMES[@]}"; do
-    ov=""
-    [ "${BASE[$n]}" = "$n" ] || ov=$(overhead "$n")
-    # shellcheck disable=SC2059
-    printf "$fmt" "${LABEL[$n]}" "${MSEC[$n]}" "${MRSS[$n]}" "$(ratio "$n")" "$ov" "${SEC[$n]% }"
-done
-echo
-echo "overhead of our extra checks (header, WAL state, schema, indexes, user_version, application_id, row counts):"
-echo "  full:  $(overhead ours) over integrity_check + foreign_key_check"
-echo "  quick: $(overhead ours_quick) over quick_check"
-echo
-for n in "${NAMES[@]}"; do
-    echo "bench: name=$n seconds=${MSEC[$n]} peak_rss_kib=${MRSS[$n]} ratio=$(ratio "$n")"
-done
+META=$(json_meta benchmark integrity script scripts/bench-integrity.sh \
+    title "abathur-integrity benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load $LOAD_START -> $LOAD_END, $(( $(date +%s) - BENCH_START ))s" \
+    notes "@json:$(json_list \
+        "database: $DB_BYTES bytes ($((DB_BYTES / 1048576)) MiB), journal mode $JOURNAL (header), no -wal, $SRC_TABLES tables, $SRC_INDEXES indexes; sqlite3 $(sqlite3 --version | cut -d' ' -f1); $("$BIN/abathur-integrity" --version 2>/dev/null || echo '?')" \
+        "baseline: sqlite3 '$SRC_URI' ..." \
+        "$RUNS round(s), alternating; wall, cpu: medians; rss, anon: the highest of all runs (KiB); ratio, cpu_r: ours / the matching sqlite3 row")" \
+    database "$DB" database_bytes "@json:$DB_BYTES" size_mb "@json:$SIZE_MB" runs "@json:$RUNS" cores "@json:$(nproc)" \
+    load_start "$LOAD_START" load_end "$LOAD_END" full_sql "$FULL_SQL" quick_sql "$QUICK_SQL")
+bench_report integrity "$META" \
+    "ours=abathur-integrity (full)=baseline" \
+    "baseline=sqlite3 integrity_check + fk_check=" \
+    "ours_quick=abathur-integrity --quick=baseline_quick" \
+    "baseline_quick=sqlite3 quick_check + fk_check="
+python3 - "$REPORT_JSON" <<'EOF'
+import json, sys
+rows = {r["name"]: r for r in json.load(open(sys.argv[1]))["rows"]}
+print("overhead of our extra checks (header, WAL state, schema, indexes, user_version, application_id, row counts):")
+for ours, base, what in (("ours", "baseline", "full: "), ("ours_quick", "baseline_quick", "quick:")):
+    a, b = rows[ours]["median"]["wall_s"], rows[base]["median"]["wall_s"]
+    d = a - b
+    print(f"  {what} {d:+.2f}s ({100 * d / b:+.1f}%) over {rows[base]['label']}" if b > 0 else f"  {what} {d:+.2f}s")
+EOF

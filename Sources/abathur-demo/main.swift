@@ -4,7 +4,8 @@
 //   abathur-demo create DB [--rows N | --size-mb M]   11 tables (the 9 core ones and milestone 3's
 //                                                     document_embeddings, document_embeddings_data),
 //                                                     36 indexes (41 with SQLite's automatic ones),
-//                                                     WAL mode
+//                                                     WAL mode; the same arguments make the same
+//                                                     file, byte for byte (demo_blob, below)
 //   abathur-demo write DB [--seconds S] [--rate TPS] [--say-ready]
 //                                                     a writer that keeps invariants; with
 //                                                     --say-ready, "ready" on stderr after
@@ -12,6 +13,7 @@
 //   abathur-demo check DB [--min-seq N]               exit 0 when the invariants hold
 //   abathur-demo seq DB                               print the writer's sequence number
 import AbathurCore
+import CSQLite
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -91,14 +93,96 @@ CREATE INDEX idx_document_embeddings_document ON document_embeddings(document_id
 CREATE INDEX idx_document_embeddings_model ON document_embeddings(model);
 """
 
+/// SplitMix64 (Steele, Lea, Flood 2014): a seeded generator, the same numbers on every machine.
+struct SplitMix64 {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// `demo_blob(N, STREAM, I)`: N bytes (0...65536) from SplitMix64 seeded by STREAM (0...65535)
+/// and the row number I (0 ..< 2^48), `STREAM << 48 | I`: what `randomblob(N)` gave `create`
+/// before, as incompressible, but the same bytes for the same arguments, so two databases made
+/// with the same arguments are the same file. Each column that had random bytes has its own
+/// STREAM, so no two columns repeat each other's bytes.
+func demoBlob(_ context: OpaquePointer?, _ argc: Int32, _ argv: UnsafeMutablePointer<OpaquePointer?>?) {
+    guard argc == 3, let argv else { return sqlite3_result_error(context, "demo_blob(N, STREAM, I): three arguments", -1) }
+    let n = sqlite3_value_int64(argv[0]), stream = sqlite3_value_int64(argv[1]), row = sqlite3_value_int64(argv[2])
+    guard (0...65536).contains(n), (0...65535).contains(stream), (0..<(Int64(1) << 48)).contains(row) else {
+        return sqlite3_result_error(context, "demo_blob(N, STREAM, I): N in 0...65536, STREAM in 0...65535, I in 0..<2^48", -1)
+    }
+    // "sqlite3_result_blob64(C,V,N,D) ... If the 4th parameter ... is a pointer to a function,
+    // then SQLite calls that function as the destructor for the [blob] when it has finished
+    // using that result": the buffer is SQLite's from here on.
+    let wordCount = max(1, (Int(n) + 7) / 8)
+    guard let buffer = sqlite3_malloc64(UInt64(wordCount * 8)) else { return sqlite3_result_error_nomem(context) }
+    var generator = SplitMix64(seed: UInt64(stream) << 48 | UInt64(row))
+    let words = buffer.bindMemory(to: UInt64.self, capacity: wordCount)
+    for k in 0..<wordCount { words[k] = generator.next().littleEndian }
+    sqlite3_result_blob64(context, buffer, UInt64(n), sqlite3_free)
+}
+
+/// The connection `create` fills the database through. It has its own `sqlite3*`, because it
+/// registers `demo_blob` (Connection keeps its handle to itself); closed in `deinit`.
+final class CreateConnection {
+    let handle: OpaquePointer
+
+    init(path: String) {
+        var db: OpaquePointer?
+        let rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            if let db { sqlite3_close_v2(db) }
+            fail("\(path): \(message)")
+        }
+        handle = db
+        sqlite3_extended_result_codes(db, 1)
+        // SQLITE_DETERMINISTIC: "the function always gives the same output when the input
+        // parameters are the same".
+        guard sqlite3_create_function_v2(db, "demo_blob", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nil, demoBlob, nil, nil, nil) == SQLITE_OK else {
+            fail("\(path): cannot register demo_blob: \(String(cString: sqlite3_errmsg(db)))")
+        }
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    func execute(_ sql: String) {
+        var message: UnsafeMutablePointer<CChar>?
+        guard sqlite3_exec(handle, sql, nil, nil, &message) == SQLITE_OK else {
+            let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            sqlite3_free(message)
+            fail(text)
+        }
+    }
+
+    func integer(_ sql: String) -> Int64 {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+            fail("\(sql): \(String(cString: sqlite3_errmsg(handle)))")
+        }
+        defer { sqlite3_finalize(statement) }
+        guard sqlite3_step(statement) == SQLITE_ROW else { fail("\(sql): \(String(cString: sqlite3_errmsg(handle)))") }
+        return sqlite3_column_int64(statement, 0)
+    }
+}
+
 /// Realistic-looking rows: words repeat (text compresses as real text does), ids and hashes
-/// do not. `scale` rows of tasks; the other tables in proportion. Milestone 3 (vector search):
-/// nine documents in ten have an embedding (chunk 0) in document_embeddings, its vector (64 random
+/// do not; their bytes come from `demo_blob`, so the same scale makes the same rows. `scale`
+/// rows of tasks; the other tables in proportion. Milestone 3 (vector search): nine documents
+/// in ten have an embedding (chunk 0) in document_embeddings, its vector (64 random-looking
 /// bytes, small on purpose) in document_embeddings_data; the tenth has none yet. document_index's
 /// chunk_count and indexed_at are its sync state.
-func populate(_ db: Connection, scale: Int) throws {
+func populate(_ db: CreateConnection, scale: Int) {
     let agents = 20
-    try db.execute("""
+    db.execute("""
     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(agents))
     INSERT INTO agents(id, name, status, model, budget, created_at)
       SELECT 'agent-' || i, 'worker ' || i, CASE i % 3 WHEN 0 THEN 'idle' WHEN 1 THEN 'busy' ELSE 'paused' END,
@@ -115,7 +199,7 @@ func populate(_ db: Connection, scale: Int) throws {
              CASE WHEN i > 10 AND i % 5 = 0 THEN i - 7 END,
              'Task ' || i || ': refactor the ' || (CASE i % 4 WHEN 0 THEN 'parser' WHEN 1 THEN 'scheduler' WHEN 2 THEN 'storage layer' ELSE 'API' END),
              'Investigate and resolve the reported problem in component ' || (i % 97) ||
-             '. Steps: reproduce, write a failing test, fix, verify under load. Context: ' || hex(randomblob(48)),
+             '. Steps: reproduce, write a failing test, fix, verify under load. Context: ' || hex(demo_blob(48, 1, i)),
              CASE i % 5 WHEN 0 THEN 'pending' WHEN 1 THEN 'running' ELSE 'completed' END,
              i % 10, datetime('2026-01-01', '+' || i || ' seconds'), datetime('2026-01-01', '+' || (i + 60) || ' seconds')
       FROM n;
@@ -123,16 +207,16 @@ func populate(_ db: Connection, scale: Int) throws {
     INSERT INTO audit(task_id, agent_id, action, details, created_at)
       SELECT 1 + i % \(scale), 'agent-' || (1 + i % \(agents)),
              CASE i % 4 WHEN 0 THEN 'created' WHEN 1 THEN 'started' WHEN 2 THEN 'updated' ELSE 'completed' END,
-             '{"by":"agent-' || (1 + i % \(agents)) || '","note":"state change recorded","ref":"' || hex(randomblob(8)) || '"}',
+             '{"by":"agent-' || (1 + i % \(agents)) || '","note":"state change recorded","ref":"' || hex(demo_blob(8, 2, i)) || '"}',
              datetime('2026-01-01', '+' || i || ' seconds')
       FROM n;
     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(max(1, scale / 4)))
     INSERT INTO checkpoints(task_id, session_id, step, data, created_at)
       SELECT 1 + i % \(scale), 'session-' || (1 + i % \(max(1, scale / 10))), i % 12,
-             zeroblob(256) || randomblob(256), datetime('2026-01-01', '+' || i || ' seconds')
+             zeroblob(256) || demo_blob(256, 3, i), datetime('2026-01-01', '+' || i || ' seconds')
       FROM n;
-    INSERT INTO state(key, value, updated_at) VALUES ('writer_seq', '0', datetime('now')),
-      ('schema_version', '9', datetime('now')), ('orchestrator', 'running', datetime('now'));
+    INSERT INTO state(key, value, updated_at) VALUES ('writer_seq', '0', '2026-01-01 00:00:00'),
+      ('schema_version', '9', '2026-01-01 00:00:00'), ('orchestrator', 'running', '2026-01-01 00:00:00');
     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(scale))
     INSERT INTO metrics(name, value, labels, agent_id, recorded_at)
       SELECT CASE i % 3 WHEN 0 THEN 'tokens_used' WHEN 1 THEN 'latency_ms' ELSE 'tasks_done' END, (i * 7919) % 1000 / 10.0,
@@ -146,14 +230,14 @@ func populate(_ db: Connection, scale: Int) throws {
       FROM n;
     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(max(1, scale / 5)))
     INSERT INTO document_index(path, title, content_hash, chunk_count, indexed_at)
-      SELECT 'docs/section-' || (i % 40) || '/page-' || i || '.md', 'Design note ' || i, hex(randomblob(32)), 1 + i % 30,
+      SELECT 'docs/section-' || (i % 40) || '/page-' || i || '.md', 'Design note ' || i, hex(demo_blob(32, 4, i)), 1 + i % 30,
              datetime('2026-01-01', '+' || i || ' seconds')
       FROM n;
     INSERT INTO document_embeddings(document_id, chunk, model, created_at)
       SELECT id, 0, 'embed-small-' || (id % 2), datetime(indexed_at, '+5 seconds')
       FROM document_index WHERE id % 10 <> 0;
     INSERT INTO document_embeddings_data(embedding_id, vector)
-      SELECT id, randomblob(64) FROM document_embeddings;
+      SELECT id, demo_blob(64, 5, id) FROM document_embeddings;
     """)
 }
 
@@ -167,13 +251,13 @@ func create(_ args: [String]) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
     guard fd >= 0 else { fail("\(path): cannot create") }
     close(fd)
-    let db = try Connection(path: path, mode: .readWrite)
-    try db.execute("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA application_id=1094865992; PRAGMA user_version=9")
-    try db.execute("BEGIN; \(schema) COMMIT;")
-    try db.execute("BEGIN")
-    try populate(db, scale: max(rows, 20))
-    try db.execute("COMMIT")
-    print("\(path): \(max(rows, 20)) tasks, \(try db.integer("SELECT count(*) FROM sqlite_schema WHERE type='index'")) indexes, \(try db.integer("PRAGMA page_count") * (try db.integer("PRAGMA page_size")) / 1024) KiB")
+    let db = CreateConnection(path: path)
+    db.execute("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA application_id=1094865992; PRAGMA user_version=9")
+    db.execute("BEGIN; \(schema) COMMIT;")
+    db.execute("BEGIN")
+    populate(db, scale: max(rows, 20))
+    db.execute("COMMIT")
+    print("\(path): \(max(rows, 20)) tasks, \(db.integer("SELECT count(*) FROM sqlite_schema WHERE type='index'")) indexes, \(db.integer("PRAGMA page_count") * db.integer("PRAGMA page_size") / 1024) KiB")
 }
 
 /// One transaction per step: a new task with the next sequence number, its audit row, the
