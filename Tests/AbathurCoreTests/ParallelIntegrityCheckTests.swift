@@ -51,7 +51,8 @@ final class ParallelIntegrityCheckTests: XCTestCase {
             .filter { !$0.hasPrefix("*** in database ") })
         let tables = try Connection(path: db, mode: .immutable).rows(DatabaseInspection.tablesByIndexCount).compactMap { $0[0] }
         XCTAssertEqual(tables, ["a", "b"], "the tables with the most indexes first")
-        let split = try ParallelIntegrityCheck.run(path: db, mode: .immutable, busyTimeoutMs: 1000, maxErrors: 1000, tables: tables, threads: 4)
+        let split = try ParallelIntegrityCheck.run(.init(like: Connection(path: db, mode: .immutable, busyTimeoutMs: 1000), mmap: true),
+                                                   maxErrors: 1000, tables: tables, threads: 4)
         return (whole, split)
     }
 

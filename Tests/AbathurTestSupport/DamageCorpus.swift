@@ -4,9 +4,8 @@ import XCTest
 /// The deterministic damage corpus of issue 13: from an undamaged abathur-shaped database (made
 /// by the real `abathur-demo`), a seed and a variant, a damaged copy, always the same one for the
 /// same seed and base. Pages are chosen by their owner and type as SQLite's `dbstat` table reports
-/// them on the undamaged file; every random choice comes from `SplitMix64(seed)`. (The base's own
-/// content has random blobs from `abathur-demo`, which can move an index page by one between two
-/// bases; which page of a kind is hit is still the seed's choice.)
+/// them on the undamaged file; every random choice comes from `SplitMix64(seed)`. (`abathur-demo
+/// create` is deterministic too, so the same rows give the same base.)
 ///
 /// And the measuring stick: `CorpusMeasure` compares a salvaged database with the undamaged
 /// original, row by row, by rowid (python3's sqlite3 module on Debian's libsqlite3).

@@ -633,11 +633,38 @@ final class RestoreTests: XCTestCase {
 
     // MARK: - 8. Incident records
 
+    func inode(_ path: String) throws -> Int {
+        try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? Int)
+    }
+
+    /// A database with no -wal and no -journal is renamed over and never written again: its
+    /// safety copy is the old file itself, hard-linked (no 1 GiB copy), with its bytes and hash.
+    func testTheSafetyCopyOfADatabaseWithoutAWALIsTheOldFileItself() throws {
+        let box = try Sandbox()
+        let names = try makeBackups(box, count: 2)
+        // A read-write connection closing last checkpoints the -wal and removes it.
+        let closed = try Sandbox.execute("/usr/bin/sqlite3", [box.db, "PRAGMA user_version"])
+        XCTAssertEqual(closed.status, 0, closed.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: box.db + "-wal"), "closing the last connection removes the -wal")
+        let (oldInode, oldSHA) = (try inode(box.db), try box.sha256(box.db))
+
+        let result = try box.restore([names[0]])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(try box.sha256(box.db), try databaseSHA(box, names[0]))
+        let safetyLine = try XCTUnwrap(result.stdout.split(separator: "\n").first { $0.hasPrefix("safety copy: ") }, result.stdout)
+        let copy = String(safetyLine.dropFirst("safety copy: ".count)) + "/" + (box.db as NSString).lastPathComponent
+        XCTAssertEqual(try inode(copy), oldInode, "the old file itself, linked")
+        XCTAssertNotEqual(try inode(box.db), oldInode)
+        XCTAssertEqual(try box.sha256(copy), oldSHA)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: copy)[.referenceCount] as? Int, 1, "only the safety copy holds the old file now")
+    }
+
     func testRestoreWritesAnIncidentRecord() throws {
         let box = try Sandbox()
         let names = try makeBackups(box, count: 1)
         try makeHotWAL(box)
         let original = try liveState(box)
+        let oldInode = try inode(box.db)
         let (env, log) = try fakeSystemctl(box)
 
         let result = try box.restore([], env: env)
@@ -654,6 +681,8 @@ final class RestoreTests: XCTestCase {
         // The safety copy holds the db, -wal and -shm as they were.
         let safetyLine = try XCTUnwrap(result.stdout.split(separator: "\n").first { $0.hasPrefix("safety copy: ") }, result.stdout)
         XCTAssertEqual(try box.fingerprint(String(safetyLine.dropFirst("safety copy: ".count))), original)
+        // With a -wal beside it the old database is settled (written) before it goes: copied, never linked.
+        XCTAssertNotEqual(try inode(String(safetyLine.dropFirst("safety copy: ".count)) + "/" + (box.db as NSString).lastPathComponent), oldInode)
 
         let md = try incidentRecord(result)
         XCTAssertTrue(md.hasSuffix(".md"), md)

@@ -31,13 +31,16 @@ public struct DatabaseCheck: Sendable {
         /// integrity_check (or quick_check) and foreign_key_check; off only where the same
         /// bytes were already checked (a restore's post-check compares their SHA-256).
         public var structural = true
+        /// integrity_check on every core (`ParallelIntegrityCheck`); off where the cores are
+        /// busy with something else at the same time (a backup compresses beside its checks).
+        public var parallel = true
         public init(quick: Bool, expectation: SchemaExpectation) {
             self.quick = quick
             self.expectation = expectation
         }
 
         var inspection: DatabaseInspection.Options {
-            DatabaseInspection.Options(quick: quick, maxErrors: maxErrors, structural: structural)
+            DatabaseInspection.Options(quick: quick, maxErrors: maxErrors, structural: structural, parallel: parallel)
         }
     }
 

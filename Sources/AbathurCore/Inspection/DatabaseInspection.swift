@@ -75,10 +75,13 @@ public struct DatabaseInspection: Sendable {
         public var maxErrors: Int
         /// integrity_check (or quick_check) and foreign_key_check.
         public var structural: Bool
-        public init(quick: Bool, maxErrors: Int, structural: Bool = true) {
+        /// integrity_check split over every core, when the file may be opened again.
+        public var parallel: Bool
+        public init(quick: Bool, maxErrors: Int, structural: Bool = true, parallel: Bool = true) {
             self.quick = quick
             self.maxErrors = maxErrors
             self.structural = structural
+            self.parallel = parallel
         }
     }
 
@@ -98,11 +101,18 @@ public struct DatabaseInspection: Sendable {
         ORDER BY (SELECT count(*) FROM sqlite_schema i WHERE i.type = 'index' AND i.tbl_name = t.name) DESC, t.name
         """
 
-    /// How to open a file again from other threads (`Contents.read`).
+    /// How to open a file again from other threads (`Contents.read`): as `connection` was
+    /// opened, with a memory map only when nothing else writes the file (a live database
+    /// truncated under a map would be SIGBUS).
     public struct ParallelCheck: Sendable {
         public var path: String
         public var mode: Connection.Mode
         public var busyTimeoutMs: Int
+        public var mmap: Bool
+
+        public init(like connection: Connection, mmap: Bool) {
+            (path, mode, busyTimeoutMs, self.mmap) = (connection.path, connection.mode, connection.busyTimeoutMs, mmap)
+        }
     }
 
     /// The most of a file SQLite maps: all of it, up to Debian's SQLITE_MAX_MMAP_SIZE (2 GiB);
@@ -123,7 +133,7 @@ public struct DatabaseInspection: Sendable {
             // 2.1 s against 4-5 s), and the pages are page cache, not the process's memory.
             // Only for files nothing else writes: a file truncated under a map is SIGBUS.
             try connection.execute("PRAGMA mmap_size = \(DatabaseInspection.mmapSize)")
-            let parallel = ParallelCheck(path: path, mode: quiet ? .immutable : .readOnly, busyTimeoutMs: busyTimeoutMs)
+            let parallel = ParallelCheck(like: connection, mmap: true)
             inspection.contents = .success(Contents.read(connection, options: options, parallel: parallel))
         } catch {
             inspection.contents = .failure(error)
@@ -159,10 +169,9 @@ extension DatabaseInspection.Contents {
         if options.structural {
             let pragma = options.quick ? "quick_check" : "integrity_check"
             var checked = DatabaseInspection.Structure(pragma: pragma, messages: [], failure: held)
-            if held == nil, !options.quick, let parallel, Threads.available > 1,
+            if held == nil, !options.quick, options.parallel, let parallel, Threads.available > 1,
                let tables = try? db.rows(DatabaseInspection.tablesByIndexCount).compactMap({ $0[0] }),
-               let split = try? ParallelIntegrityCheck.run(path: parallel.path, mode: parallel.mode, busyTimeoutMs: parallel.busyTimeoutMs,
-                                                           maxErrors: options.maxErrors, tables: tables, threads: min(4, Threads.available)) {
+               let split = try? ParallelIntegrityCheck.run(parallel, maxErrors: options.maxErrors, tables: tables, threads: min(4, Threads.available)) {
                 checked = split
             } else if held == nil {
                 do {

@@ -2,8 +2,11 @@
 import Glibc
 #endif
 
-/// `PRAGMA integrity_check` on several cores, for a file nothing else writes (a snapshot, a
-/// backup's inflated copy, a restore candidate). On an abathur database integrity_check is
+/// `PRAGMA integrity_check` on several cores: for a file nothing else writes (a snapshot, a
+/// backup's inflated copy, a restore candidate), and for the live database, each connection
+/// opened as the one `LiveReader` chose. With a writer running, each job reads its own
+/// snapshot; every check lies within one job (a table and its indexes; the page accounting),
+/// so each is made on one consistent state. On an abathur database integrity_check is
 /// one core's work for most of a backup's or a restore's time (1 GiB: 7.3 s, mostly looking
 /// up every row in every index), and splitting it halves that on two cores.
 ///
@@ -22,12 +25,18 @@ import Glibc
 /// jobs run on `threads` connections of their own, on threads at idle CPU priority (as the
 /// compression's: the service comes first), each taking the next job from one queue in the
 /// caller's order (the tables with the most indexes first); their messages are merged in job
-/// order, so the same file always gives the same report. One difference: a per-table check
-/// lists at most 100 problems (SQLite's default; its argument is the table's name, so no
-/// other limit can be given), so a table with more than 100 problems lists fewer than
-/// `maxErrors`. The verdict is the same.
+/// order, so the same file always gives the same report. A per-table check lists at most 100
+/// problems (SQLite's default; its argument is the table's name, so no other limit can be
+/// given): when one reaches that and more were asked for, `run` throws `Truncated`, and the
+/// caller runs the one pragma, which lists them all.
 enum ParallelIntegrityCheck {
-    static func run(path: String, mode: Connection.Mode, busyTimeoutMs: Int, maxErrors: Int, tables: [String],
+    /// What `PRAGMA integrity_check(TABLE)` lists at most.
+    static let perTableLimit = 100
+
+    /// A table had more problems than its check could list.
+    struct Truncated: Error {}
+
+    static func run(_ file: DatabaseInspection.ParallelCheck, maxErrors: Int, tables: [String],
                     threads: Int) throws -> DatabaseInspection.Structure {
         let jobs = ["PRAGMA quick_check(\(maxErrors))"] + tables.map { "PRAGMA integrity_check(\(SQL.literal($0)))" }
         var results = [(messages: [String], failure: SQLiteError?)?](repeating: nil, count: jobs.count)
@@ -40,8 +49,8 @@ enum ParallelIntegrityCheck {
             running.append(try Threads.start(idle: true) {
                 let connection: Connection
                 do {
-                    connection = try Connection(path: path, mode: mode, busyTimeoutMs: busyTimeoutMs)
-                    try connection.execute("PRAGMA mmap_size = \(DatabaseInspection.mmapSize)")
+                    connection = try Connection(path: file.path, mode: file.mode, busyTimeoutMs: file.busyTimeoutMs)
+                    if file.mmap { try connection.execute("PRAGMA mmap_size = \(DatabaseInspection.mmapSize)") }
                 } catch {
                     monitor.locked { openFailure = openFailure ?? error }
                     return
@@ -71,6 +80,7 @@ enum ParallelIntegrityCheck {
         for thread in running { Threads.join(thread) }
         running = []
         if let openFailure { throw openFailure }
+        if maxErrors > perTableLimit, results.dropFirst().contains(where: { ($0?.messages.count ?? 0) >= perTableLimit }) { throw Truncated() }
         var structure = DatabaseInspection.Structure(pragma: "integrity_check", messages: [], failure: nil)
         for case let result? in results {
             structure.failure = structure.failure ?? result.failure

@@ -34,7 +34,7 @@ public struct IntegrityChecker {
         let structural = options.quick ? "quick_check" : "integrity_check"
         do {
             let contents = try LiveReader.read(path, busyTimeoutMs: options.busyTimeoutMs, tempDirectory: options.tempDirectory) { db in
-                DatabaseInspection.Contents.read(db, options: options.inspection)
+                DatabaseInspection.Contents.read(db, options: options.inspection, parallel: DatabaseInspection.ParallelCheck(like: db, mmap: false))
             }
             judge.judgeContents(contents, standard: .inPlace(reference: reference), into: &report)
         } catch let error as SQLiteError {

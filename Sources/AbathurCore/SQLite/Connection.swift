@@ -24,6 +24,10 @@ public final class Connection {
 
     let handle: OpaquePointer
     public let path: String
+    /// How it was opened, so that another thread can open the same file the same way
+    /// (`ParallelIntegrityCheck`).
+    public let mode: Mode
+    public let busyTimeoutMs: Int
 
     public init(path: String, mode: Mode, busyTimeoutMs: Int = 5000) throws(SQLiteError) {
         var db: OpaquePointer?
@@ -46,6 +50,8 @@ public final class Connection {
         }
         handle = db
         self.path = path
+        self.mode = mode
+        self.busyTimeoutMs = busyTimeoutMs
         sqlite3_extended_result_codes(db, 1)
         sqlite3_busy_timeout(db, Int32(clamping: busyTimeoutMs))
     }
