@@ -17,7 +17,7 @@ extension BackupTool {
         @Flag(name: .setting(.quickCheck), help: "Check the copy with quick_check instead of integrity_check.")
         var quick = false
 
-        @Option(name: .setting(.compressionLevel), help: ArgumentHelp("gzip level, 1 (fast) to 9 (small); default \(Setting.compressionLevel.key.defaultValue).", valueName: "n"))
+        @Option(name: .setting(.compressionLevel), help: ArgumentHelp("Deflate level (libdeflate's), 1 (fast) to 9 (small); default \(Setting.compressionLevel.key.defaultValue).", valueName: "n"))
         var compressionLevel: String?
 
         @Flag(help: "Stream the verified .db.gz to stdout; nothing is kept in the backup directory (no manifest, no retention).")

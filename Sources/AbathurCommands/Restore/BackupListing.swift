@@ -98,7 +98,7 @@ enum BackupListing {
         }
         out.result("  created      \(m.created) (\(m.kind.rawValue), label \(m.label))")
         out.result("  source       \(m.source)")
-        out.result("  tools        abathur-tools \(m.toolVersion), SQLite \(m.sqliteVersion), gzip level \(m.compressionLevel)")
+        out.result("  tools        abathur-tools \(m.toolVersion), SQLite \(m.sqliteVersion), deflate level \(m.compressionLevel)")
         out.result("  .db.gz       \(m.gz.bytes) bytes, sha256 \(m.gz.sha256)")
         out.result("  database     \(m.database.bytes) bytes, sha256 \(m.database.sha256)")
         out.result("  pages        \(m.database.pageCount) of \(m.database.pageSize) bytes, \(m.database.freelistCount) free")

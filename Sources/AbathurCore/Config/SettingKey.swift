@@ -150,7 +150,7 @@ extension Setting where Value == Int {
     public static var busyTimeoutMs: Self { Self("busy_timeout_ms", default: "5000", flag: "busy-timeout", .integer(0...3_600_000), "SQLite busy timeout in milliseconds") }
     public static var retentionDays: Self { Self("retention_days", default: "30", .integer(1...100_000), "keep scheduled backups this many days") }
     public static var keepMinVerified: Self { Self("keep_min_verified", default: "2", .integer(1...10_000), "never keep fewer verified backups than this") }
-    public static var compressionLevel: Self { Self("compression_level", default: "6", flag: "compression-level", .integer(1...9), "gzip level, 1 (fast) to 9 (small)") }
+    public static var compressionLevel: Self { Self("compression_level", default: "5", flag: "compression-level", .integer(1...9), "deflate level (libdeflate's), 1 (fast) to 9 (small)") }
     public static var expectMinIndexes: Self { Self("expect_min_indexes", default: "33", .integer(0...100_000), "at least this many indexes") }
     public static var maxErrors: Self {
         Self("max_errors", default: "100000", flag: "max-errors", .integer(1...100_000_000), "integrity_check messages to keep (SQLite stops at 100 by default)")

@@ -169,10 +169,12 @@ extension DatabaseInspection.Contents {
         if options.structural {
             let pragma = options.quick ? "quick_check" : "integrity_check"
             var checked = DatabaseInspection.Structure(pragma: pragma, messages: [], failure: held)
+            var foreignKeyRows: Fact<[[String?]]>?
             if held == nil, !options.quick, options.parallel, let parallel, Threads.available > 1,
                let tables = try? db.rows(DatabaseInspection.tablesByIndexCount).compactMap({ $0[0] }),
                let split = try? ParallelIntegrityCheck.run(parallel, maxErrors: options.maxErrors, tables: tables, threads: min(4, Threads.available)) {
-                checked = split
+                checked = split.structure
+                foreignKeyRows = split.foreignKeys
             } else if held == nil {
                 do {
                     let statement = try db.prepare("PRAGMA \(pragma)(\(options.maxErrors))")
@@ -188,7 +190,13 @@ extension DatabaseInspection.Contents {
             }
             structure = checked
             foreignKeys = fact { () throws(SQLiteError) in
-                try db.rows("PRAGMA foreign_key_check").map { row in
+                let rows: [[String?]]
+                switch foreignKeyRows {
+                case .success(let split)?: rows = split
+                case .failure(let error)?: throw error
+                case nil: rows = try db.rows("PRAGMA foreign_key_check")
+                }
+                return rows.map { row in
                     DatabaseInspection.ForeignKeyViolation(table: row[0], rowid: row[1], parent: row[2], constraint: row.count > 3 ? row[3] : nil)
                 }
             }

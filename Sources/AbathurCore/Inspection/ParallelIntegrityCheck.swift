@@ -21,7 +21,7 @@ import Glibc
 ///   which is why quick_check runs too).
 ///
 /// quick_check plus integrity_check(T) for every table checks all that integrity_check
-/// checks; the b-trees are walked twice, which costs about one core-second per GiB. The
+/// checks (and `PRAGMA foreign_key_check` runs beside them, as one more job); the b-trees are walked twice, which costs about one core-second per GiB. The
 /// jobs run on `threads` connections of their own, on threads at idle CPU priority (as the
 /// compression's: the service comes first), each taking the next job from one queue in the
 /// caller's order (the tables with the most indexes first); their messages are merged in job
@@ -36,10 +36,19 @@ enum ParallelIntegrityCheck {
     /// A table had more problems than its check could list.
     struct Truncated: Error {}
 
+    /// The structure, and the rows of `PRAGMA foreign_key_check`, which runs as one more job.
+    struct Outcome {
+        var structure: DatabaseInspection.Structure
+        var foreignKeys: Fact<[[String?]]>
+    }
+
     static func run(_ file: DatabaseInspection.ParallelCheck, maxErrors: Int, tables: [String],
-                    threads: Int) throws -> DatabaseInspection.Structure {
-        let jobs = ["PRAGMA quick_check(\(maxErrors))"] + tables.map { "PRAGMA integrity_check(\(SQL.literal($0)))" }
+                    threads: Int) throws -> Outcome {
+        // quick_check and foreign_key_check first, then the tables (the caller's order).
+        let foreignKeyJob = 1
+        let jobs = ["PRAGMA quick_check(\(maxErrors))", "PRAGMA foreign_key_check"] + tables.map { "PRAGMA integrity_check(\(SQL.literal($0)))" }
         var results = [(messages: [String], failure: SQLiteError?)?](repeating: nil, count: jobs.count)
+        var foreignKeys: Fact<[[String?]]> = .success([])
         let monitor = Monitor()
         var next = 0
         var openFailure: (any Error)?
@@ -62,6 +71,11 @@ enum ParallelIntegrityCheck {
                         return next
                     }
                     guard let job else { return }
+                    if job == foreignKeyJob {
+                        let rows = Result { () throws(SQLiteError) in try connection.rows(jobs[job]) }
+                        monitor.locked { foreignKeys = rows }
+                        continue
+                    }
                     var messages: [String] = []
                     var failure: SQLiteError?
                     do throws(SQLiteError) {
@@ -80,7 +94,7 @@ enum ParallelIntegrityCheck {
         for thread in running { Threads.join(thread) }
         running = []
         if let openFailure { throw openFailure }
-        if maxErrors > perTableLimit, results.dropFirst().contains(where: { ($0?.messages.count ?? 0) >= perTableLimit }) { throw Truncated() }
+        if maxErrors > perTableLimit, results.dropFirst(2).contains(where: { ($0?.messages.count ?? 0) >= perTableLimit }) { throw Truncated() }
         var structure = DatabaseInspection.Structure(pragma: "integrity_check", messages: [], failure: nil)
         for case let result? in results {
             structure.failure = structure.failure ?? result.failure
@@ -88,6 +102,6 @@ enum ParallelIntegrityCheck {
         }
         if structure.messages.isEmpty && structure.failure == nil { structure.messages = ["ok"] }
         structure.messages = Array(structure.messages.prefix(maxErrors))
-        return structure
+        return Outcome(structure: structure, foreignKeys: foreignKeys)
     }
 }

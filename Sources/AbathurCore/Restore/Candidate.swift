@@ -77,9 +77,11 @@ public struct Candidate: Sendable {
     /// in `directory`, in bounded memory, and compares it with the manifest when there is one.
     /// Any decompressor error or hash mismatch is exit 3; the temp file is removed on error.
     /// `verbatim` copies the bytes whatever they are (a rollback puts back what was there,
-    /// even a file that is not a database). Writing stops before it passes `limit`.
+    /// even a file that is not a database). Writing stops before it passes `limit`. `sync`:
+    /// fsync the file before returning; a caller that passes false must fsync it
+    /// (`Candidate.sync`) before anything depends on it being on disk.
     public static func write(from source: ChosenSource, into directory: String, force: Bool, verbatim: Bool = false,
-                             limit: InflationLimit? = nil, progress: ((Int64) -> Void)? = nil) throws -> Candidate {
+                             sync: Bool = true, limit: InflationLimit? = nil, progress: ((Int64) -> Void)? = nil) throws -> Candidate {
         let input: FileDescriptor
         if let path = source.path, !verbatim {
             // A database file that a process holds locked is being written: a copy of it is not
@@ -97,7 +99,7 @@ public struct Candidate: Sendable {
         do {
             var candidate = try copy(input, to: output, verbatim: verbatim, limit: limit, progress: progress)
             candidate.path = output.path
-            try output.sync()
+            if sync { try output.sync() }
             try output.close()
             if let manifest = source.manifest { try candidate.compare(with: manifest, source: source.path ?? "-") }
             if candidate.gzSHA256 == nil, let path = source.path { try candidate.foldCompanions(of: path, verbatim: verbatim) }
@@ -110,6 +112,13 @@ public struct Candidate: Sendable {
             }
             throw error
         }
+    }
+
+    /// Makes the candidate's bytes durable (fsync).
+    public static func sync(_ path: String) throws {
+        let file = try FileDescriptor.openForReading(path)
+        try file.sync()
+        try file.close()
     }
 
     /// A raw database file may have a `-wal` (or a hot `-journal`) beside it, like the files of

@@ -122,9 +122,20 @@ public final class RestoreJob {
         case .restore:
             let source = try locate()
             let written = try decompress(source)
+            // The candidate reaches the disk while it is checked (both read the page cache);
+            // it must be there before the swap.
+            let syncStart = Timeline.Start()
+            let syncing = try BackgroundWork { try Candidate.sync(written.path) }
             try checkCandidate(written.path, sha256: written.sha256, bytes: written.bytes, source: source.path ?? "stdin",
                                manifest: source.manifest,
                                damaged: written.gzSHA256 == nil && source.manifest == nil ? .corrupt : .damagedBackup)
+            do {
+                try syncing.join()
+                timeline.record("sync candidate", since: syncStart, until: syncing.finished, ok: true, detail: "fsynced beside the check")
+            } catch {
+                timeline.record("sync candidate", since: syncStart, until: syncing.finished, ok: false, detail: "\(error)")
+                throw error
+            }
             candidate = (written.path, written.sha256)
         case .reinit:
             try preflight(needed: 0)
@@ -200,7 +211,8 @@ public final class RestoreJob {
         let limit = try source.manifest.map(InflationLimit.manifest)
             ?? RestorePlan.Space.inflationLimit(for: request, safetyRoot: safetyRoot)
         let written = try timeline.step("decompress") {
-            let written = try Candidate.write(from: source, into: Paths.directory(of: request.database), force: request.force, limit: limit) { done in
+            let written = try Candidate.write(from: source, into: Paths.directory(of: request.database), force: request.force,
+                                              sync: false, limit: limit) { done in
                 self.timeline.events.progress("decompress", done: done, total: source.manifest?.gz.bytes ?? 0)
             }
             let hash = source.manifest == nil ? "no manifest to compare with" : "sha256 matches the manifest"

@@ -83,28 +83,37 @@ final class Monitor: @unchecked Sendable {
 }
 
 /// A value computed on a thread of its own while the caller does something else; `join`
-/// waits for it (a thrown error is rethrown there).
+/// waits for it (a thrown error is rethrown there). Dropped without a `join`, it still waits
+/// for the thread, so no thread outlives it.
 final class BackgroundWork<T>: @unchecked Sendable {
-    private var result: Result<T, any Error>?
+    /// What the thread writes; held by the thread itself, so it outlives this object's deinit.
+    private final class Outcome: @unchecked Sendable {
+        var result: Result<T, any Error>?
+        var finished: Double = 0
+    }
+
+    private let outcome = Outcome()
     private var thread: pthread_t?
-    /// When the body ended, on `Clock.monotonicSeconds`; read it after `join`.
-    private(set) var finished: Double = 0
 
     init(_ body: @escaping () throws -> T) throws {
-        thread = try Threads.start(idle: false) { [unowned self] in
-            self.result = Result { try body() }
-            self.finished = Clock.monotonicSeconds()
+        let outcome = self.outcome
+        thread = try Threads.start(idle: false) {
+            outcome.result = Result { try body() }
+            outcome.finished = Clock.monotonicSeconds()
         }
     }
 
     deinit { if let thread { Threads.join(thread) } }
+
+    /// When the body ended, on `Clock.monotonicSeconds`; read it after `join`.
+    var finished: Double { outcome.finished }
 
     func join() throws -> T {
         if let thread {
             Threads.join(thread)
             self.thread = nil
         }
-        return try result!.get()
+        return try outcome.result!.get()
     }
 }
 
