@@ -52,7 +52,7 @@ final class ParallelIntegrityCheckTests: XCTestCase {
         let tables = try Connection(path: db, mode: .immutable).rows(DatabaseInspection.tablesByIndexCount).compactMap { $0[0] }
         XCTAssertEqual(tables, ["a", "b"], "the tables with the most indexes first")
         let split = try ParallelIntegrityCheck.run(.init(like: Connection(path: db, mode: .immutable, busyTimeoutMs: 1000), mmap: true),
-                                                   maxErrors: 1000, tables: tables, threads: 4).structure
+                                                   pragma: "integrity_check", maxErrors: 1000, tables: tables, threads: 4).structure
         return (whole, split)
     }
 

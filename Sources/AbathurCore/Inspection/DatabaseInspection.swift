@@ -170,9 +170,11 @@ extension DatabaseInspection.Contents {
             let pragma = options.quick ? "quick_check" : "integrity_check"
             var checked = DatabaseInspection.Structure(pragma: pragma, messages: [], failure: held)
             var foreignKeyRows: Fact<[[String?]]>?
-            if held == nil, !options.quick, options.parallel, let parallel, Threads.available > 1,
-               let tables = try? db.rows(DatabaseInspection.tablesByIndexCount).compactMap({ $0[0] }),
-               let split = try? ParallelIntegrityCheck.run(parallel, maxErrors: options.maxErrors, tables: tables, threads: min(4, Threads.available)) {
+            // quick_check has no per-table form: it runs whole, beside foreign_key_check.
+            if held == nil, options.parallel, let parallel, Threads.available > 1,
+               let tables = options.quick ? [] : try? db.rows(DatabaseInspection.tablesByIndexCount).compactMap({ $0[0] }),
+               let split = try? ParallelIntegrityCheck.run(parallel, pragma: pragma, maxErrors: options.maxErrors, tables: tables,
+                                                           threads: min(4, Threads.available)) {
                 checked = split.structure
                 foreignKeyRows = split.foreignKeys
             } else if held == nil {

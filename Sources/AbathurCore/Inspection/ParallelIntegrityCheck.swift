@@ -21,7 +21,8 @@ import Glibc
 ///   which is why quick_check runs too).
 ///
 /// quick_check plus integrity_check(T) for every table checks all that integrity_check
-/// checks (and `PRAGMA foreign_key_check` runs beside them, as one more job); the b-trees are walked twice, which costs about one core-second per GiB. The
+/// checks (and `PRAGMA foreign_key_check` runs beside them, as one more job; with no tables,
+/// quick_check and foreign_key_check run side by side: `--quick`); the b-trees are walked twice, which costs about one core-second per GiB. The
 /// jobs run on `threads` connections of their own, on threads at idle CPU priority (as the
 /// compression's: the service comes first), each taking the next job from one queue in the
 /// caller's order (the tables with the most indexes first); their messages are merged in job
@@ -42,7 +43,9 @@ enum ParallelIntegrityCheck {
         var foreignKeys: Fact<[[String?]]>
     }
 
-    static func run(_ file: DatabaseInspection.ParallelCheck, maxErrors: Int, tables: [String],
+    /// `pragma`: the check this stands for, `integrity_check` (with every table) or
+    /// `quick_check` (with none).
+    static func run(_ file: DatabaseInspection.ParallelCheck, pragma: String, maxErrors: Int, tables: [String],
                     threads: Int) throws -> Outcome {
         // quick_check and foreign_key_check first, then the tables (the caller's order).
         let foreignKeyJob = 1
@@ -95,7 +98,7 @@ enum ParallelIntegrityCheck {
         running = []
         if let openFailure { throw openFailure }
         if maxErrors > perTableLimit, results.dropFirst(2).contains(where: { ($0?.messages.count ?? 0) >= perTableLimit }) { throw Truncated() }
-        var structure = DatabaseInspection.Structure(pragma: "integrity_check", messages: [], failure: nil)
+        var structure = DatabaseInspection.Structure(pragma: pragma, messages: [], failure: nil)
         for case let result? in results {
             structure.failure = structure.failure ?? result.failure
             if result.messages != ["ok"] { structure.messages += result.messages }
