@@ -267,6 +267,23 @@ bench_codec_zstd() {
 # the path it wrote on its last line of stdout): B_FILE (DIR/NAME), B_NAME, B_MANIFEST,
 # B_SHA (the manifest's database.sha256), B_BYTES (database.bytes), B_FILE_BYTES.
 # shellcheck disable=SC2034   # B_* are the caller's
+# bench_take_backups DIR   one gzip backup (GZ NAME WANT_SHA GZ_BYTES RESTORED_BYTES) and, when
+# ZSTD=yes, one --compress zstd backup of the same database (ZST ZST_NAME ZST_BYTES; empty
+# otherwise), which must hold the same database.
+bench_take_backups() {
+    local dir=$1
+    bench_take_backup "$dir"
+    GZ=$B_FILE NAME=$B_NAME WANT_SHA=$B_SHA GZ_BYTES=$B_FILE_BYTES RESTORED_BYTES=$B_BYTES
+    case $NAME in *.db.gz) ;; *) die "abathur-backup wrote $NAME, not a .db.gz, without --compress" ;; esac
+    ZST="" ZST_NAME="" ZST_BYTES=""
+    if [ "$ZSTD" = yes ]; then
+        bench_take_backup "$dir" --compress zstd
+        ZST=$B_FILE ZST_NAME=$B_NAME ZST_BYTES=$B_FILE_BYTES
+        case $ZST_NAME in *.db.zst) ;; *) die "abathur-backup --compress zstd wrote $ZST_NAME, not a .db.zst" ;; esac
+        [ "$B_SHA" = "$WANT_SHA" ] || die "the zstd backup's database.sha256 $B_SHA differs from the gzip one's $WANT_SHA (the same database, nothing writing)"
+    fi
+}
+
 bench_take_backup() {
     local dir=$1 printed; shift
     say "taking a backup (untimed): abathur-backup --db $DB --backup-dir $dir --config EMPTY_CONF${*:+ $*}"
