@@ -219,19 +219,7 @@ extension FileDescriptor {
     /// Reads exactly `count` bytes at `offset` (pread); fewer only at the end of the file.
     public func read(count: Int, at offset: Int64) throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
-        var total = 0
-        while total < count {
-            let n: Int
-            do {
-                n = try Syscall.retrying {
-                    bytes.withUnsafeMutableBytes { pread(raw, $0.baseAddress! + total, count - total, off_t(offset) + off_t(total)) }
-                }
-            } catch {
-                throw AbathurError(error.kind, path, "read failed: \(error)")
-            }
-            if n == 0 { break }
-            total += n
-        }
+        let total = try bytes.withUnsafeMutableBytes { try read(into: $0, at: offset) }
         return Array(bytes.prefix(total))
     }
 

@@ -60,6 +60,13 @@ public enum SafeFiles {
         }
     }
 
+    /// Makes the bytes of the file at `path` durable (fsync), however they were written.
+    public static func syncFile(_ path: String) throws {
+        let file = try FileDescriptor.openForReading(path)
+        try file.sync()
+        try file.close()
+    }
+
     /// Makes a rename or an unlink in `directory` durable.
     public static func syncDirectory(_ directory: String) throws {
         let fd: Int32

@@ -50,9 +50,8 @@ public struct SafetyCopy: Sendable, Encodable {
             if replacedByRename, present.contains(.main), !present.contains(.wal), !present.contains(.journal) {
                 let name = Paths.basename(database)
                 if try SafeFiles.hardLink(database, toNew: Paths.join(temp, name)) {
-                    let copy = try FileDescriptor.openForReading(Paths.join(temp, name))
                     // Whatever the service left unsynced is made durable before it counts.
-                    try copy.sync()
+                    try SafeFiles.syncFile(Paths.join(temp, name))
                     let (sha256, bytes) = try GzipFile.sha256(of: Paths.join(temp, name))
                     files.append(File(name: name, bytes: bytes, sha256: sha256))
                     linked = true

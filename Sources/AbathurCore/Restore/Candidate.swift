@@ -79,7 +79,7 @@ public struct Candidate: Sendable {
     /// `verbatim` copies the bytes whatever they are (a rollback puts back what was there,
     /// even a file that is not a database). Writing stops before it passes `limit`. `sync`:
     /// fsync the file before returning; a caller that passes false must fsync it
-    /// (`Candidate.sync`) before anything depends on it being on disk.
+    /// (`SafeFiles.syncFile`) before anything depends on it being on disk.
     public static func write(from source: ChosenSource, into directory: String, force: Bool, verbatim: Bool = false,
                              sync: Bool = true, limit: InflationLimit? = nil, progress: ((Int64) -> Void)? = nil) throws -> Candidate {
         let input: FileDescriptor
@@ -114,13 +114,6 @@ public struct Candidate: Sendable {
         }
     }
 
-    /// Makes the candidate's bytes durable (fsync).
-    public static func sync(_ path: String) throws {
-        let file = try FileDescriptor.openForReading(path)
-        try file.sync()
-        try file.close()
-    }
-
     /// A raw database file may have a `-wal` (or a hot `-journal`) beside it, like the files of
     /// a safety copy: its committed transactions belong to it. They are copied beside the
     /// candidate and folded in with SQLite, so the candidate is the database SQLite would see.
@@ -138,9 +131,7 @@ public struct Candidate: Sendable {
         note = "with its \(present.map(\.suffix).joined(separator: " and ")): " + (try DatabaseSwap.settle(path, busyTimeoutMs: 5000))
         for companion in to.companions { try SafeFiles.remove(companion) }
         (sha256, bytes) = try GzipFile.sha256(of: path)
-        let output = try FileDescriptor.openForReading(path)
-        try output.sync()
-        try output.close()
+        try SafeFiles.syncFile(path)
     }
 
     /// Copies `input` to `output`: a gzip stream through the streaming inflation loop (`Inflation`),

@@ -125,7 +125,7 @@ public final class RestoreJob {
             // The candidate reaches the disk while it is checked (both read the page cache);
             // it must be there before the swap.
             let syncStart = Timeline.Start()
-            let syncing = try BackgroundWork { try Candidate.sync(written.path) }
+            let syncing = try BackgroundWork { try SafeFiles.syncFile(written.path) }
             try checkCandidate(written.path, sha256: written.sha256, bytes: written.bytes, source: source.path ?? "stdin",
                                manifest: source.manifest,
                                damaged: written.gzSHA256 == nil && source.manifest == nil ? .corrupt : .damagedBackup)

@@ -277,9 +277,7 @@ public final class SalvageJob {
             outcome.result = "nothing recovered"
             throw AbathurError(.corrupt, request.source, "no row could be recovered; nothing written")
         }
-        let file = try FileDescriptor.openForUpdate(temp)
-        try file.sync()
-        try file.close()
+        try SafeFiles.syncFile(temp)
 
         var phase = Clock.now()
         let check = try DatabaseCheck.run(path: temp, options: request.restore.check)
